@@ -1,0 +1,36 @@
+# vcompile: set up, run the main job, run the tests.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+MODEL   ?= resnet18
+ARTIFACTS ?= .cache/models
+
+.PHONY: setup demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch 2.14.1 + torchvision 0.29.1 come from the machine's local wheel cache.
+	$(BIN)/pip install -q -e '.[torch,tvm,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: export a timm model (random weights) to ONNX, then inspect its IR.
+demo: $(STAMP)
+	$(BIN)/python -m vcompile.models export $(MODEL) -o $(ARTIFACTS)/$(MODEL).onnx
+	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx --stats
+	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx | head -40
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check vcompile tests
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,152 @@
+"""Contractions and reductions: matmul, gemm, einsum, reduce_*, softmax.
+
+`matmul` follows numpy (batch dims broadcast; 1-D operands promoted then dropped).
+`gemm` is ONNX Gemm: alpha * op(A) @ op(B) + beta * C with optional transposes.
+Reductions take explicit `axes` (an empty tuple reduces every axis).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vcompile.ir.graph import Attrs
+from vcompile.ir.ops.registry import (ShapeError, broadcast_shapes, norm_axis, register_op,
+                                      same_dtype)
+from vcompile.ir.types import Dim, TensorType
+
+
+def _matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    if not a or not b:
+        raise ShapeError("matmul: operands must have rank >= 1")
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    if a2[-1] != b2[-2]:
+        raise ShapeError(f"matmul: inner dims differ: [{','.join(map(str, a))}] @ "
+                         f"[{','.join(map(str, b))}]")
+    out = broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
+def _matmul_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    return (TensorType(same_dtype(ts, "matmul"), _matmul_shape(ts[0].shape, ts[1].shape)),)
+
+
+register_op("matmul", 2, _matmul_infer, lambda xs, a: (np.asarray(np.matmul(xs[0], xs[1])),),
+            kind="anchor")
+
+
+def _gemm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    dt = same_dtype(ts, "gemm")
+    if ts[0].rank != 2 or ts[1].rank != 2:
+        raise ShapeError(f"gemm: A and B must be 2-D, got {ts[0]} and {ts[1]}")
+    m, k = ts[0].shape[::-1] if a["trans_a"] else ts[0].shape
+    k2, n = ts[1].shape[::-1] if a["trans_b"] else ts[1].shape
+    if k != k2:
+        raise ShapeError(f"gemm: inner dims differ ({k} vs {k2})")
+    if len(ts) == 3:
+        broadcast_shapes((m, n), ts[2].shape)
+    return (TensorType(dt, (m, n)),)
+
+
+def _gemm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    A = xs[0].T if a["trans_a"] else xs[0]
+    B = xs[1].T if a["trans_b"] else xs[1]
+    y = np.asarray(a["alpha"], A.dtype) * (A @ B)
+    if len(xs) == 3:
+        y = y + np.asarray(a["beta"], A.dtype) * xs[2]
+    return (y.astype(A.dtype),)
+
+
+register_op("gemm", (2, 3), _gemm_infer, _gemm_eval, kind="anchor",
+            attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0),
+                   "trans_a": ("bool", False), "trans_b": ("bool", False)})
+
+
+def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    dt = same_dtype(ts, "einsum")
+    eq = str(a["equation"]).replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ts) or "..." in eq:
+        if len(terms) != len(ts):
+            raise ShapeError(f"einsum: {len(terms)} operands in {eq!r} but {len(ts)} inputs")
+        # ellipsis: let numpy work it out on zero-size stand-ins when static
+        shapes = [t.shape for t in ts]
+        if not all(isinstance(d, int) for s in shapes for d in s):
+            raise ShapeError("einsum: ellipsis with symbolic dims is not supported")
+        dummy = [np.empty(s, dtype=np.float32) for s in shapes]  # type: ignore[arg-type]
+        return (TensorType(dt, np.einsum(eq, *dummy).shape),)
+    size: dict[str, Dim] = {}
+    for term, t in zip(terms, ts):
+        if len(term) != t.rank:
+            raise ShapeError(f"einsum: term {term!r} has {len(term)} letters for {t}")
+        for c, d in zip(term, t.shape):
+            if size.setdefault(c, d) != d and d != 1:
+                if size[c] == 1:
+                    size[c] = d
+                else:
+                    raise ShapeError(f"einsum: letter {c!r} has sizes {size[c]} and {d}")
+    if not _:
+        rhs = "".join(sorted(c for c in size if sum(t.count(c) for t in terms) == 1))
+    return (TensorType(dt, tuple(size[c] for c in rhs)),)
+
+
+register_op("einsum", (1, None), _einsum_infer,
+            lambda xs, a: (np.asarray(np.einsum(str(a["equation"]), *xs)).astype(xs[0].dtype),),
+            attrs={"equation": ("str",)}, kind="anchor")
+
+
+def _reduce_axes(t: TensorType, a: Attrs, op: str) -> tuple[int, ...]:
+    axes = a["axes"]
+    if not axes:
+        return tuple(range(t.rank))
+    return tuple(sorted({norm_axis(x, t.rank, op) for x in axes}))  # type: ignore[union-attr]
+
+
+def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+        axes = _reduce_axes(ts[0], a, name)
+        if a["keepdims"]:
+            dims = tuple(1 if i in axes else d for i, d in enumerate(ts[0].shape))
+        else:
+            dims = tuple(d for i, d in enumerate(ts[0].shape) if i not in axes)
+        return (ts[0].with_shape(dims),)
+
+    def ev(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+        x = xs[0]
+        axes = tuple(range(x.ndim)) if not a["axes"] else tuple(a["axes"])  # type: ignore[arg-type]
+        return (np.asarray(fn(x, axis=axes, keepdims=bool(a["keepdims"]))).astype(x.dtype),)
+    register_op(name, 1, infer, ev, attrs={"axes": ("ints", ()), "keepdims": ("bool", True)},
+                kind="reduce")
+
+
+_register_reduce("reduce_sum", np.sum)
+_register_reduce("reduce_mean", np.mean)
+_register_reduce("reduce_max", np.max)
+_register_reduce("reduce_min", np.min)
+_register_reduce("reduce_prod", np.prod)
+
+
+def _softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    s = np.sum(e, axis=axis, keepdims=True)
+    return (x - m - np.log(s)) if log else e / s
+
+
+def _softmax_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    norm_axis(int(a["axis"]), ts[0].rank, "softmax")
+    return (ts[0],)
+
+
+register_op("softmax", 1, _softmax_infer,
+            lambda xs, a: (_softmax(xs[0], int(a["axis"]), False).astype(xs[0].dtype),),
+            attrs={"axis": ("int", -1)}, kind="reduce")
+register_op("log_softmax", 1, _softmax_infer,
+            lambda xs, a: (_softmax(xs[0], int(a["axis"]), True).astype(xs[0].dtype),),
+            attrs={"axis": ("int", -1)}, kind="reduce")

@@ -1,0 +1,1 @@
+"""Quantization ops: quantize_linear, dequantize_linear. (being written)"""

@@ -1,0 +1,73 @@
+"""The verifier: checks that a graph is well-formed and well-typed.
+
+Checked: each value defined once and before use; known op, arity and attr schema;
+`infer(inputs)` equal to the declared output types; graph outputs defined;
+constants' arrays matching their types; regions verified recursively.
+Raises `VerifyError` naming what is wrong, the printed node, and its `loc`.
+"""
+from __future__ import annotations
+
+from vcompile.ir.builder import BuildError, infer_node
+from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.printer import print_node, value_names
+
+
+class VerifyError(ValueError):
+    """A malformed graph. The message shows the offending node and where it came from."""
+
+
+def _where(n: Node, names: dict[Value, str]) -> str:
+    return f"\n  in: {print_node(n, names)}" + (f"\n  from source node {n.loc!r}" if n.loc else "")
+
+
+def verify(g: Graph) -> Graph:
+    """Return `g` unchanged if it is well-formed; raise VerifyError otherwise."""
+    names = value_names(g)
+    defined: set[Value] = set()
+
+    def define(v: Value, what: str) -> None:
+        if v in defined:
+            raise VerifyError(f"value %{names.get(v, '?')} is defined twice (again as {what}); "
+                              "each SSA value has exactly one definition")
+        defined.add(v)
+
+    for v in g.inputs:
+        define(v, "a graph input")
+    for v, arr in g.consts.items():
+        if not v.type.matches(arr):
+            raise VerifyError(f"constant %{names[v]} is declared {v.type} but holds an array of "
+                              f"shape {list(arr.shape)} and dtype {arr.dtype}")
+        define(v, "a constant")
+    for n in g.nodes:
+        _check_node(n, defined, names)
+        for v in n.outputs:
+            define(v, f"an output of {n.op}")
+    for v in g.outputs:
+        if v not in defined:
+            raise VerifyError(f"graph output %{names.get(v, '?')} ({v.type}) is not defined by "
+                              "any input, constant or node of the graph")
+    return g
+
+
+def _check_node(n: Node, defined: set[Value], names: dict[Value, str]) -> None:
+    for i, v in enumerate(n.inputs):
+        if v not in defined:
+            raise VerifyError(f"input {i} of {n.op} ({v.type}) is used before it is defined; "
+                              f"nodes must be in topological order{_where(n, names)}")
+    if n.region is not None:
+        try:
+            verify(n.region)
+        except VerifyError as e:
+            raise VerifyError(f"the region of {n.op} is malformed: {e}{_where(n, names)}") from e
+    try:
+        full, types = infer_node(n.op, n.inputs, n.attrs, n.region)
+    except BuildError as e:
+        raise VerifyError(f"{e}{_where(n, names)}") from e
+    if full != n.attrs:
+        missing = sorted(set(full) - set(n.attrs))
+        raise VerifyError(f"{n.op} lacks attrs {', '.join(missing)}: nodes carry every attr; "
+                          f"build them with Builder.emit{_where(n, names)}")
+    if tuple(v.type for v in n.outputs) != types:
+        declared = ", ".join(str(v.type) for v in n.outputs)
+        raise VerifyError(f"{n.op} declares output type {declared} but its inputs infer "
+                          f"{', '.join(map(str, types))}{_where(n, names)}")
