@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.ir.ops.registry import AttrError, ShapeError
 from vcompile.ir.types import Dim, TensorType
 
 
-class BuildError(ValueError):
+class BuildError(VcompileError, ValueError):
     """An op that cannot be emitted: unknown op, bad arity or attrs, ill-typed inputs."""
 
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from vcompile.errors import VcompileError
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
 
 
-class InterpError(ValueError):
+class InterpError(VcompileError, ValueError):
     """Inputs that do not fit the graph, or an op that failed while evaluating."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from vcompile.errors import VcompileError
 from vcompile.ir.builder import BuildError, infer_node
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.types import TensorType
@@ -22,7 +23,7 @@ _TOKEN = re.compile(r"""\s*(?:
     (?P<id>[A-Za-z_][A-Za-z0-9_]*) | (?P<punct>[()\[\]{},:=]))""", re.X)
 
 
-class ParseError(ValueError):
+class ParseError(VcompileError, ValueError):
     """Text that is not valid IR; the message gives the line number and the line."""
 
 

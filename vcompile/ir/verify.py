@@ -7,12 +7,13 @@ Raises `VerifyError` naming what is wrong, the printed node, and its `loc`.
 """
 from __future__ import annotations
 
+from vcompile.errors import VcompileError
 from vcompile.ir.builder import BuildError, infer_node
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.printer import print_node, value_names
 
 
-class VerifyError(ValueError):
+class VerifyError(VcompileError, ValueError):
     """A malformed graph. The message shows the offending node and where it came from."""
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from vcompile.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The `vcompile` command, shaped like a C compiler.
+
+    vcompile MODEL.onnx --target host -O2 -o model.so     (default action: compile)
+    vcompile inspect MODEL.onnx [--stats]
+    vcompile run model.so --input x.npy
+    vcompile bench MODEL.onnx --target host --against onnxruntime
+    vcompile targets
+
+Each subcommand is a module in this package with `add_arguments(parser)` and
+`main(args) -> int`; the default action is the `compile` module. A
+`VcompileError` prints as one line and exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vcompile.errors import VcompileError
+
+# name -> (module in vcompile.cli, one-line help). Modules not yet written are skipped.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("inspect", "print a model's IR, its statistics or pass results"),
+    "compile": ("compile", "compile a model to a shared library (the default action)"),
+    "run": ("run", "run a compiled library on .npy inputs"),
+    "bench": ("bench", "time a model against other runtimes"),
+    "targets": ("targets", "list the named targets and what each needs"),
+    "tune": ("tune", "tune a model's kernels without building"),
+}
+
+
+def _load(name: str):  # type: ignore[no-untyped-def]
+    try:
+        return importlib.import_module(f"vcompile.cli.{COMMANDS[name][0]}")
+    except ModuleNotFoundError as e:
+        if e.name == f"vcompile.cli.{COMMANDS[name][0]}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vcompile", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        mod = _load(name)
+        if mod is not None:
+            mod.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] not in COMMANDS and not args_list[0].startswith("-"):
+        args_list.insert(0, "compile")  # `vcompile MODEL ...` compiles, as cc does
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_load(args.command).main(args) or 0)
+    except VcompileError as e:
+        print(f"vcompile: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vcompile: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
