@@ -5,7 +5,7 @@ Op modules by family: `elementwise` (unary/binary math, where, cast), `shape`
 gemm, einsum, reductions, softmax), `nn` (conv, pooling, normalization, resize)
 and `quant` (quantize_linear, dequantize_linear).
 """
-from vcompile.ir.ops import elementwise, linalg, nn, quant, shape  # noqa: F401  (registers ops)
+from vcompile.ir.ops import elementwise, linalg, nn, pool, quant, resize, shape  # noqa: F401  (registers ops)
 from vcompile.ir.ops.registry import (OPS, REQUIRED, AttrError, AttrSpec, OpDef, ShapeError,
                                       broadcast_shapes, register_op)
 
