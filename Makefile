@@ -23,8 +23,11 @@ demo: $(STAMP)
 	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx --stats
 	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx | head -40
 
+# Two xdist workers on two cores: one BLAS/TVM thread each, or they thrash.
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 TVM_NUM_THREADS=1
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
