@@ -4,19 +4,21 @@ A `Value` is an SSA definition and compares by identity. A `Node` applies one op
 from the op table to input values and defines its output values. A `Graph` lists
 its nodes in topological order; constants are values with an array in `consts`.
 Use lists are not stored: `users(g)` computes them, so nothing can go stale.
-A node may carry a `region` (a Graph): fused kernels hold their body there.
+A node may carry a `region` (a Graph): fused kernels hold their body there. A
+region node's op is a free-form name that is not in the op table (`fused`); it
+is typed by its region (see `builder.infer_node`). Graph consts are read-only.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from vcompile.ir.types import TensorType
 
-AttrValue = Union[int, float, str, bool, tuple["AttrValue", ...]]
+AttrValue = int | float | str | bool | tuple["AttrValue", ...]
 
 
 def _freeze_attr(v: Any) -> AttrValue:
@@ -32,6 +34,14 @@ def _freeze_attr(v: Any) -> AttrValue:
         return v
     raise TypeError(f"attribute value {v!r} of type {type(v).__name__} is not allowed: "
                     "attrs hold scalars, strings and tuples (tensors go in Graph.consts)")
+
+
+def _attr_key(v: AttrValue) -> object:
+    if isinstance(v, tuple):
+        return tuple(_attr_key(x) for x in v)
+    if isinstance(v, float):
+        return ("float", repr(v))  # repr round-trips exactly and spells nan once
+    return (type(v).__name__, v)
 
 
 class Attrs(Mapping[str, AttrValue]):
@@ -56,13 +66,22 @@ class Attrs(Mapping[str, AttrValue]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def _key(self) -> tuple[tuple[str, object], ...]:
+        return tuple((k, _attr_key(v)) for k, v in self._items)
+
+    # NOTE: two Attrs are equal exactly when they print the same: 1, 1.0 and True
+    # differ, nan equals nan, and 0.0 differs from -0.0. A plain dict compares
+    # after freezing, so lists equal tuples. CSE-style passes rely on this.
     def __hash__(self) -> int:
-        return hash(self._items)
+        return hash(self._key())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Attrs):
-            return self._items == other._items
-        return isinstance(other, Mapping) and dict(self._items) == dict(other)
+        if isinstance(other, Mapping) and not isinstance(other, Attrs):
+            try:
+                other = Attrs(other)
+            except TypeError:
+                return False
+        return isinstance(other, Attrs) and self._key() == other._key()
 
     def __repr__(self) -> str:
         return f"Attrs({dict(self._items)!r})"
@@ -97,6 +116,13 @@ class Node:
     loc: str = ""  # node name in the source model
     region: Graph | None = None  # body of a fused node
 
+    def __post_init__(self) -> None:
+        # Accept lists and plain dicts from callers, but store the frozen forms.
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if not isinstance(self.attrs, Attrs):
+            object.__setattr__(self, "attrs", Attrs(self.attrs))
+
     @property
     def output(self) -> Value:
         """The single output of a one-output node."""
@@ -114,8 +140,9 @@ class Graph:
     consts: Mapping[Value, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for arr in self.consts.values():
-            arr.flags.writeable = False
+        for f in ("inputs", "nodes", "outputs"):
+            object.__setattr__(self, f, tuple(getattr(self, f)))
+        object.__setattr__(self, "consts", {v: _frozen(a) for v, a in self.consts.items()})
 
     def producers(self) -> dict[Value, Node]:
         """Map each node output to the node that defines it."""
@@ -130,6 +157,32 @@ class Graph:
     def __repr__(self) -> str:
         return (f"Graph(@{self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes, "
                 f"{len(self.consts)} consts, {len(self.outputs)} outputs)")
+
+
+def _frozen(a: Any) -> np.ndarray:
+    """A read-only array with `a`'s contents, sharing memory only when `a` is read-only.
+
+    NOTE: a writeable array is copied rather than frozen in place, so building a
+    graph never changes the caller's array and later writes to it cannot change
+    the graph. Arrays already read-only (every const of a graph made by Builder,
+    parse_graph or another Graph) are shared, so passes that rebuild graphs do
+    not copy weights.
+    """
+    if isinstance(a, np.ndarray) and not _writeable_anywhere(a):
+        return a
+    arr = np.array(a)
+    arr.flags.writeable = False
+    return arr
+
+
+def _writeable_anywhere(a: np.ndarray) -> bool:
+    """Whether `a` or an array it is a view of can be written (views share memory)."""
+    b: Any = a
+    while isinstance(b, np.ndarray):
+        if b.flags.writeable:
+            return True
+        b = b.base
+    return False
 
 
 def users(g: Graph) -> dict[Value, list[Node]]:

@@ -14,6 +14,8 @@ import numpy as np
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
+from vcompile.ir.printer import print_node
+from vcompile.ir.types import dtype_of
 
 
 class InterpError(VcompileError, ValueError):
@@ -25,13 +27,25 @@ def _check_inputs(g: Graph, arrays: tuple[Any, ...]) -> tuple[list[np.ndarray], 
         raise InterpError(f"graph @{g.name} takes {len(g.inputs)} inputs, got {len(arrays)}")
     bindings: dict[str, int] = {}
     out = []
-    for i, (v, a) in enumerate(zip(g.inputs, arrays)):
+    for i, (v, a) in enumerate(zip(g.inputs, arrays, strict=True)):
         arr = np.asarray(a)
+        before = dict(bindings)
         if not v.type.matches(arr, bindings):
-            raise InterpError(f"input {i} ({v.hint or '?'}) must be {v.type}, got "
-                              f"{arr.dtype.name}{list(arr.shape)}")
+            bound = [f"{d}={before[d]}" for d in v.type.shape if isinstance(d, str) and d in before]
+            why = f" ({', '.join(bound)} from earlier inputs)" if bound else ""
+            raise InterpError(f"input {i} (%{v.hint or '?'}) must be {v.type}{why}, got "
+                              f"{_describe(arr)}")
         out.append(arr)
     return out, bindings
+
+
+def _describe(arr: np.ndarray) -> str:
+    """An array's type in IR spelling (`f64[2,3]`), or numpy's name for other dtypes."""
+    try:
+        dt = dtype_of(arr)
+    except TypeError:
+        dt = arr.dtype.name
+    return f"{dt}[{','.join(map(str, arr.shape))}]"
 
 
 def _bind(attrs: Attrs, op: str, bindings: Mapping[str, int]) -> Attrs:
@@ -68,19 +82,30 @@ def run(graph: Graph, *arrays: Any) -> list[np.ndarray]:
     """Evaluate `graph` on `arrays` (one per graph input); returns one array per output."""
     inputs, bindings = _check_inputs(graph, arrays)
     env: dict[Value, np.ndarray] = dict(graph.consts)
-    env.update(zip(graph.inputs, inputs))
+    env.update(zip(graph.inputs, inputs, strict=True))
     dead = _last_uses(graph)
     for i, n in enumerate(graph.nodes):
         try:
             results = _eval_node(n, [env[v] for v in n.inputs], bindings)
         except Exception as e:
-            where = f" (source node {n.loc!r})" if n.loc else ""
-            raise InterpError(f"evaluating {n.op}{where} failed: {type(e).__name__}: {e}") from e
-        for v, r in zip(n.outputs, results):
+            raise InterpError(f"evaluating {n.op} failed: {type(e).__name__}: {e}"
+                              f"{_where(n)}") from e
+        if len(results) != len(n.outputs):
+            raise InterpError(f"{n.op} eval gave {len(results)} results for {len(n.outputs)} "
+                              f"outputs (a bug in the op's eval){_where(n)}")
+        for v, r in zip(n.outputs, results, strict=True):
             r = np.asarray(r)
-            if r.dtype != v.type.np_dtype:
-                r = r.astype(v.type.np_dtype)
+            # NOTE: checked, never cast: constant folding calls eval directly, so an
+            # eval that disagrees with infer must fail here, where the node is known.
+            if not v.type.matches(r, bindings):
+                raise InterpError(f"{n.op} eval returned {_describe(r)} for an output declared "
+                                  f"{v.type} (a bug in the op's eval or infer){_where(n)}")
             env[v] = r
+        del results
         for v in dead.get(i, ()):
             del env[v]
     return [env[v] for v in graph.outputs]
+
+
+def _where(n: Node) -> str:
+    return f"\n  in: {print_node(n)}" + (f"\n  from source node {n.loc!r}" if n.loc else "")

@@ -1,7 +1,9 @@
 """The graph as a `networkx.DiGraph`, for analyses (paths, convexity, dominators).
 
 Nodes are the IR's `Node` objects (hashed by identity), plus one node per graph
-input named ``("input", i)``; each edge carries the `Value` that flows along it.
+input named ``("input", i)``; each edge carries the `Value` that flows along it
+(``value``) and, when one node feeds another several values, all of them
+(``values``, in order of first use).
 Constants are not nodes: they are data, not dataflow.
 """
 from __future__ import annotations
@@ -21,8 +23,14 @@ def to_networkx(g: Graph) -> nx.DiGraph:
     for n in g.nodes:
         dg.add_node(n, op=n.op)
         for v in n.inputs:
-            if v in producer:
-                dg.add_edge(producer[v], n, value=v)
+            if v not in producer:
+                continue
+            if dg.has_edge(producer[v], n):  # add(x, x), or two outputs of one split
+                vals = dg.edges[producer[v], n]["values"]
+                if v not in vals:
+                    vals.append(v)
+            else:
+                dg.add_edge(producer[v], n, value=v, values=[v])
         for v in n.outputs:
             producer[v] = n
     return dg

@@ -2,7 +2,8 @@
 
 `parse_graph(text, consts=...)` fills constants whose values the text left out,
 from a dict keyed by printed name, or else from a seeded RNG (an int seed; 0 by
-default), so that golden files need not carry weights.
+default), so that golden files need not carry weights. A constant inside the
+region of the node defining `%f` is keyed `"f/name"` (see `printer.const_names`).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class _Line:
 
     def take(self, kind: str | None = None, text: str | None = None) -> str:
         if self.i >= len(self.toks):
-            raise self.fail(f"expected {text or kind}, found end of line")
+            raise self.fail(f"expected {text or kind or 'more'}, found end of line")
         k, t = self.toks[self.i]
         if (kind and k != kind) or (text and t != text):
             raise self.fail(f"expected {text or kind}, found {t!r}")
@@ -74,9 +75,11 @@ class _Line:
         self.take(text="[")
         dims: list[int | str] = []
         while not self.accept("]"):
-            k, t = self.toks[self.i]
+            k, t = self.toks[self.i] if not self.done() else ("", "end of line")
+            if k not in ("num", "id"):  # a symbol may lex as a number ("inf")
+                raise self.fail(f"expected a dim or ']', found {t!r}")
             self.i += 1
-            dims.append(int(t) if k == "num" else t)
+            dims.append(int(t) if re.fullmatch(r"-?\d+", t) else t)
             self.accept(",")
         try:
             return TensorType(dtype, tuple(dims))
@@ -90,7 +93,9 @@ class _Line:
                 items.append(self.literal())
                 self.accept(",")
             return tuple(items)
-        k, t = self.toks[self.i] if self.i < len(self.toks) else ("", "")
+        if self.done():
+            raise self.fail("expected a value, found end of line")
+        k, t = self.toks[self.i]
         self.i += 1
         if k == "str":
             return json.loads(t)
@@ -108,6 +113,7 @@ class _Parser:
             if ln.strip() and not ln.strip().startswith("#"))
         self.consts = consts if isinstance(consts, Mapping) else {}
         self.rng = np.random.default_rng(consts if isinstance(consts, int) else 0)
+        self.prefix = ""  # "f/" while parsing the region of the node defining %f
 
     def next_line(self) -> _Line:
         try:
@@ -137,9 +143,11 @@ class _Parser:
                 self.const(ln, env, consts)
             elif head == "return":
                 ln.take()
-                outs = [self.use(env, ln.take("val")[1:], ln)]
+                outs = [] if ln.done() else [self.use(env, ln.take("val")[1:], ln)]
                 while ln.accept(","):
                     outs.append(self.use(env, ln.take("val")[1:], ln))
+                if not ln.done():
+                    raise ln.fail(f"unexpected {ln.peek()!r} after the return values")
                 ln = self.next_line()
                 ln.take(text="}")
                 return Graph(name, tuple(inputs), tuple(nodes), tuple(outs), consts)
@@ -163,19 +171,36 @@ class _Parser:
         ln.take(text=":")
         t = ln.type()
         if ln.accept("="):
-            lit = ln.literal()
-            arr = np.array(lit, dtype=t.np_dtype).reshape(t.shape)  # type: ignore[arg-type]
-        elif name in self.consts:
-            arr = np.asarray(self.consts[name])
+            arr = self.inline(ln, t)  # an inline value wins over one passed in consts
+        elif self.prefix + name in self.consts:
+            arr = np.asarray(self.consts[self.prefix + name])  # Graph copies it if writeable
         else:
-            arr = self.random(t)
+            arr = self.random(t, ln)
+        if not ln.done():
+            raise ln.fail(f"unexpected {ln.peek()!r} after the constant")
         if not t.matches(arr):
             raise ln.fail(f"value given for %{name} has shape {arr.shape} and dtype {arr.dtype}, not {t}")
         consts[self.define(env, name, t, ln)] = arr
 
-    def random(self, t: TensorType) -> np.ndarray:
+    def inline(self, ln: _Line, t: TensorType) -> np.ndarray:
+        lit = ln.literal()
+        flat = list(_flatten(lit))
+        if t.np_dtype.kind in "iub" and any(isinstance(x, float) for x in flat):
+            raise ln.fail(f"float value in a constant of type {t}")
+        if not t.is_static or len(flat) != t.size or (t.rank == 0) == isinstance(lit, tuple):
+            raise ln.fail(f"{len(flat)} values given for a constant of type {t}")
+        try:
+            if any(isinstance(x, str) for x in flat):
+                raise ValueError("strings are not tensor values")
+            arr = np.array(flat, dtype=t.np_dtype).reshape(t.shape)  # type: ignore[arg-type]
+        except (ValueError, OverflowError) as e:
+            raise ln.fail(f"bad value for a constant of type {t}: {e}") from None
+        arr.flags.writeable = False  # ours alone: Graph shares it instead of copying
+        return arr
+
+    def random(self, t: TensorType, ln: _Line) -> np.ndarray:
         if not t.is_static:
-            raise ParseError(f"cannot invent a value for a constant of symbolic type {t}")
+            raise ln.fail(f"no value given for a constant of symbolic type {t}; pass it in consts")
         if t.dtype == "bool":
             return self.rng.integers(0, 2, t.shape).astype(bool)  # type: ignore[arg-type]
         if t.np_dtype.kind in "iu":
@@ -197,6 +222,8 @@ class _Parser:
         if ln.accept("{"):
             while not ln.accept("}"):
                 key = ln.take("id")
+                if key in attrs:
+                    raise ln.fail(f"attr {key} is given twice")
                 ln.take(text="=")
                 attrs[key] = ln.literal()
                 ln.accept(",")
@@ -209,23 +236,35 @@ class _Parser:
             ln.take(text="(")
             loc = json.loads(ln.take("str"))
             ln.take(text=")")
-        region = self.region() if ln.accept("{") else None
+        region = self.region(outs[0]) if ln.accept("{") else None
         if not ln.done():
             raise ln.fail(f"unexpected {ln.peek()!r} after the node")
         try:
             full, inferred = infer_node(op, args, attrs, region)
         except BuildError as e:
             raise ln.fail(str(e)) from None
+        if len(outs) != len(types):
+            raise ln.fail(f"{len(outs)} results but {len(types)} types")
         if list(inferred) != types:
             raise ln.fail(f"declared type {', '.join(map(str, types))} but {op} infers "
                           f"{', '.join(map(str, inferred))}")
-        values = tuple(self.define(env, n, t, ln) for n, t in zip(outs, types))
+        values = tuple(self.define(env, n, t, ln) for n, t in zip(outs, types, strict=True))
         return Node(op, tuple(args), values, full, loc, region)
 
-    def region(self) -> Graph:
+    def region(self, owner: str) -> Graph:
+        outer, self.prefix = self.prefix, f"{self.prefix}{owner}/"  # see printer.const_names
         g = self.graph()
+        self.prefix = outer
         self.next_line().take(text="}")
         return g
+
+
+def _flatten(lit: object) -> Iterator[object]:
+    if isinstance(lit, tuple):
+        for x in lit:
+            yield from _flatten(x)
+    else:
+        yield lit
 
 
 def parse_graph(text: str, consts: Mapping[str, np.ndarray] | int | None = None) -> Graph:

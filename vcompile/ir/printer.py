@@ -52,6 +52,11 @@ class Namer:
         return name
 
 
+def graph_name(name: str) -> str:
+    """The printed (parseable) form of a graph name: `@my-net` would not parse."""
+    return _BAD.sub("_", name) or "main"
+
+
 def format_scalar(x: object) -> str:
     if isinstance(x, (bool, np.bool_)):
         return "true" if x else "false"
@@ -105,7 +110,7 @@ def _node_line(n: Node, name: Namer, indent: str) -> list[str]:
 
 def _graph_lines(g: Graph, name: Namer, indent: str) -> list[str]:
     ins = ", ".join(f"%{name(v)}: {v.type}" for v in g.inputs)
-    lines = [f"{indent}graph @{g.name}({ins}) {{"]
+    lines = [f"{indent}graph @{graph_name(g.name)}({ins}) {{"]
     inner = indent + "  "
     for v, arr in g.consts.items():
         text = f"{inner}const %{name(v)}: {v.type}"
@@ -114,7 +119,7 @@ def _graph_lines(g: Graph, name: Namer, indent: str) -> list[str]:
         lines.append(text)
     for n in g.nodes:
         lines.extend(_node_line(n, name, inner))
-    lines.append(f"{inner}return " + ", ".join("%" + name(v) for v in g.outputs))
+    lines.append(" ".join([f"{inner}return", ", ".join("%" + name(v) for v in g.outputs)]).rstrip())
     lines.append(indent + "}")
     return lines
 
@@ -130,6 +135,20 @@ def value_names(g: Graph) -> dict[Value, str]:
     print_lines = _graph_lines(g, namer, "")
     del print_lines
     return dict(namer.names)
+
+
+def const_names(g: Graph, prefix: str = "") -> dict[str, np.ndarray]:
+    """Every constant's array by the key `parse_graph(text, consts=...)` looks it up by:
+    its printed name, or for a constant inside the region of the node defining `%f`,
+    `"f/name"` (regions name their values afresh, so bare names could clash).
+
+    `parse_graph(print_graph(g), consts=const_names(g))` rebuilds `g` exactly."""
+    names = value_names(g)
+    out = {prefix + names[v]: a for v, a in g.consts.items()}
+    for n in g.nodes:
+        if n.region is not None and n.outputs:
+            out.update(const_names(n.region, f"{prefix}{names[n.outputs[0]]}/"))
+    return out
 
 
 def print_node(n: Node, names: dict[Value, str] | None = None) -> str:

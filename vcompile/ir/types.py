@@ -6,11 +6,10 @@ Types print as ``f32[1,3,224,224]``, ``f32[N,1000]`` or ``i64[]`` for a scalar.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
-Dim = Union[int, str]
+Dim = int | str
 
 # Short printed name -> numpy dtype. The short names are the IR's spelling.
 DTYPES: dict[str, np.dtype] = {
@@ -34,7 +33,9 @@ INT_DTYPES = frozenset({"i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"})
 
 def dtype_of(array_or_dtype: object) -> str:
     """The IR dtype name of a numpy array or dtype."""
-    dt = np.dtype(getattr(array_or_dtype, "dtype", array_or_dtype))  # type: ignore[arg-type]
+    # NOTE: np.float32 (a class) has a `dtype` attribute too, but it is a descriptor.
+    is_data = isinstance(array_or_dtype, (np.ndarray, np.generic))
+    dt = np.dtype(array_or_dtype.dtype if is_data else array_or_dtype)  # type: ignore[union-attr, arg-type]
     if dt not in _BY_NUMPY:
         raise TypeError(f"numpy dtype {dt} has no IR dtype; supported: {', '.join(DTYPES)}")
     return _BY_NUMPY[dt]
@@ -46,6 +47,10 @@ class TensorType:
     shape: tuple[Dim, ...]
 
     def __post_init__(self) -> None:
+        # NOTE: numpy ints (from array shapes) and lists are normalized so that equal
+        # types compare and hash equal whatever the caller passed.
+        shape = tuple(int(d) if isinstance(d, np.integer) else d for d in self.shape)
+        object.__setattr__(self, "shape", shape)
         if self.dtype not in DTYPES:
             raise TypeError(f"unknown dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
         for d in self.shape:
@@ -84,7 +89,7 @@ class TensorType:
         if array.dtype != self.np_dtype or array.ndim != self.rank:
             return False
         env = {} if bindings is None else bindings
-        for d, n in zip(self.shape, array.shape):
+        for d, n in zip(self.shape, array.shape, strict=True):
             if isinstance(d, int):
                 if d != n:
                     return False

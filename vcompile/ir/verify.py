@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vcompile.errors import VcompileError
 from vcompile.ir.builder import BuildError, infer_node
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.printer import print_node, value_names
 
 
@@ -26,23 +26,24 @@ def verify(g: Graph) -> Graph:
     names = value_names(g)
     defined: set[Value] = set()
 
-    def define(v: Value, what: str) -> None:
+    def define(v: Value, what: str, where: str = "") -> None:
         if v in defined:
             raise VerifyError(f"value %{names.get(v, '?')} is defined twice (again as {what}); "
-                              "each SSA value has exactly one definition")
+                              f"each SSA value has exactly one definition{where}")
         defined.add(v)
 
     for v in g.inputs:
         define(v, "a graph input")
     for v, arr in g.consts.items():
-        if not v.type.matches(arr):
+        if not v.type.is_static or not v.type.matches(arr):
+            why = "" if v.type.is_static else " (constants need static types)"
             raise VerifyError(f"constant %{names[v]} is declared {v.type} but holds an array of "
-                              f"shape {list(arr.shape)} and dtype {arr.dtype}")
+                              f"shape {list(arr.shape)} and dtype {arr.dtype}{why}")
         define(v, "a constant")
     for n in g.nodes:
         _check_node(n, defined, names)
         for v in n.outputs:
-            define(v, f"an output of {n.op}")
+            define(v, f"an output of {n.op}", _where(n, names))
     for v in g.outputs:
         if v not in defined:
             raise VerifyError(f"graph output %{names.get(v, '?')} ({v.type}) is not defined by "
@@ -66,8 +67,13 @@ def _check_node(n: Node, defined: set[Value], names: dict[Value, str]) -> None:
         raise VerifyError(f"{e}{_where(n, names)}") from e
     if full != n.attrs:
         missing = sorted(set(full) - set(n.attrs))
-        raise VerifyError(f"{n.op} lacks attrs {', '.join(missing)}: nodes carry every attr; "
-                          f"build them with Builder.emit{_where(n, names)}")
+        if missing:
+            raise VerifyError(f"{n.op} lacks attrs {', '.join(missing)}: nodes carry every "
+                              f"attr; build them with Builder.emit{_where(n, names)}")
+        bad = ", ".join(f"{k}={n.attrs[k]!r}" for k in full
+                       if Attrs({k: full[k]}) != Attrs({k: n.attrs[k]}))
+        raise VerifyError(f"{n.op} has attrs not in canonical form ({bad}; float attrs hold "
+                          f"floats); build nodes with Builder.emit{_where(n, names)}")
     if tuple(v.type for v in n.outputs) != types:
         declared = ", ".join(str(v.type) for v in n.outputs)
         raise VerifyError(f"{n.op} declares output type {declared} but its inputs infer "
