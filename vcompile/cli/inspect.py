@@ -1,0 +1,117 @@
+"""`vcompile inspect MODEL`: print a model's IR, or its statistics with --stats.
+
+    vcompile inspect model.onnx                          the IR text, one op per line
+    vcompile inspect model.onnx --stats                  op counts, parameters, GFLOPs
+    vcompile inspect model.onnx --input x=1x3x256x256    fix an input's shape
+    vcompile inspect block.vir -o out.vir                IR text in (constants seeded), file out
+
+The command runs in three steps: load the model (the ONNX frontend, or the IR parser
+for `.vir` text), run the passes asked for (see `_run_passes`), print the result.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from vcompile.errors import VcompileError
+from vcompile.ir.graph import Graph
+from vcompile.ir.types import Dim
+
+_SPEC_HELP = "NAME=DIMS with DIMS like 1x3x224x224 (a dim may be a name such as N)"
+
+
+def parse_input_spec(spec: str) -> tuple[str, tuple[Dim, ...]]:
+    """'x=1x3x224x224' -> ('x', (1, 3, 224, 224)); a non-numeric dim stays a symbol."""
+    name, eq, dims_text = spec.partition("=")
+    name = name.strip()
+    if not eq or not name or not dims_text.strip():
+        raise VcompileError(f"bad --input {spec!r}: expected {_SPEC_HELP}")
+    dims: list[Dim] = []
+    for d in dims_text.replace(",", "x").split("x"):  # NOTE: so a symbol cannot contain "x"
+        d = d.strip()
+        if d.isdigit():
+            dims.append(int(d))
+        elif d.isidentifier():
+            dims.append(d)
+        else:
+            raise VcompileError(f"bad --input {spec!r}: dim {d!r} is neither a size nor a name; "
+                                f"expected {_SPEC_HELP}")
+    return name, tuple(dims)
+
+
+def parse_input_specs(specs: list[str] | None) -> dict[str, tuple[Dim, ...]] | None:
+    if not specs:
+        return None
+    shapes: dict[str, tuple[Dim, ...]] = {}
+    for spec in specs:
+        name, dims = parse_input_spec(spec)
+        if name in shapes:
+            raise VcompileError(f"--input {name} is given twice")
+        shapes[name] = dims
+    return shapes
+
+
+def load_model(path: Path, input_shapes: dict[str, tuple[Dim, ...]] | None) -> Graph:
+    """An ONNX model through the frontend, or a `.vir` IR text (missing constants seeded)."""
+    if not path.is_file():
+        raise VcompileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    if path.suffix == ".vir":
+        if input_shapes:
+            raise VcompileError("--input applies to ONNX models; a .vir file fixes its own shapes")
+        from vcompile.ir.parser import parse_graph
+        return parse_graph(path.read_text())
+    from vcompile.frontends import onnx as onnx_frontend
+    return onnx_frontend.load(path, input_shapes=input_shapes)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="an ONNX model (.onnx) or IR text (.vir)")
+    p.add_argument("--input", action="append", metavar="NAME=DIMS",
+                   help=f"set an input's shape: {_SPEC_HELP}; repeat for more inputs")
+    p.add_argument("--stats", action="store_true",
+                   help="print op counts, parameter count and FLOPs instead of the IR")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="write to FILE instead of standard output")
+    # ==== PASSES HOOK (arguments): pass options (-O, -p, --verify-each) are added here. ====
+    from vcompile.cli.passopts import add_pass_arguments
+    add_pass_arguments(p)
+
+
+def _run_passes(args: argparse.Namespace, g: Graph) -> Graph:
+    # ==== PASSES HOOK (run): apply the passes that `args` asks for (none: g unchanged). ====
+    from vcompile.cli.passopts import apply_passes
+    return apply_passes(args, g)
+
+
+def _render(args: argparse.Namespace, g: Graph) -> str:
+    if args.stats:
+        from vcompile.ir.stats import format_stats, graph_stats
+        return format_stats(graph_stats(g))
+    from vcompile.ir.printer import print_graph
+    return print_graph(g)
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `vcompile inspect m.onnx | head` closes the pipe early; that is not an error.
+        # Point stdout at /dev/null so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main(args: argparse.Namespace) -> int:
+    g = load_model(args.model, parse_input_specs(args.input))   # 1. load
+    g = _run_passes(args, g)                                    # 2. passes
+    text = _render(args, g)                                     # 3. print
+    if args.output is None:
+        _write_stdout(text)
+        return 0
+    try:
+        args.output.write_text(text)
+    except OSError as e:
+        raise VcompileError(f"cannot write {args.output}: {e.strerror or e}") from e
+    return 0
