@@ -11,8 +11,7 @@ import numpy as np
 from scipy import special
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops.registry import (ShapeError, broadcast_shapes, one, register_op,
-                                      same_dtype)
+from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, one, register_op, same_dtype
 from vcompile.ir.types import DTYPES, FLOAT_DTYPES, TensorType
 
 # ---- unary ------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops.registry import (ShapeError, broadcast_shapes, norm_axis, register_op,
-                                      same_dtype)
+from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op, same_dtype
 from vcompile.ir.types import Dim, TensorType
 
 
@@ -82,10 +81,10 @@ def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         dummy = [np.empty(s, dtype=np.float32) for s in shapes]  # type: ignore[arg-type]
         return (TensorType(dt, np.einsum(eq, *dummy).shape),)
     size: dict[str, Dim] = {}
-    for term, t in zip(terms, ts):
+    for term, t in zip(terms, ts, strict=True):
         if len(term) != t.rank:
             raise ShapeError(f"einsum: term {term!r} has {len(term)} letters for {t}")
-        for c, d in zip(term, t.shape):
+        for c, d in zip(term, t.shape, strict=True):
             if size.setdefault(c, d) != d and d != 1:
                 if size[c] == 1:
                     size[c] = d
@@ -96,8 +95,14 @@ def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     return (TensorType(dt, tuple(size[c] for c in rhs)),)
 
 
-register_op("einsum", (1, None), _einsum_infer,
-            lambda xs, a: (np.asarray(np.einsum(str(a["equation"]), *xs)).astype(xs[0].dtype),),
+def _einsum_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    dt = xs[0].dtype
+    if dt.kind == "V":  # extension floats (ml_dtypes bfloat16) that einsum rejects: f32
+        xs = [x.astype(np.float32) for x in xs]
+    return (np.asarray(np.einsum(str(a["equation"]), *xs)).astype(dt),)
+
+
+register_op("einsum", (1, None), _einsum_infer, _einsum_eval,
             attrs={"equation": ("str",)}, kind="anchor")
 
 
@@ -106,6 +111,17 @@ def _reduce_axes(t: TensorType, a: Attrs, op: str) -> tuple[int, ...]:
     if not axes:
         return tuple(range(t.rank))
     return tuple(sorted({norm_axis(x, t.rank, op) for x in axes}))  # type: ignore[union-attr]
+
+
+def _lowest(dt: np.dtype) -> object:
+    return False if dt.kind == "b" else (-np.inf if dt.kind == "f" else np.iinfo(dt).min)
+
+
+def _highest(dt: np.dtype) -> object:
+    return True if dt.kind == "b" else (np.inf if dt.kind == "f" else np.iinfo(dt).max)
+
+
+_EMPTY_INITIAL = {"reduce_max": _lowest, "reduce_min": _highest}
 
 
 def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +136,10 @@ def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
     def ev(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
         x = xs[0]
         axes = tuple(range(x.ndim)) if not a["axes"] else tuple(a["axes"])  # type: ignore[arg-type]
-        return (np.asarray(fn(x, axis=axes, keepdims=bool(a["keepdims"]))).astype(x.dtype),)
+        kw = {}
+        if x.size == 0 and name in _EMPTY_INITIAL:  # ONNX: max of nothing is the lowest value
+            kw["initial"] = _EMPTY_INITIAL[name](x.dtype)
+        return (np.asarray(fn(x, axis=axes, keepdims=bool(a["keepdims"]), **kw)).astype(x.dtype),)
     register_op(name, 1, infer, ev, attrs={"axes": ("ints", ()), "keepdims": ("bool", True)},
                 kind="reduce")
 

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops.registry import (ShapeError, broadcast_shapes, norm_axis, register_op,
-                                      same_dtype)
+from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op, same_dtype
 from vcompile.ir.types import Dim, TensorType
 
 
@@ -106,7 +105,7 @@ register_op("split", 1, _split_infer, _split_eval,
 
 def _slices(shape: tuple[Dim, ...], a: Attrs) -> list[slice]:
     out = [slice(None)] * len(shape)
-    for st, en, ax, sp in zip(a["starts"], a["ends"], a["axes"], a["steps"]):  # type: ignore[call-overload]
+    for st, en, ax, sp in zip(a["starts"], a["ends"], a["axes"], a["steps"], strict=True):  # type: ignore[call-overload]
         if sp == 0:
             raise ShapeError("slice: a step of 0 is not allowed")
         out[norm_axis(ax, len(shape), "slice")] = slice(st, en, sp)
@@ -118,7 +117,7 @@ def _slice_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     if not len(a["starts"]) == len(a["ends"]) == len(a["axes"]) == len(a["steps"]):  # type: ignore[arg-type]
         raise ShapeError("slice: starts, ends, axes and steps must have one length")
     dims: list[Dim] = []
-    for d, s in zip(t.shape, _slices(t.shape, a)):
+    for d, s in zip(t.shape, _slices(t.shape, a), strict=True):
         if s == slice(None):
             dims.append(d)
         elif isinstance(d, str):
@@ -169,10 +168,14 @@ def _unsqueeze_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...
 register_op("unsqueeze", 1, _unsqueeze_infer, _unsqueeze_eval, attrs={"axes": ("ints",)},
             kind="injective")
 
+def _expand_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    shape = np.broadcast_shapes(xs[0].shape, tuple(a["shape"]))  # type: ignore[arg-type]
+    return (np.broadcast_to(xs[0], shape).copy(),)
+
+
 register_op("expand", 1,
             lambda ts, a: (ts[0].with_shape(broadcast_shapes(ts[0].shape, tuple(a["shape"]))),),  # type: ignore[arg-type]
-            lambda xs, a: (np.broadcast_to(xs[0], np.broadcast_shapes(xs[0].shape, tuple(a["shape"]))).copy(),),  # type: ignore[arg-type]
-            attrs={"shape": ("dims",)}, kind="injective")
+            _expand_eval, attrs={"shape": ("dims",)}, kind="injective")
 
 
 def _tile_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -180,7 +183,7 @@ def _tile_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     if len(reps) != ts[0].rank:  # type: ignore[arg-type]
         raise ShapeError(f"tile: {len(reps)} repeats for rank {ts[0].rank}")  # type: ignore[arg-type]
     dims = tuple(d * r if isinstance(d, int) else (d if r == 1 else _no_sym("tile", d))
-                 for d, r in zip(ts[0].shape, reps))  # type: ignore[call-overload]
+                 for d, r in zip(ts[0].shape, reps, strict=True))  # type: ignore[call-overload]
     return (ts[0].with_shape(dims),)
 
 

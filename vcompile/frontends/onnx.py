@@ -1,0 +1,293 @@
+"""The ONNX frontend: `load(path_or_model, input_shapes=None) -> Graph`.
+
+    model.onnx => checker, opset check, input shapes fixed, shape inference,
+                  graphsurgeon fold_constants/cleanup/toposort => canonical IR
+
+Canonical output: NCHW, every conv has a bias, default attrs filled, shape
+tensors folded into attrs, ONNX spellings gone. Graph inputs keep their ONNX names
+as hints (sanitized), symbolic dims stay symbols unless `input_shapes` fixes them,
+and every node's `loc` is the ONNX node name (its first output name when unnamed).
+Every failure is a `FrontendError` with a one-line message; no traceback from inside
+onnx or graphsurgeon reaches the user.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from vcompile.frontends import FrontendError, UnsupportedOp
+from vcompile.frontends.onnx_ctx import ConversionError, Ctx, V, sanitize, short_hint
+from vcompile.frontends.onnx_ops import CONVERTERS, Node
+from vcompile.ir.graph import Graph, Value
+from vcompile.ir.types import DTYPES, Dim, TensorType, dtype_of
+
+__all__ = ["ConversionError", "FrontendError", "InputShapeError", "InvalidModel", "ModelNotFound",
+           "NotOnnx", "OPSET_RANGE", "UnsupportedOp", "UnsupportedOpset", "UnsupportedType",
+           "load", "supported_ops"]
+
+OPSET_RANGE = (13, 28)  # default-domain opsets whose semantics the converters follow
+
+
+class ModelNotFound(FrontendError):
+    """The model path does not exist."""
+
+
+class NotOnnx(FrontendError):
+    """The file is not an ONNX model (protobuf parsing failed)."""
+
+
+class InvalidModel(FrontendError):
+    """The ONNX checker or shape inference rejects the model."""
+
+
+class UnsupportedOpset(FrontendError):
+    """The model's default-domain opset is outside OPSET_RANGE."""
+
+
+class InputShapeError(FrontendError):
+    """An input shape that is missing, names no input, or contradicts the model."""
+
+
+class UnsupportedType(FrontendError):
+    """A value whose ONNX type has no IR dtype (sequences, strings, float8, ...)."""
+
+
+def supported_ops() -> list[str]:
+    return sorted(CONVERTERS)
+
+
+def load(path_or_model: str | os.PathLike[str] | onnx.ModelProto,
+         input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """Import an ONNX model (a path or a ModelProto) as a canonical vcompile Graph."""
+    model = _read(path_or_model)
+    opset = _check_opset(model)
+    model = _fix_input_shapes(model, dict(input_shapes or {}))  # before the checker, which
+    _check(model)                                               # insists on input shapes
+    model = _infer_shapes(model)
+    model = _cleanup(model)
+    _check_supported(model.graph)
+    return _convert(model.graph, opset)
+
+
+# ---- reading and checking -----------------------------------------------------------------
+
+def _read(src: Any) -> onnx.ModelProto:
+    if isinstance(src, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(src)
+        return model
+    path = Path(src)
+    if not path.is_file():
+        raise ModelNotFound(f"ONNX model not found: {str(path)!r}")
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001  (protobuf raises several kinds)
+        raise NotOnnx(f"{str(path)!r} is not an ONNX model: {type(e).__name__}: "
+                      f"{_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def _check_opset(model: onnx.ModelProto) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise UnsupportedOpset("the model imports no default-domain (ai.onnx) opset; "
+                               f"supported opsets: {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
+    v = max(versions)
+    lo, hi = OPSET_RANGE
+    if not lo <= v <= hi:
+        raise UnsupportedOpset(f"the model uses opset {v} of the default domain; supported "
+                               f"opsets: {lo} to {hi} (convert it with "
+                               "onnx.version_converter.convert_version)")
+    return v
+
+
+def _check(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001
+        raise InvalidModel(f"the ONNX checker rejects the model: {_one_line(e)}") from None
+
+
+def _graph_inputs(g: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    inits = {t.name for t in g.initializer}
+    return [vi for vi in g.input if vi.name not in inits]
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, Sequence[int]]) -> onnx.ModelProto:
+    inputs = {vi.name: vi for vi in _graph_inputs(model.graph)}
+    for name in shapes:
+        if name not in inputs:
+            raise InputShapeError(f"input_shapes names {name!r}, which is not an input of the "
+                                  f"model; its inputs are: {', '.join(inputs) or 'none'}")
+    for name, vi in inputs.items():
+        t = vi.type
+        if t.WhichOneof("value") != "tensor_type":
+            continue  # reported by _input_type
+        given = shapes.get(name)
+        if not t.tensor_type.HasField("shape"):
+            if given is None:
+                raise InputShapeError(f"input {name!r} has no shape (not even a rank) in the "
+                                      f"model; pass input_shapes={{{name!r}: (...)}}")
+            t.tensor_type.shape.SetInParent()
+            for d in given:
+                t.tensor_type.shape.dim.add().dim_value = int(d)
+            continue
+        if given is None:
+            continue
+        dims = t.tensor_type.shape.dim
+        if len(given) != len(dims):
+            raise InputShapeError(f"input_shapes gives {name!r} rank {len(given)} "
+                                  f"{tuple(given)}, but the model says rank {len(dims)} "
+                                  f"{_dims_text(dims)}")
+        for i, (d, g) in enumerate(zip(dims, given, strict=True)):
+            if d.HasField("dim_value") and d.dim_value != int(g):
+                raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, but "
+                                      f"the model fixes dim {i} to {d.dim_value} "
+                                      f"{_dims_text(dims)}")
+        for d, g in zip(dims, given, strict=True):
+            d.dim_value = int(g)
+    return model
+
+
+def _dims_text(dims: Any) -> str:
+    return "(" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else
+                           (d.dim_param or "?") for d in dims) + ")"
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as e:  # noqa: BLE001
+        raise InvalidModel(f"ONNX shape inference rejects the model: {_one_line(e)}") from None
+
+
+def _cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
+    """graphsurgeon's constant folding and cleanup; on any failure, the model as it was."""
+    try:
+        import onnx_graphsurgeon as gs
+        old = gs.G_LOGGER.severity
+        gs.G_LOGGER.severity = gs.G_LOGGER.CRITICAL
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                graph = gs.import_onnx(model)
+                graph.fold_constants().cleanup().toposort()
+                out = gs.export_onnx(graph, do_type_check=False)
+        finally:
+            gs.G_LOGGER.severity = old
+        out.ir_version = model.ir_version
+        return out
+    except Exception:  # noqa: BLE001  (folding is an optimization; our converter folds too)
+        return model
+
+
+def _check_supported(g: onnx.GraphProto) -> None:
+    bad: dict[str, list[str]] = {}
+    for i, n in enumerate(g.node):
+        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        if key not in CONVERTERS:
+            bad.setdefault(key, []).append(n.name or (n.output[0] if n.output else f"#{i}"))
+    if bad:
+        raise UnsupportedOp(bad, supported_ops())
+
+
+# ---- conversion ---------------------------------------------------------------------------
+
+def _ir_dtype(elem_type: int, what: str) -> str:
+    name = onnx.TensorProto.DataType.Name(elem_type)
+    try:
+        dt = dtype_of(helper.tensor_dtype_to_np_dtype(elem_type))
+    except (TypeError, KeyError, ValueError):
+        dt = ""
+    if dt not in DTYPES:
+        raise UnsupportedType(f"{what} has ONNX type {name}, which vcompile cannot represent; "
+                              f"supported: {', '.join(DTYPES)}")
+    return dt
+
+
+def _input_type(vi: onnx.ValueInfoProto) -> TensorType:
+    t = vi.type
+    if t.WhichOneof("value") != "tensor_type":
+        raise UnsupportedType(f"input {vi.name!r} is a {t.WhichOneof('value')}; only tensors "
+                              "are supported")
+    dims: list[Dim] = []
+    for i, d in enumerate(t.tensor_type.shape.dim):
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(sanitize(d.dim_param) if d.dim_param else f"{sanitize(vi.name)}_{i}")
+    return TensorType(_ir_dtype(t.tensor_type.elem_type, f"input {vi.name!r}"), tuple(dims))
+
+
+def _to_array(t: onnx.TensorProto) -> np.ndarray:
+    _ir_dtype(t.data_type, f"tensor {t.name!r}")
+    try:
+        return np.array(numpy_helper.to_array(t))
+    except Exception as e:  # noqa: BLE001
+        raise InvalidModel(f"cannot read tensor {t.name!r}: {_one_line(e)}") from None
+
+
+def _attrs(n: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in n.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, onnx.TensorProto):
+            v = _to_array(v)
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode() for x in v]
+        out[a.name] = v
+    return out
+
+
+def _convert(g: onnx.GraphProto, opset: int) -> Graph:
+    ctx = Ctx(sanitize(g.name, "main"), opset)
+    env: dict[str, V] = {}
+    for t in g.initializer:
+        env[t.name] = _to_array(t)
+    for vi in _graph_inputs(g):
+        env[vi.name] = ctx.bb.input(_input_type(vi), hint=sanitize(vi.name, "x"))
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    for i, n in enumerate(g.node):
+        ctx.loc = n.name or (n.output[0] if n.output else f"{n.op_type}_{i}")
+        ctx.op_type = n.op_type
+        ctx.hint = short_hint(n.output[0], n.op_type) if n.output else ""
+        node = Node(n, [env[x] if x else None for x in n.input], _attrs(n),
+                    tuple(bool(o) and o in used for o in n.output))
+        try:
+            outs = CONVERTERS[n.op_type](ctx, node)
+        except (KeyError, IndexError, TypeError, ValueError) as e:  # malformed attrs/inputs
+            raise ctx.error(f"cannot convert: {type(e).__name__}: {_one_line(e)}") from e
+        for name, v in zip(n.output, outs, strict=False):  # converters may add None tails
+            if name and v is not None:
+                env[name] = v
+    return _outputs(ctx, g, env)
+
+
+def _outputs(ctx: Ctx, g: onnx.GraphProto, env: dict[str, V]) -> Graph:
+    """Graph outputs; an input, a constant or a repeated value gets an identity node so
+    that every output is a distinct value defined by a node."""
+    outs: list[Value] = []
+    ins = set(ctx.bb.inputs)
+    for o in g.output:
+        if o.name not in env:
+            raise InvalidModel(f"graph output {o.name!r} is not computed by any node")
+        x = env[o.name]
+        ctx.loc, ctx.op_type, ctx.hint = o.name, "Identity", sanitize(o.name, "y")
+        v = ctx.value(x, hint=sanitize(o.name, "y"))
+        if v in ins or v in ctx.bb.consts or v in outs:
+            v = ctx.bb.emit("identity", v, hint=sanitize(o.name, "y"), loc=o.name)
+        outs.append(v)
+    return ctx.bb.build(*outs)
