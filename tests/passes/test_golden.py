@@ -1,0 +1,39 @@
+"""Golden IR tests: each tests/golden/<pass>/*.vir holds a `# RUN: a,b` header, the
+input IR, and after `# ---- expected` the exact printed IR after those passes.
+`pytest --update-golden` rewrites the expected sections (review the diff).
+Every case also checks the interpreter gives the same outputs before and after."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.strategies import assert_close, seeded_inputs
+from vcompile import passes
+from vcompile.ir import interp, parse_graph, print_graph
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+MARK = "# ---- expected"
+CASES = sorted(GOLDEN.glob("*/*.vir"))
+
+
+def _split(text: str) -> tuple[str, str, str]:
+    head = text.splitlines()[0]
+    assert head.startswith("# RUN:"), "a golden file starts with '# RUN: pass,pass'"
+    body, _, expected = text.partition(MARK + "\n")
+    return head[len("# RUN:"):].strip(), body, expected
+
+
+@pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
+def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
+    spec, body, expected = _split(path.read_text())
+    g = parse_graph(body, consts=0)
+    out = passes.run(g, spec, verify_each=True)
+    got = print_graph(out)
+    if request.config.getoption("--update-golden"):
+        path.write_text(body.rstrip("\n") + "\n" + MARK + "\n" + got)
+    else:
+        assert got == expected, f"{path.name}: IR after {spec} differs; rerun with --update-golden to review"
+    x = seeded_inputs(g, seed=1)
+    assert_close(interp.run(out, *x), interp.run(g, *x), rtol=1e-5, atol=1e-5)
+    assert passes.run(out, spec) is out, "running the passes again must change nothing"

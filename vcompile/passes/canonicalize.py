@@ -1,0 +1,140 @@
+"""Canonicalization: the small local rewrites every later pattern relies on.
+
+    op(const, const)                        => const            (fold-constants)
+    identity(x), cast(x: T) {to=T}          => x
+    reshape(x: T) -> T, expand/slice/pad/squeeze/unsqueeze/concat that change nothing => x
+    reshape(reshape(x))                     => reshape(x)
+    transpose(x) {perm=identity}            => x
+    transpose(transpose(x, p1), p2)         => transpose(x, p1[p2])
+    add(c, x), mul(c, x)                    => add(x, c), mul(x, c)   (constants on the right)
+    sub(x, c)                               => add(x, -c)             (exact in IEEE arithmetic)
+    add(x, 0), mul(x, 1), div(x, 1)         => x                      (when the type is kept)
+    add(add(x, c1), c2), mul(mul(x, c1), c2) => add(x, c1 + c2), mul(x, c1 * c2)
+    gemm(a, const b) {trans_b, alpha, beta} => gemm(a, b') {alpha=1, beta=1, trans_b=false}
+    then common-subexpression and dead-code elimination, repeated to a fixed point.
+
+The builder already fills every default attr and every conv has a bias, so those
+parts of canonical form hold by construction. Merging constant chains reassociates
+float math; every other rewrite is exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from vcompile.ir.graph import Graph, Value
+from vcompile.ir.types import FLOAT_DTYPES
+from vcompile.passes.cse import cse
+from vcompile.passes.dce import dce
+from vcompile.passes.fold_constants import fold_constants
+from vcompile.passes.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.registry import register
+
+X = P.any("x")
+NOOP_OPS = ("identity", "cast", "reshape", "expand", "slice", "pad", "squeeze", "unsqueeze",
+            "concat", "transpose")
+
+
+def _is_noop(m: Match) -> bool:
+    n = m.root
+    a = n.attrs
+    if n.op == "slice" and any(s != 1 for s in a["steps"]):  # type: ignore[union-attr]
+        return False
+    if n.op == "transpose" and tuple(a["perm"]) != tuple(range(len(a["perm"]))):  # type: ignore[arg-type]
+        return False
+    if n.op == "pad" and a["mode"] != "constant" and any(a["pads"]):  # type: ignore[arg-type]
+        return False
+    return n.op in NOOP_OPS and len(n.inputs) == 1 and n.inputs[0].type == n.outputs[0].type
+
+
+@rule(P.op(NOOP_OPS, any_inputs=True))
+def remove_noop(m: Match, bb: RewriteBuilder) -> Value | None:
+    return m.root.inputs[0] if _is_noop(m) else None
+
+
+@rule(P.op("reshape", P.op("reshape", X)))
+def merge_reshapes(m: Match, bb: RewriteBuilder) -> Value | None:
+    try:
+        return bb.emit("reshape", m["x"], **m.root.attrs)
+    except Exception:  # NOTE: a target with -1 and symbols may not re-infer from x
+        return None
+
+
+@rule(P.op("transpose", P.op("transpose", X, name="inner")))
+def merge_transposes(m: Match, bb: RewriteBuilder) -> Value | None:
+    p1, p2 = m.node("inner").attrs["perm"], m.root.attrs["perm"]
+    return bb.emit("transpose", m["x"], perm=tuple(p1[i] for i in p2))  # type: ignore[index]
+
+
+@rule(P.op(("add", "mul"), P.const("c"), X))
+def constant_on_right(m: Match, bb: RewriteBuilder) -> Value | None:
+    if m.const_of(m["x"]) is not None:
+        return None
+    return bb.emit(m.root.op, m["x"], m["c"])
+
+
+@rule(P.op("sub", X, P.const("c")))
+def sub_to_add(m: Match, bb: RewriteBuilder) -> Value | None:
+    c = m.array("c")
+    if m["x"].dtype not in FLOAT_DTYPES or m.const_of(m["x"]) is not None:
+        return None
+    return bb.emit("add", m["x"], bb.const(np.negative(c), hint=m["c"].hint or "c"))
+
+
+_NEUTRAL = {"add": 0, "mul": 1, "div": 1}
+
+
+@rule(P.op(("add", "mul", "div"), X, P.const("c")))
+def remove_neutral(m: Match, bb: RewriteBuilder) -> Value | None:
+    c = m.array("c")
+    if m["x"].type != m.root.outputs[0].type or not np.all(c == _NEUTRAL[m.root.op]):
+        return None
+    return m["x"]
+
+
+@rule(P.op(("add", "mul"), P.op(("add", "mul"), X, P.const("c1"), name="inner").one_use(),
+           P.const("c2")))
+def merge_constant_chain(m: Match, bb: RewriteBuilder) -> Value | None:
+    op = m.root.op
+    if m.node("inner").op != op or m.const_of(m["x"]) is not None:
+        return None
+    c1, c2 = m.arrays("c1", "c2")
+    c = (c1 + c2) if op == "add" else (c1 * c2)
+    merged = np.broadcast_shapes(m["x"].shape, c.shape) if m["x"].type.is_static else None
+    if merged != m.root.outputs[0].shape or c.dtype != c1.dtype:
+        return None
+    return bb.emit(op, m["x"], bb.const(c, hint=m["c1"].hint or "c"))
+
+
+@rule(P.op("gemm", X, P.const("w"), any_inputs=True))
+def canonical_gemm(m: Match, bb: RewriteBuilder) -> Value | None:
+    n = m.root
+    a = n.attrs
+    w_v = n.inputs[1]
+    w = m.const_of(w_v)
+    if w is None or (not a["trans_b"] and a["alpha"] == 1.0 and a["beta"] == 1.0):
+        return None
+    if len(n.inputs) == 3 and m.const_of(n.inputs[2]) is None and a["beta"] != 1.0:
+        return None
+    w = (w.T if a["trans_b"] else w) * np.asarray(a["alpha"], w.dtype)
+    ins = [n.inputs[0], bb.const(w.astype(w_v.type.np_dtype), hint=w_v.hint or "w")]
+    if len(n.inputs) == 3:
+        c_v = n.inputs[2]
+        c = m.const_of(c_v)
+        ins.append(c_v if a["beta"] == 1.0 or c is None else
+                   bb.const((c * np.asarray(a["beta"], c.dtype)).astype(c.dtype), hint=c_v.hint or "b"))
+    return bb.emit("gemm", *ins, trans_a=a["trans_a"])
+
+
+RULES: list[Rule] = [remove_noop, merge_reshapes, merge_transposes, constant_on_right, sub_to_add,
+                     remove_neutral, merge_constant_chain, canonical_gemm]
+
+
+@register("canonicalize")
+def canonicalize(g: Graph) -> Graph:
+    start = g
+    for _ in range(16):
+        before = g
+        g = dce(cse(rewrite(fold_constants(g), RULES)))
+        if g is before:
+            return g if g is not start else start
+    return g

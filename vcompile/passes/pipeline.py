@@ -1,0 +1,29 @@
+"""The -O levels, written out: phase order matters, so nothing computes it.
+
+None of them changes numerics beyond float reassociation; numerics-changing passes
+(integer lowering, fp16) are asked for by name.
+"""
+from __future__ import annotations
+
+from vcompile.errors import VcompileError
+
+# Canonical form is what codegen accepts, so even -O0 canonicalizes.
+O0: tuple[str, ...] = ("canonicalize", "dce")
+# BN folding first: it turns conv+BN pairs into plain convs and standalone BNs into
+# scale-shifts, the shapes reparameterize and fold-scale look for.
+O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
+# Branch merging exposes BNs after the merged conv (RepViT) and layer scales next
+# to it (FastViT), hence fold-batchnorm and fold-scale again after it.
+O2: tuple[str, ...] = O1 + ("reparameterize", "fold-batchnorm", "fold-scale", "canonicalize", "dce")
+# A second round picks up merges that the first round's folding exposed.
+O3: tuple[str, ...] = O2 + ("reparameterize", "fold-scale", "canonicalize", "dce")
+
+LEVELS: dict[int, tuple[str, ...]] = {0: O0, 1: O1, 2: O2, 3: O3}
+
+
+def pipeline(level: int | str) -> tuple[str, ...]:
+    """The pass list of `-O<level>` (0..3, or "O2"/"-O2")."""
+    key = str(level).lstrip("-").lstrip("O")
+    if not key.isdigit() or int(key) not in LEVELS:
+        raise VcompileError(f"unknown optimization level {level!r}; use -O0, -O1, -O2 or -O3")
+    return LEVELS[int(key)]
