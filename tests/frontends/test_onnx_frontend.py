@@ -191,3 +191,25 @@ def test_symbolic_where_equal_expand_as_torch_exports_it():
     assert op_counts(g) == {"expand": 1} and g.nodes[0].attrs["shape"] == ("N", 1, 1)
     xv = np.zeros((3, 4), np.float32)
     np.testing.assert_array_equal(interp.run(g, xv)[0], _ort(m, xv)[0])
+
+
+@pytest.mark.parametrize("batch_dims,dshape,ishape,oshape", [
+    (0, (196, 4), (3, 5, 1), (3, 5, 4)),   # levit's attention-bias lookup (dynamo export)
+    (0, (5, 6, 7), (4, 2), (4, 7)),
+    (1, (2, 5, 6), (2, 3, 1), (2, 3, 6)),
+])
+def test_gather_nd_matches_onnx_reference(batch_dims, dshape, ishape, oshape):
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    node = helper.make_node("GatherND", ["d", "i"], ["y"], batch_dims=batch_dims)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("d", TensorProto.FLOAT, dshape),
+         helper.make_tensor_value_info("i", TensorProto.INT64, ishape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, oshape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(0)
+    d = rng.random(dshape, dtype=np.float32)
+    i = rng.integers(-2, 5, ishape).astype(np.int64)   # negative indices count from the end
+    expected = ReferenceEvaluator(model).run(None, {"d": d, "i": i})[0]
+    np.testing.assert_array_equal(interp.run(load(model), d, i)[0], expected)

@@ -120,3 +120,16 @@ def test_ieee_special_values_do_not_warn_or_raise():
     with np.errstate(all="raise"):
         (y,) = interp.run(g, np.array([0.0, -1.0, 1.0], np.float32))
     assert y[0] == -np.inf and np.isnan(y[1]) and y[2] == 0
+
+
+def test_axes_naming_one_dim_twice_reduce_and_squeeze_once() -> None:
+    from vcompile.ir import Builder, interp
+    bb = Builder("dup")
+    x = bb.input((1, 3), hint="x")
+    s = bb.emit("reduce_sum", x, axes=(1, -1), keepdims=False)
+    q = bb.emit("squeeze", x, axes=(0, -2))
+    g = bb.build(s, q)
+    arr = np.arange(3, dtype=np.float32).reshape(1, 3)
+    total, squeezed = interp.run(g, arr)
+    assert total.shape == (1,) and total[0] == 3.0
+    np.testing.assert_array_equal(squeezed, [0.0, 1.0, 2.0])

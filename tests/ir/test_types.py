@@ -27,7 +27,7 @@ def test_numpy_ints_and_lists_normalize():
 
 
 @pytest.mark.parametrize("dtype, shape, message", [
-    ("float32", (1,), r"unknown dtype 'float32'; expected one of f16, f32"),
+    ("float32", (1,), r"unknown dtype 'float32'; expected one of f16, bf16, f32"),
     ("f32", (-1,), r"bad dim -1 in shape \(-1,\): dims are ints >= 0 or names"),
     ("f32", (True,), r"bad dim True"),
     ("f32", ("2x",), r"bad dim '2x'"),

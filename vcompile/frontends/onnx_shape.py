@@ -176,6 +176,11 @@ def _gather(ctx: Ctx, n: Node) -> list[V]:
     return [ctx.emit("gather", *n.inputs, axis=int(n.attrs.get("axis", 0)))]  # type: ignore[arg-type]
 
 
+@converter("GatherND")
+def _gather_nd(ctx: Ctx, n: Node) -> list[V]:
+    return [ctx.emit("gather_nd", *n.inputs, batch_dims=int(n.attrs.get("batch_dims", 0)))]  # type: ignore[arg-type]
+
+
 @converter("Pad")
 def _pad(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 Dim = int | str
@@ -14,6 +15,7 @@ Dim = int | str
 # Short printed name -> numpy dtype. The short names are the IR's spelling.
 DTYPES: dict[str, np.dtype] = {
     "f16": np.dtype(np.float16),
+    "bf16": np.dtype(ml_dtypes.bfloat16),
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
     "i8": np.dtype(np.int8),
@@ -27,7 +29,7 @@ DTYPES: dict[str, np.dtype] = {
     "bool": np.dtype(np.bool_),
 }
 _BY_NUMPY = {v: k for k, v in DTYPES.items()}
-FLOAT_DTYPES = frozenset({"f16", "f32", "f64"})
+FLOAT_DTYPES = frozenset({"f16", "bf16", "f32", "f64"})
 INT_DTYPES = frozenset({"i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"})
 
 

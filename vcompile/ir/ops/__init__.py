@@ -6,8 +6,16 @@ gemm, einsum, reductions, softmax), `nn` (conv, pooling, normalization, resize)
 and `quant` (quantize_linear, dequantize_linear).
 """
 from vcompile.ir.ops import elementwise, linalg, nn, pool, quant, resize, shape  # noqa: F401  (registers ops)
-from vcompile.ir.ops.registry import (OPS, REQUIRED, AttrError, AttrSpec, OpDef, ShapeError,
-                                      broadcast_shapes, register_op)
+from vcompile.ir.ops.registry import (
+                                      OPS,
+                                      REQUIRED,
+                                      AttrError,
+                                      AttrSpec,
+                                      OpDef,
+                                      ShapeError,
+                                      broadcast_shapes,
+                                      register_op,
+)
 
 __all__ = ["OPS", "REQUIRED", "AttrError", "AttrSpec", "OpDef", "ShapeError",
            "broadcast_shapes", "register_op"]

@@ -135,7 +135,8 @@ def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
 
     def ev(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
         x = xs[0]
-        axes = tuple(range(x.ndim)) if not a["axes"] else tuple(a["axes"])  # type: ignore[arg-type]
+        # NOTE: (0, -2) on rank 2 names one axis twice; normalize as infer does.
+        axes = tuple(sorted({ax % max(x.ndim, 1) for ax in a["axes"]})) if a["axes"] else tuple(range(x.ndim))  # type: ignore[union-attr]
         kw = {}
         if x.size == 0 and name in _EMPTY_INITIAL:  # ONNX: max of nothing is the lowest value
             kw["initial"] = _EMPTY_INITIAL[name](x.dtype)

@@ -145,7 +145,8 @@ def _squeeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 
 
 register_op("squeeze", 1, _squeeze_infer,
-            lambda xs, a: (np.squeeze(xs[0], axis=tuple(a["axes"])),), attrs={"axes": ("ints",)},
+            lambda xs, a: (np.squeeze(xs[0], axis=tuple({ax % xs[0].ndim for ax in a["axes"]})),),
+            attrs={"axes": ("ints",)},
             kind="injective")
 
 
@@ -241,3 +242,30 @@ def _gather_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 register_op("gather", 2, _gather_infer, _gather_eval, attrs={"axis": ("int", 0)},
             kind="injective")
+
+
+def _gather_nd_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    data, idx = ts
+    b = int(a["batch_dims"])  # type: ignore[arg-type]
+    if idx.dtype not in ("i32", "i64") or idx.rank < 1:
+        raise ShapeError(f"gather_nd: indices must be i32/i64 of rank >= 1, got {idx}")
+    k = idx.shape[-1]
+    if not isinstance(k, int) or b + k > data.rank or idx.shape[:b] != data.shape[:b]:
+        raise ShapeError(f"gather_nd: indices {idx} do not fit data {data} with batch_dims={b}")
+    return (data.with_shape(idx.shape[:-1] + data.shape[b + k:]),)
+
+
+def _gather_nd_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    data, idx = xs
+    b, k = int(a["batch_dims"]), idx.shape[-1]  # type: ignore[arg-type]
+    idx = np.where(idx < 0, idx + np.array(data.shape[b:b + k]), idx)
+    nb = int(np.prod(data.shape[:b], dtype=np.int64))
+    flat = data.reshape((nb,) + data.shape[b:])
+    ind = idx.reshape(nb, -1, k)
+    picked = flat[(np.arange(nb)[:, None],) + tuple(ind[..., j] for j in range(k))]
+    return (picked.reshape(idx.shape[:-1] + data.shape[b + k:]),)
+
+
+register_op("gather_nd", 2, _gather_nd_infer, _gather_nd_eval,
+            attrs={"batch_dims": ("int", 0)}, kind="injective",
+            doc="ONNX GatherND: index the leading dims of data by tuples in the last axis of indices")
