@@ -207,7 +207,9 @@ def gen_cast(ctx: GraphContext) -> bool:
 
 def _factor(ctx: GraphContext, n: int) -> list[int]:
     """A random factorization of n into 1 to 3 dims."""
-    dims = []
+    dims: list[int] = []
+    if n == 0:  # an empty tensor (a slice can make one): no factorization to draw
+        return [0]
     for _ in range(ctx.draw(st.integers(0, 2))):
         divs = [d for d in range(1, n + 1) if n % d == 0]
         d = ctx.draw(st.sampled_from(divs))
@@ -223,7 +225,7 @@ def gen_reshape(ctx: GraphContext) -> bool:
     lead = v.shape[:1] if v.shape and isinstance(v.shape[0], str) else ()
     rest = v.shape[len(lead):]
     dims: list[Dim] = list(lead) + _factor(ctx, int(np.prod(rest, dtype=np.int64)))
-    if ctx.draw(st.booleans()):
+    if 0 not in dims and ctx.draw(st.booleans()):  # -1 is ambiguous for an empty tensor
         dims[ctx.draw(st.integers(len(lead), len(dims) - 1))] = -1
     ctx.emit("reshape", v, shape=tuple(dims))
     return True

@@ -153,6 +153,8 @@ _register_reduce("reduce_prod", np.prod)
 
 
 def _softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    if x.size == 0:  # np.max has no identity on an empty axis
+        return x.copy()
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)
     s = np.sum(e, axis=axis, keepdims=True)
