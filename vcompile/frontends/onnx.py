@@ -257,6 +257,8 @@ def _convert(g: onnx.GraphProto, opset: int) -> Graph:
     env: dict[str, V] = {}
     for t in g.initializer:
         env[t.name] = _to_array(t)
+        if not t.name.startswith("onnx::"):  # exporter-made names say nothing: keep "c"
+            ctx.const_hints[id(env[t.name])] = sanitize(t.name, "c")
     for vi in _graph_inputs(g):
         env[vi.name] = ctx.bb.input(_input_type(vi), hint=sanitize(vi.name, "x"))
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}

@@ -77,6 +77,7 @@ class Ctx:
         self.hint = ""
         self.op_type = ""
         self._consts: dict[int, tuple[np.ndarray, Value]] = {}
+        self.const_hints: dict[int, str] = {}  # id(initializer array) -> its sanitized name
 
     # ---- values -------------------------------------------------------------------------
     def value(self, x: V, hint: str = "c") -> Value:
@@ -90,7 +91,7 @@ class Ctx:
         hit = self._consts.get(id(x))
         if hit is not None and hit[0] is x:
             return hit[1]
-        v = self.bb.const(arr, hint=hint)
+        v = self.bb.const(arr, hint=self.const_hints.get(id(x), hint))
         self._consts[id(x)] = (x, v)  # type: ignore[assignment]
         return v
 
