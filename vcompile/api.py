@@ -1,0 +1,97 @@
+"""The Python API: compile a model for a named target, load a compiled library.
+
+    m = vcompile.compile("model.onnx", target="host", opt_level=2)
+    y, = m(x)                  # numpy in, numpy out: the signature of ir.interp.run
+    m.export("model.so")
+    m2 = vcompile.load("model.so")
+
+`model` is a path to an .onnx file, an `onnx.ModelProto` or an `ir.Graph`. Only
+the ONNX paths import onnx; `load` imports neither onnx nor torch.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from vcompile.errors import VcompileError
+from vcompile.ir.graph import Graph
+from vcompile.runtime.module import CompiledModel
+from vcompile.runtime.module import load as load
+
+Progress = Callable[[str], None]
+
+
+def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """The IR of `model` (a Graph as is; an .onnx path or ModelProto through the frontend)."""
+    if isinstance(model, Graph):
+        if input_shapes:
+            raise VcompileError("input_shapes applies to ONNX models; a Graph already has its types")
+        return model
+    if isinstance(model, str | os.PathLike):
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            raise VcompileError(f"model file {path} does not exist")
+        if not path.endswith(".onnx"):
+            raise VcompileError(f"cannot compile {path}: expected an .onnx file")
+    elif type(model).__name__ != "ModelProto":
+        raise VcompileError(f"cannot compile a {type(model).__name__}: pass an .onnx path, "
+                            "an onnx.ModelProto or a vcompile Graph")
+    from vcompile.frontends import onnx as onnx_frontend
+    return onnx_frontend.load(model, input_shapes=input_shapes)
+
+
+def optimize(g: Graph, opt_level: int | str | None = 2,
+             passes: str | Sequence[str] | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run)."""
+    from vcompile import passes as P
+    from vcompile.ir.verify import verify
+    verify(g)
+    names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
+        if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
+    return (P.run(g, names) if names else g), names
+
+
+def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
+            input_shapes: Mapping[str, Sequence[int]] | None = None, *,
+            passes: str | Sequence[str] | None = None, mcpu: str | None = None,
+            progress: Progress | None = None) -> CompiledModel:
+    """Compile `model` for `target`; the result runs in this process and can `.export`."""
+    from vcompile.runtime.tvm_import import import_tvm
+    import_tvm()  # before codegen imports TVM: keeps torch out of the process
+    from vcompile.codegen import build as B
+    from vcompile.codegen import targets
+    say = progress or (lambda s: None)
+    targets.spec(target)  # unknown names fail before any work
+    say("importing")
+    g = to_graph(model, input_shapes)
+    say("optimizing")
+    g, ran = optimize(g, opt_level, passes)
+    say("generating code")
+    ex, meta = B.build(g, target, opt_level=_level(opt_level), passes=ran, mcpu=mcpu)
+    if not targets.spec(target).runs_here:
+        return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
+    return CompiledModel(ex, meta, graph=g, executable=ex)
+
+
+def _level(opt_level: int | str) -> int | None:
+    key = str(opt_level).lstrip("-").lstrip("O")
+    return int(key) if key.isdigit() else None
+
+
+class _Unrunnable:
+    """A model built for another machine: it can be exported, not run here."""
+
+    def __init__(self, ex: Any, meta: dict[str, Any], graph: Graph) -> None:
+        self._executable, self.meta, self.graph = ex, meta, graph
+
+    def export(self, path: str | os.PathLike[str]) -> str:
+        from vcompile.codegen.build import export
+        return export(self._executable, self.meta, path)
+
+    def __call__(self, *arrays: Any) -> list[Any]:
+        raise VcompileError(f"a model built for target {self.meta['target']!r} cannot run on this "
+                            "machine; export it and run it there")
+
+
+__all__ = ["CompiledModel", "compile", "load", "optimize", "to_graph"]

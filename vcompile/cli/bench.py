@@ -1,0 +1,77 @@
+"""`vcompile bench MODEL.onnx --target host --against onnxruntime [--threads N]`.
+
+Compiles the model, then times it and each contender interleaved in one process
+(after warm-up, with the same thread count) and prints median and p90 latency and
+each contender's ratio to vcompile. Outputs are compared too, so a fast wrong answer
+shows up in the table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from vcompile.cli.compile import add_target_arguments, parse_input_shapes
+from vcompile.errors import VcompileError
+
+CONTENDERS = ("onnxruntime",)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the model to time (.onnx)")
+    add_target_arguments(p)
+    p.add_argument("--against", action="append", choices=CONTENDERS, default=None,
+                   help="contender to time beside vcompile (default: onnxruntime)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every runtime")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--input", action="append", metavar="NAME=DIMS", help="fix an input's shape")
+
+
+def main(args: argparse.Namespace) -> int:
+    from vcompile.runtime.bench import onnxruntime_session, set_threads, time_interleaved
+    set_threads(args.threads)  # before TVM's thread pool exists
+    from vcompile.api import compile as compile_model
+    from vcompile.cli.progress import steps
+    from vcompile.cli.run import random_inputs
+    with steps(f"compiling {args.model}") as say:
+        m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
+                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say)
+    xs = random_inputs(m)
+    fns = {"vcompile": lambda: m(*xs)}
+    sess = None
+    for name in args.against or ["onnxruntime"]:
+        if name == "onnxruntime":
+            sess = onnxruntime_session(args.model, args.threads)
+            feed = dict(zip([i.name for i in sess.get_inputs()], xs, strict=False))  # type: ignore[attr-defined]
+            fns[name] = lambda s=sess, f=feed: s.run(None, f)  # type: ignore[attr-defined]
+    with steps("timing"):
+        res = time_interleaved(fns, args.warmup, args.repeat)
+    err = _max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
+    _print(res, args, err)
+    return 0
+
+
+def _max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    if len(a) != len(b):
+        raise VcompileError(f"vcompile gives {len(a)} outputs, onnxruntime {len(b)}")
+    worst = 0.0
+    for x, y in zip(a, b, strict=False):
+        y = np.asarray(y)
+        scale = max(float(np.abs(y).max()) if y.size else 0.0, 1e-12)
+        worst = max(worst, float(np.abs(x.astype(np.float64) - y).max()) / scale if y.size else 0.0)
+    return worst
+
+
+def _print(res: dict, args: argparse.Namespace, err: float | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    base = res["vcompile"].median_ms
+    t = Table("runtime", "median ms", "p90 ms", "runs", "time / vcompile",
+              title=f"{os.path.basename(args.model)}, {args.threads} thread(s), target {args.target}")
+    for name, r in res.items():
+        t.add_row(name, f"{r.median_ms:.3f}", f"{r.p90_ms:.3f}", str(r.runs), f"{r.median_ms / base:.2f}")
+    Console().print(t)
+    if err is not None:
+        print(f"max relative difference vcompile vs onnxruntime: {err:.2e}")

@@ -1,0 +1,58 @@
+"""`vcompile MODEL.onnx --target host -O2 -o model.so [--input name=1x3x224x224]`.
+
+Compiles a model to one shared library. The output is written under a temporary name
+and renamed into place, so a failed compile never leaves a partial or stale file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from vcompile.errors import VcompileError
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """`name=1x3x224x224` (repeatable) -> {name: (1, 3, 224, 224)}."""
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in specs or []:
+        name, sep, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
+        except ValueError:
+            shape = None  # type: ignore[assignment]
+        if not sep or not name or shape is None or any(d < 0 for d in shape):
+            raise VcompileError(f"bad --input {spec!r}: expected NAME=DIMS such as input=1x3x224x224")
+        out[name] = shape
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the model to compile (.onnx)")
+    p.add_argument("-o", "--output", help="output library (default: MODEL with .so)")
+    add_target_arguments(p)
+    p.add_argument("--input", action="append", metavar="NAME=DIMS",
+                   help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
+    p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
+
+
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="host", help="named target (see `vcompile targets`)")
+    p.add_argument("--mcpu", help="override the target's CPU (validated against LLVM)")
+    p.add_argument("-O", dest="opt_level", default="2", choices=["0", "1", "2", "3"],
+                   help="optimization level (default 2)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from vcompile.cli.progress import steps
+    out = args.output or os.path.splitext(args.model)[0] + ".so"
+    from vcompile.codegen import targets
+    targets.spec(args.target)  # an unknown name fails before any import of the model
+    with steps(f"compiling {args.model} for {args.target}") as say:
+        from vcompile.api import compile as compile_model
+        m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
+                          input_shapes=parse_input_shapes(args.input), passes=args.passes,
+                          mcpu=args.mcpu, progress=say)
+        say("exporting")
+        m.export(out)
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,96 @@
+"""Build and export: Graph -> Relax -> `tvm.compile` -> VM executable -> one .so file.
+
+    build(g, "host") => (executable, metadata)
+    export(executable, metadata, "m.so") => m.so = <ELF library><metadata trailer>
+
+The artifact is a single file: the library TVM exports (kernels, VM bytecode, weights)
+followed by the vcompile metadata trailer that `runtime.artifact` defines. The file is
+written under a temporary name in the destination directory and renamed into place,
+so a failed export never leaves a partial or stale file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from vcompile import __version__
+from vcompile.codegen import targets
+from vcompile.codegen.relax import to_relax
+from vcompile.errors import VcompileError
+from vcompile.ir.graph import Graph
+from vcompile.runtime import artifact
+
+
+class BuildError(VcompileError, RuntimeError):
+    """TVM failed to compile or export a module."""
+
+
+def io_names(g: Graph) -> tuple[list[str], list[str]]:
+    """Unique input and output names from the values' hints (the source model's names)."""
+    def uniq(vals: tuple, prefix: str) -> list[str]:
+        seen: set[str] = set()
+        out = []
+        for i, v in enumerate(vals):
+            nm = v.hint or f"{prefix}{i}"
+            while nm in seen:
+                nm = f"{nm}_{i}"
+            seen.add(nm)
+            out.append(nm)
+        return out
+    return uniq(g.inputs, "input"), uniq(g.outputs, "output")
+
+
+def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
+             passes: tuple[str, ...]) -> dict[str, Any]:
+    ins, outs = io_names(g)
+
+    def desc(names: list[str], vals: tuple) -> list[dict[str, Any]]:
+        return [{"name": n, "shape": list(v.shape), "dtype": v.dtype}
+                for n, v in zip(names, vals, strict=True)]
+    return {"format": artifact.FORMAT, "vcompile": __version__, "graph": g.name,
+            "inputs": desc(ins, g.inputs), "outputs": desc(outs, g.outputs),
+            "target": target_name, "tvm_target": str(target), "opt_level": opt_level,
+            "passes": list(passes)}
+
+
+def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
+          passes: tuple[str, ...] = (), mcpu: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Compile a verified, canonical graph; returns (VM executable, metadata)."""
+    import tvm
+    target = targets.resolve(target_name, mcpu=mcpu)
+    mod = to_relax(g, io_names(g)[0])
+    try:
+        ex = tvm.compile(mod, target)
+    except Exception as e:  # TVM's errors are long C++ traces: keep the last line
+        msg = str(e).strip().splitlines()
+        raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
+                         f"{msg[-1] if msg else type(e).__name__}") from e
+    return ex, metadata(g, target_name, target, opt_level, passes)
+
+
+def export(ex: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """Write the executable plus metadata to `path` atomically; returns the path."""
+    path = os.fspath(path)
+    dest = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(dest):
+        raise BuildError(f"cannot write {path}: directory {dest} does not exist")
+    if not os.access(dest, os.W_OK):
+        raise BuildError(f"cannot write {path}: directory {dest} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=".vcompile-", suffix=".so", dir=dest)
+    os.close(fd)
+    try:
+        with artifact.quiet_stderr():
+            ex.export_library(tmp, fcompile=targets.fcompile(meta["target"]))
+        artifact.append_metadata(tmp, meta)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, VcompileError | KeyboardInterrupt):
+            raise
+        if isinstance(e, Exception):
+            raise BuildError(f"exporting {path} failed: {type(e).__name__}: {e}") from e
+        raise
+    return path

@@ -1,0 +1,142 @@
+"""IR -> Relax: one emission rule per op, over `relax.BlockBuilder`.
+
+    Graph(inputs, nodes, outputs, consts)
+      => IRModule{ main(inputs...) -> (outputs...) }   one dataflow block, one binding per node
+
+`EMIT[op](ctx, node, args) -> relax.Expr | tuple[relax.Expr, ...]` (a tuple for a node
+with several outputs). Rules live in `emit_basic` (elementwise, linalg), `emit_shape`
+(data movement), `emit_nn` (conv, normalization, resize, quantization) and `emit_pool`;
+importing this module registers them all. Constants become `relax.const` (their bytes end up in the library).
+Symbolic dims become one `tirx.Var` per name, shared by every shape that names it.
+`main` always returns a tuple, so the runtime sees a list of outputs whatever the count.
+
+Precondition: a verified graph whose ops are all in `vcompile.ir.ops.OPS`; a fused node
+(one with a `region`) is emitted by inlining its region.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax, tirx
+
+from vcompile.errors import VcompileError
+from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.types import Dim, TensorType
+
+Emitted = relax.Expr | tuple[relax.Expr, ...]
+EmitRule = Callable[["Ctx", Node, list[relax.Expr]], Emitted]
+EMIT: dict[str, EmitRule] = {}
+
+TVM_DTYPE = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64", "i8": "int8",
+             "i16": "int16", "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16",
+             "u32": "uint32", "u64": "uint64", "bool": "bool"}
+
+
+class CodegenError(VcompileError, ValueError):
+    """A graph the Relax emitter cannot translate (unknown op, unsupported attrs)."""
+
+
+def rule(*ops: str) -> Callable[[EmitRule], EmitRule]:
+    """Register one emission function for one or more ops."""
+    def deco(fn: EmitRule) -> EmitRule:
+        for op in ops:
+            if op in EMIT:
+                raise ValueError(f"emission rule for {op!r} registered twice")
+            EMIT[op] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class Ctx:
+    """What a rule needs besides its node: the block builder and the symbol table."""
+    bb: relax.BlockBuilder
+    syms: dict[str, tirx.Var] = field(default_factory=dict)
+
+    def dim(self, d: Dim) -> Any:
+        if isinstance(d, str):
+            return self.syms.setdefault(d, tirx.Var(d, "int64"))
+        return int(d)
+
+    def shape(self, shape: tuple[Dim, ...]) -> list[Any]:
+        return [self.dim(d) for d in shape]
+
+    def sinfo(self, t: TensorType) -> relax.TensorType:
+        return relax.TensorType(shape=self.shape(t.shape), dtype=TVM_DTYPE[t.dtype])
+
+    def emit(self, expr: relax.Expr) -> relax.Expr:
+        return self.bb.emit(expr)
+
+    def emit_te(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> relax.Expr:
+        return self.bb.emit_te(fn, *args, **kw)
+
+    def const(self, value: Any, dtype: str) -> relax.Expr:
+        """A constant of IR dtype `dtype` (scalars are 0-d tensors)."""
+        return np_const(np.asarray(value, dtype=TensorType(dtype, ()).np_dtype))
+
+
+def np_const(arr: np.ndarray) -> relax.Expr:
+    """A Relax constant of exactly the array's dtype.
+
+    NOTE: relax.const without a dtype narrows 0-d int64 to int32 and float64 to float32.
+    """
+    arr = np.asarray(arr)
+    return relax.const(np.ascontiguousarray(arr) if arr.ndim else arr, str(arr.dtype))
+
+
+def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, ...]:
+    if n.region is not None:
+        return tuple(_emit_body(ctx, n.region, args))
+    if n.op not in EMIT:
+        raise CodegenError(f"no Relax emission rule for op {n.op!r}"
+                           + (f" (source node {n.loc!r})" if n.loc else ""))
+    if all(v.type.is_static and v.type.size == 0 for v in n.outputs):
+        # NOTE: empty results need no computation, and several Relax ops reject them.
+        return tuple(ctx.emit(relax.op.zeros(ctx.shape(v.shape), TVM_DTYPE[v.dtype]))
+                     for v in n.outputs)
+    try:
+        out = EMIT[n.op](ctx, n, args)
+    except CodegenError:
+        raise
+    except Exception as e:  # a TVM error: name the node, keep the cause
+        where = f" (source node {n.loc!r})" if n.loc else ""
+        raise CodegenError(f"emitting {n.op}{where} failed: {type(e).__name__}: "
+                           f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}") from e
+    outs = out if isinstance(out, tuple) else (out,)
+    if len(outs) != len(n.outputs):
+        raise CodegenError(f"rule for {n.op} gave {len(outs)} outputs, node has {len(n.outputs)}")
+    return outs
+
+
+def _emit_body(ctx: Ctx, g: Graph, args: list[relax.Expr]) -> list[relax.Expr]:
+    env: dict[Value, relax.Expr] = dict(zip(g.inputs, args, strict=False))
+    for v, arr in g.consts.items():
+        env[v] = np_const(arr)
+    for n in g.nodes:
+        outs = _emit_node(ctx, n, [env[v] for v in n.inputs])
+        env.update(zip(n.outputs, outs, strict=False))
+    return [env[v] for v in g.outputs]
+
+
+def to_relax(g: Graph, input_names: list[str] | None = None) -> tvm.IRModule:
+    """The Relax module whose `main` computes `g` (inputs in order; returns a tuple)."""
+    from vcompile.codegen import emit_basic, emit_nn, emit_pool, emit_shape  # noqa: F401  (register rules)
+    ctx = Ctx(relax.BlockBuilder())
+    names = input_names or [v.hint or f"input{i}" for i, v in enumerate(g.inputs)]
+    params = [relax.Var(_ident(nm, i), ctx.sinfo(v.type))
+              for i, (nm, v) in enumerate(zip(names, g.inputs, strict=True))]
+    with ctx.bb.function("main", params=params):
+        with ctx.bb.dataflow():
+            outs = _emit_body(ctx, g, list(params))
+            result = ctx.bb.emit_output(relax.Tuple(outs))
+        ctx.bb.emit_func_output(result)
+    return ctx.bb.get()
+
+
+def _ident(name: str, i: int) -> str:
+    clean = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return clean if clean and not clean[0].isdigit() else f"in{i}_{clean}"
