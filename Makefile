@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job: export a timm model (random weights) to ONNX, then inspect its IR.
+# The main job: export a timm model (random weights) to ONNX, inspect it, compile it at
+# -O2 for this machine and run the library on a random input.
 demo: $(STAMP)
 	$(BIN)/python -m vcompile.models export $(MODEL) -o $(ARTIFACTS)/$(MODEL).onnx
-	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx --stats
-	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx | head -40
+	$(BIN)/vcompile inspect $(ARTIFACTS)/$(MODEL).onnx -O2 --stats
+	$(BIN)/vcompile $(ARTIFACTS)/$(MODEL).onnx --target host -O2 -o $(ARTIFACTS)/$(MODEL).so
+	$(BIN)/vcompile run $(ARTIFACTS)/$(MODEL).so
 
 # Two xdist workers on two cores: one BLAS/TVM thread each, or they thrash.
 TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 TVM_NUM_THREADS=1

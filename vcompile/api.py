@@ -22,23 +22,16 @@ from vcompile.runtime.module import load as load
 Progress = Callable[[str], None]
 
 
-def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
-    """The IR of `model` (a Graph as is; an .onnx path or ModelProto through the frontend)."""
-    if isinstance(model, Graph):
-        if input_shapes:
-            raise VcompileError("input_shapes applies to ONNX models; a Graph already has its types")
-        return model
+def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None,
+             example_inputs: Sequence[Any] | None = None) -> Graph:
+    """The IR of `model`: a Graph as is; an .onnx path, ModelProto, nn.Module, 'timm:NAME'
+    or 'pkg.module:factory' through `vcompile.frontends.loader.load_model`."""
     if isinstance(model, str | os.PathLike):
         path = os.fspath(model)
-        if not os.path.exists(path):
+        if path.endswith(".onnx") and not os.path.exists(path):
             raise VcompileError(f"model file {path} does not exist")
-        if not path.endswith(".onnx"):
-            raise VcompileError(f"cannot compile {path}: expected an .onnx file")
-    elif type(model).__name__ != "ModelProto":
-        raise VcompileError(f"cannot compile a {type(model).__name__}: pass an .onnx path, "
-                            "an onnx.ModelProto or a vcompile Graph")
-    from vcompile.frontends import onnx as onnx_frontend
-    return onnx_frontend.load(model, input_shapes=input_shapes)
+    from vcompile.frontends.loader import load_model
+    return load_model(model, input_shapes, example_inputs)
 
 
 def optimize(g: Graph, opt_level: int | str | None = 2,
@@ -54,9 +47,13 @@ def optimize(g: Graph, opt_level: int | str | None = 2,
 
 def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
             input_shapes: Mapping[str, Sequence[int]] | None = None, *,
+            example_inputs: Sequence[Any] | None = None,
             passes: str | Sequence[str] | None = None, mcpu: str | None = None,
             progress: Progress | None = None) -> CompiledModel:
-    """Compile `model` for `target`; the result runs in this process and can `.export`."""
+    """Compile `model` for `target`; the result runs in this process and can `.export`.
+
+    `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
+    `example_inputs=(x,)`), 'timm:NAME' or 'pkg.module:factory' (with `input_shapes`)."""
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B
@@ -64,7 +61,7 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     say = progress or (lambda s: None)
     targets.spec(target)  # unknown names fail before any work
     say("importing")
-    g = to_graph(model, input_shapes)
+    g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
     g, ran = optimize(g, opt_level, passes)
     say("generating code")

@@ -27,7 +27,7 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="the model to compile (.onnx)")
+    p.add_argument("model", help="the model: MODEL.onnx, timm:NAME or pkg.module:factory")
     p.add_argument("-o", "--output", help="output library (default: MODEL with .so)")
     add_target_arguments(p)
     p.add_argument("--input", action="append", metavar="NAME=DIMS",

@@ -53,8 +53,13 @@ def parse_input_specs(specs: list[str] | None) -> dict[str, tuple[Dim, ...]] | N
     return shapes
 
 
-def load_model(path: Path, input_shapes: dict[str, tuple[Dim, ...]] | None) -> Graph:
-    """An ONNX model through the frontend, or a `.vir` IR text (missing constants seeded)."""
+def load_model(spec: str, input_shapes: dict[str, tuple[Dim, ...]] | None) -> Graph:
+    """A `.vir` IR text (missing constants seeded), or any model spec the frontends' loader
+    takes (MODEL.onnx, timm:NAME, pkg.module:factory)."""
+    path = Path(spec)
+    if ":" in spec and not path.exists():
+        from vcompile.frontends.loader import load_model as load_spec
+        return load_spec(spec, input_shapes)  # type: ignore[arg-type]
     if not path.is_file():
         raise VcompileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     if path.suffix == ".vir":
@@ -67,7 +72,8 @@ def load_model(path: Path, input_shapes: dict[str, tuple[Dim, ...]] | None) -> G
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="an ONNX model (.onnx) or IR text (.vir)")
+    p.add_argument("model", help="an ONNX model (.onnx), IR text (.vir), timm:NAME or "
+                   "pkg.module:factory")
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help=f"set an input's shape: {_SPEC_HELP}; repeat for more inputs")
     p.add_argument("--stats", action="store_true",
