@@ -3,8 +3,8 @@
     onnx_model(name) => vcompile.compile(path, opt_level=O) => outputs == onnxruntime (1e-4 rel)
 
 Untuned TVM CPU code takes seconds per run on these models, and building takes tens
-of seconds, so these are `slow`: `make test` runs resnet18 and deit_tiny at both
-levels; `pytest -m slow` runs the whole suite (VCOMPILE_MODELS=all).
+of seconds, so these are `slow`; `make test` runs the whole suite (about 3 minutes on 2 cores),
+VCOMPILE_MODELS=core only resnet18 and deit_tiny.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytest.importorskip("timm")
 pytestmark = [pytest.mark.tvm, pytest.mark.slow]
 
 CORE = ["resnet18", "deit_tiny_patch16_224"]
-MODELS = SUITE if os.environ.get("VCOMPILE_MODELS") == "all" else CORE
+MODELS = CORE if os.environ.get("VCOMPILE_MODELS") == "core" else SUITE
 
 
 def onnxruntime_outputs(path: str, x: np.ndarray) -> list[np.ndarray]:
