@@ -5,8 +5,9 @@
     m.export("model.so")
     m2 = vcompile.load("model.so")
 
-`model` is a path to an .onnx file, an `onnx.ModelProto` or an `ir.Graph`. Only
-the ONNX paths import onnx; `load` imports neither onnx nor torch.
+`model` is an .onnx path, an `onnx.ModelProto`, an `ir.Graph`, an `nn.Module` (with
+`example_inputs`), 'timm:NAME' or 'pkg.module:factory'. Only the paths that need onnx
+or torch import them; `load` imports neither.
 """
 from __future__ import annotations
 
