@@ -2,9 +2,9 @@
 folding and re-parameterization tests, plus the same model after timm's own
 `reparameterize_model()`, to compare conv counts.
 
-BN running statistics and affine parameters are randomized (timm initializes them
-to 0/1), so folding is tested with non-trivial values. The legacy exporter folds
-Conv+BN by itself in eval mode; `training=TrainingMode.PRESERVE` (with the model in
+BN running statistics and affine parameters are redrawn (timm initializes them to
+0/1; `vcompile.models.create_timm` does it), so folding sees non-trivial values. The
+legacy exporter folds Conv+BN by itself in eval mode; `training=TrainingMode.PRESERVE` (with the model in
 eval mode) and `do_constant_folding=False` keep the BatchNormalization nodes.
 """
 from __future__ import annotations
@@ -23,31 +23,10 @@ MODELS = {"resnet18": "resnet18", "repvit_m0_9": "repvit_m0_9", "fastvit_t8": "f
 
 
 def build(name: str, seed: int = 0):  # type: ignore[no-untyped-def]
-    import timm
-    import torch
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                    m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
-        for pname, p in model.named_parameters():  # layer scales initialized to ~1e-5
-            scale_like = "gamma" in pname or "scale" in pname
-            if scale_like and p.numel() > 1 and bool((p == p.flatten()[0]).all()):
-                p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
-    return model.eval()
-
-
-def input_shape(name: str) -> tuple[int, ...]:
-    import timm
-    cfg = timm.models.get_pretrained_cfg(name)
-    return (1, *getattr(cfg, "input_size", (3, 224, 224)))
+    """The eval-mode model with seeded weights; BN statistics and the constant-initialized
+    scales are redrawn by `vcompile.models.create_timm`, so folding sees real values."""
+    from vcompile.models import create_timm
+    return create_timm(name, seed)[0]
 
 
 def export(name: str, form: str = "train", seed: int = 0) -> Path:
@@ -78,7 +57,8 @@ def _export(name: str, form: str, seed: int, path: Path) -> None:
 
 
 def sample(name: str, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(input_shape(name), dtype=np.float32)
+    from vcompile.models import input_size
+    return np.random.default_rng(seed).standard_normal(input_size(name), dtype=np.float32)
 
 
 def onnx_op_count(path: Path, op_type: str) -> int:

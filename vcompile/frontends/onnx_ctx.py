@@ -99,22 +99,22 @@ class Ctx:
     def known(x: V | None) -> np.ndarray | None:
         return None if x is None or isinstance(x, Value) else x
 
+    def _known_flat(self, x: V, what: str) -> np.ndarray:
+        arr = self.known(x)
+        if arr is None:
+            raise self.error(f"needs {what} known at import time, but it is computed at run time")
+        return np.asarray(arr).reshape(-1)
+
     def known_ints(self, x: V | None, what: str) -> list[Any] | None:
         """A known 0-/1-D int tensor as a list (symbols allowed); error if not known."""
         if x is None:
             return None
-        arr = self.known(x)
-        if arr is None:
-            raise self.error(f"needs {what} known at import time, but it is computed at run time")
-        return [str(d) if isinstance(d, str) else int(d) for d in np.asarray(arr).reshape(-1).tolist()]
+        return [str(d) if isinstance(d, str) else int(d) for d in self._known_flat(x, what).tolist()]
 
     def known_floats(self, x: V | None, what: str) -> list[float] | None:
         if x is None:
             return None
-        arr = self.known(x)
-        if arr is None:
-            raise self.error(f"needs {what} known at import time, but it is computed at run time")
-        return [float(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1)]
+        return [float(v) for v in self._known_flat(x, what).astype(np.float64)]
 
     @staticmethod
     def type_of(x: V) -> TensorType:

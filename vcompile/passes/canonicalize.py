@@ -131,10 +131,9 @@ RULES: list[Rule] = [remove_noop, merge_reshapes, merge_transposes, constant_on_
 
 @register("canonicalize")
 def canonicalize(g: Graph) -> Graph:
-    start = g
     for _ in range(16):
         before = g
         g = dce(cse(rewrite(fold_constants(g), RULES)))
         if g is before:
-            return g if g is not start else start
+            return g
     return g
