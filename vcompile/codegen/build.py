@@ -54,14 +54,38 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
             "passes": list(passes)}
 
 
+def relax_pipeline(target: Any, schedule: Any | None) -> Any:
+    """TVM's CPU pipeline (legalize, FuseOps, FuseTIR, lower) with our schedules after fusion."""
+    import tvm
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    @tvm.transform.module_pass(opt_level=0, name="vcompile.RelaxPipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        with target:
+            seq = (cpu.library_dispatch_passes(target) + cpu.legalize_passes(target)
+                   + ([schedule] if schedule is not None else [])
+                   + cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))
+            return tvm.transform.Sequential(seq)(mod)
+    return _pipeline
+
+
 def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
           passes: tuple[str, ...] = (), mcpu: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """Compile a verified, canonical graph; returns (VM executable, metadata)."""
+    """Compile a verified, canonical graph; returns (VM executable, metadata).
+
+    At -O1 and above (and when no level is given) a CPU target gets the packed kernels
+    of `emit_tiled` and the rule-based schedules of `codegen.schedules`; -O0 builds
+    TVM's plain, unscheduled TIR.
+    """
     import tvm
+
+    from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
     target = targets.resolve(target_name, mcpu=mcpu)
-    mod = to_relax(g, io_names(g)[0])
+    tiles = cpu_tiles(target) if opt_level != 0 else None
+    mod = to_relax(g, io_names(g)[0], tiles)
     try:
-        ex = tvm.compile(mod, target)
+        ex = tvm.compile(mod, target, relax_pipeline=relax_pipeline(
+            target, ScheduleCPU(tiles) if tiles is not None else None))
     except Exception as e:  # TVM's errors are long C++ traces: keep the last line
         msg = str(e).strip().splitlines()
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "

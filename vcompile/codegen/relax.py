@@ -10,6 +10,8 @@ importing this module registers them all. Constants become `relax.const` (their 
 Symbolic dims become one `tirx.Var` per name, shared by every shape that names it.
 `main` always returns a tuple, so the runtime sees a list of outputs whatever the count.
 
+With CPU tiles, `emit_tiled.TILED` rules are tried first and fall back to `EMIT`.
+
 Precondition: a verified graph whose ops are all in `vcompile.ir.ops.OPS`; a fused node
 (one with a `region`) is emitted by inlining its region.
 """
@@ -30,6 +32,8 @@ from vcompile.ir.types import Dim, TensorType
 Emitted = relax.Expr | tuple[relax.Expr, ...]
 EmitRule = Callable[["Ctx", Node, list[relax.Expr]], Emitted]
 EMIT: dict[str, EmitRule] = {}
+# Rules that may decline (return None); tried first when the build has CPU tiles.
+TILED: dict[str, Callable[["Ctx", Node, list[relax.Expr]], Emitted | None]] = {}
 
 TVM_DTYPE = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64", "i8": "int8",
              "i16": "int16", "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16",
@@ -56,6 +60,7 @@ class Ctx:
     """What a rule needs besides its node: the block builder and the symbol table."""
     bb: relax.BlockBuilder
     syms: dict[str, tirx.Var] = field(default_factory=dict)
+    tiles: Any = None  # schedules.tiles.CpuTiles: emit the tiled CPU kernels (emit_tiled)
 
     def dim(self, d: Dim) -> Any:
         if isinstance(d, str):
@@ -91,6 +96,10 @@ def np_const(arr: np.ndarray) -> relax.Expr:
 def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, ...]:
     if n.region is not None:
         return tuple(_emit_body(ctx, n.region, args))
+    if ctx.tiles is not None and n.op in TILED:
+        out = _guarded(TILED[n.op], ctx, n, args)
+        if out is not None:
+            return _check_arity(n, out)
     if n.op not in EMIT:
         raise CodegenError(f"no Relax emission rule for op {n.op!r}"
                            + (f" (source node {n.loc!r})" if n.loc else ""))
@@ -98,14 +107,21 @@ def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, .
         # NOTE: empty results need no computation, and several Relax ops reject them.
         return tuple(ctx.emit(relax.op.zeros(ctx.shape(v.shape), TVM_DTYPE[v.dtype]))
                      for v in n.outputs)
+    return _check_arity(n, _guarded(EMIT[n.op], ctx, n, args))
+
+
+def _guarded(fn: Callable[..., Any], ctx: Ctx, n: Node, args: list[relax.Expr]) -> Any:
     try:
-        out = EMIT[n.op](ctx, n, args)
+        return fn(ctx, n, args)
     except CodegenError:
         raise
     except Exception as e:  # a TVM error: name the node, keep the cause
         where = f" (source node {n.loc!r})" if n.loc else ""
         raise CodegenError(f"emitting {n.op}{where} failed: {type(e).__name__}: "
                            f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}") from e
+
+
+def _check_arity(n: Node, out: Emitted) -> tuple[relax.Expr, ...]:
     outs = out if isinstance(out, tuple) else (out,)
     if len(outs) != len(n.outputs):
         raise CodegenError(f"rule for {n.op} gave {len(outs)} outputs, node has {len(n.outputs)}")
@@ -122,10 +138,14 @@ def _emit_body(ctx: Ctx, g: Graph, args: list[relax.Expr]) -> list[relax.Expr]:
     return [env[v] for v in g.outputs]
 
 
-def to_relax(g: Graph, input_names: list[str] | None = None) -> tvm.IRModule:
-    """The Relax module whose `main` computes `g` (inputs in order; returns a tuple)."""
-    from vcompile.codegen import emit_basic, emit_nn, emit_pool, emit_shape  # noqa: F401  (register rules)
-    ctx = Ctx(relax.BlockBuilder())
+def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None) -> tvm.IRModule:
+    """The Relax module whose `main` computes `g` (inputs in order; returns a tuple).
+
+    With `tiles` (a `schedules.tiles.CpuTiles`), convs and matmuls become the packed,
+    tiled kernels of `emit_tiled` that the CPU schedules claim.
+    """
+    from vcompile.codegen import emit_basic, emit_nn, emit_pool, emit_shape, emit_tiled  # noqa: F401  (register rules)
+    ctx = Ctx(relax.BlockBuilder(), tiles=tiles)
     names = input_names or [v.hint or f"input{i}" for i, v in enumerate(g.inputs)]
     params = [relax.Var(_ident(nm, i), ctx.sinfo(v.type))
               for i, (nm, v) in enumerate(zip(names, g.inputs, strict=True))]

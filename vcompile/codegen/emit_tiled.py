@@ -1,0 +1,124 @@
+"""Emission rules that target the CPU schedules: packed weights and tiled kernels.
+
+    conv2d(x, w const, b)   => te conv2d over packed weights (or depthwise_conv2d)
+    matmul(x, w const)      => te gemm over packed weights, leading dims folded into rows
+    matmul(x, y)            => te gemm with y packed at run time (attention's Q.K^T, P.V)
+    gemm(a, b const, c)     => te gemm over alpha * op(b), packed; + beta * c
+
+A rule returns None when it does not apply (a non-float32 or dynamic shape, a weight
+that is not a constant, a grouped conv whose groups do not fill a vector): the generic
+rule in `emit_basic`/`emit_nn` then emits the node. These rules run only when the build
+has CPU tiles (`Ctx.tiles`, from `schedules.tiles.cpu_tiles`); their kernels are in
+`kernels`, and their block names are what `schedules` claims.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import prod
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from vcompile.codegen import kernels
+from vcompile.codegen.relax import TILED, Ctx, Emitted, np_const
+from vcompile.ir.graph import Node
+
+R = relax.op
+TiledRule = Callable[[Ctx, Node, list[relax.Expr]], Emitted | None]
+
+
+def tiled(*ops: str) -> Callable[[TiledRule], TiledRule]:
+    def deco(fn: TiledRule) -> TiledRule:
+        for op in ops:
+            if op in TILED:
+                raise ValueError(f"tiled rule for {op!r} registered twice")
+            TILED[op] = fn
+        return fn
+    return deco
+
+
+def _f32_static(n: Node) -> bool:
+    return all(v.dtype == "f32" and v.type.is_static for v in (*n.inputs, *n.outputs))
+
+
+def _const(e: relax.Expr) -> np.ndarray | None:
+    return e.value.numpy() if isinstance(e, tvm.ir.expr.Constant) else None
+
+
+def _ints(n: Node, key: str) -> list[int]:
+    return [int(v) for v in n.attrs[key]]  # type: ignore[union-attr]
+
+
+@tiled("conv2d")
+def _conv2d(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    w = _const(a[1])
+    if w is None or not _f32_static(n) or ctx.tiles is None:
+        return None
+    t = ctx.tiles
+    o, cg, kh, kw = w.shape
+    c, groups = int(n.inputs[0].shape[1]), int(n.attrs["groups"])  # type: ignore[arg-type]
+    ow = int(n.output.shape[3])
+    s, p, d = _ints(n, "strides"), _ints(n, "pads"), _ints(n, "dilations")
+    if groups == c == o and cg == 1:
+        wt = kernels.row_tile(ow, 2 * t.lanes)
+        return ctx.emit_te(kernels.depthwise_conv2d, a[0], np_const(w.reshape(o, kh, kw)), a[2],
+                           s, p, d, wt, primfunc_name_hint="depthwise_conv2d")
+    ocg = o // groups
+    ob = next((b for b in (t.block, t.lanes, t.lanes // 2) if b >= 4 and (groups == 1 or ocg % b == 0)),
+              None)
+    if ob is None:
+        return None
+    wp = np_const(kernels.pack_conv_weight(w, ob))
+    return ctx.emit_te(kernels.conv2d, a[0], wp, a[2], o, s, p, d, groups,
+                       kernels.row_tile(ow, t.rows), primfunc_name_hint="conv2d")
+
+
+def _gemm_rows(ctx: Ctx, a: relax.Expr, rows: int, k: int) -> relax.Expr:
+    return ctx.emit(R.reshape(a, [1, rows, k]))
+
+
+@tiled("matmul")
+def _matmul(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    ta, tb = n.inputs[0].type, n.inputs[1].type
+    if ctx.tiles is None or not _f32_static(n) or ta.rank < 2 or tb.rank < 2:
+        return None
+    t = ctx.tiles
+    k, nn = int(ta.shape[-1]), int(tb.shape[-1])
+    w = _const(a[1])
+    if w is not None and prod(tb.shape[:-2]) == 1:
+        rows = prod(int(d) for d in ta.shape[:-1])
+        bp = np_const(kernels.pack_gemm_weight(w.reshape(k, nn), t.block)[None])
+        y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, a[0], rows, k), bp, nn,
+                        kernels.row_tile(rows, t.rows), primfunc_name_hint="dense")
+        return ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    if ta.shape[:-2] != tb.shape[:-2]:
+        return None  # broadcasting batch dims: the generic rule
+    bt, m = prod(int(d) for d in ta.shape[:-2]), int(ta.shape[-2])
+    x = ctx.emit(R.reshape(a[0], [bt, m, k]))
+    y = ctx.emit(R.reshape(a[1], [bt, k, nn]))
+
+    def bmm(x: Any, y: Any) -> Any:
+        return kernels.gemm(x, kernels.pack_b(y, t.block), nn, kernels.row_tile(m, t.rows))
+    out = ctx.emit_te(bmm, x, y, primfunc_name_hint="batch_matmul")
+    return ctx.emit(R.reshape(out, ctx.shape(n.output.shape)))
+
+
+@tiled("gemm")
+def _gemm(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    w = _const(a[1])
+    if w is None or ctx.tiles is None or not _f32_static(n):
+        return None
+    at = n.attrs
+    x = ctx.emit(R.permute_dims(a[0], [1, 0])) if at["trans_a"] else a[0]
+    b = (w.T if at["trans_b"] else w) * np.float32(at["alpha"])  # type: ignore[operator]
+    m, k = (int(d) for d in n.output.shape[0:1] + (b.shape[0],))
+    bp = np_const(kernels.pack_gemm_weight(np.ascontiguousarray(b, np.float32), ctx.tiles.block)[None])
+    y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, x, m, k), bp, int(b.shape[1]),
+                    kernels.row_tile(m, ctx.tiles.rows), primfunc_name_hint="dense")
+    y = ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    if len(a) == 3:
+        c = a[2] if at["beta"] == 1.0 else ctx.emit(R.multiply(ctx.const(at["beta"], "f32"), a[2]))
+        y = ctx.emit(R.add(y, c))
+    return y

@@ -1,0 +1,153 @@
+"""Tensor-expression kernels in the layouts the CPU schedules want.
+
+    gemm(A[B,M,K], Bp[B|1, N/nb, K, nb])              => C[B,M,N]
+    conv2d(x[N,C,H,W], wp[O/ob, C/g, KH, KW, ob], b)   => y[N,O,OH,OW]   (NCHW in and out)
+    depthwise_conv2d(x[N,C,H,W], w[C,KH,KW], b)        => y[N,C,OH,OW]
+
+Each kernel computes a *padded* result (rows up to a multiple of the row tile, columns up
+to a multiple of the vector block) so that the register tile of `schedules.gemm` divides
+every loop exactly, then a last elementwise block ("..._out") cuts it back to the real
+shape and adds the bias. The padding costs a copy of the activations at most; the
+contraction it makes branch-free is O(K) times larger.
+
+Weights that are constants are packed here, in numpy, at compile time: `pack_gemm_weight`
+turns [K, N] into [N/nb, K, nb] (zero-filled), `pack_conv_weight` turns OIHW into
+[O/ob, I, KH, KW, ob]. Activations used as the right operand of a matmul (attention) are
+packed at run time by a block of their own ("gemm_pack_b").
+
+Block names are the contract with `codegen/schedules/`: a rule claims the blocks named
+"gemm", "conv2d" and "depthwise_conv2d".
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tvm import te, tirx
+
+GEMM_BLOCK, CONV_BLOCK, DW_BLOCK = "gemm", "conv2d", "depthwise_conv2d"
+
+
+def ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def row_tile(n: int, target_tile: int) -> int:
+    """The row tile in [target/2, target] that wastes the fewest padded rows (largest on ties)."""
+    if n <= target_tile:
+        return n
+    best = max(range(max(1, target_tile // 2), target_tile + 1),
+               key=lambda t: (n / ceil_to(n, t), t))
+    return best
+
+
+def pack_gemm_weight(w: np.ndarray, nb: int) -> np.ndarray:
+    """[..., K, N] -> [..., ceil(N/nb), K, nb], zero-filled past N."""
+    *lead, k, n = w.shape
+    npad = ceil_to(n, nb)
+    wpad = np.zeros((*lead, k, npad), w.dtype)
+    wpad[..., :n] = w
+    return np.ascontiguousarray(
+        wpad.reshape(*lead, k, npad // nb, nb).swapaxes(-3, -2))
+
+
+def pack_conv_weight(w: np.ndarray, ob: int) -> np.ndarray:
+    """OIHW -> [ceil(O/ob), I, KH, KW, ob], zero-filled past O."""
+    o = w.shape[0]
+    opad = ceil_to(o, ob)
+    wpad = np.zeros((opad, *w.shape[1:]), w.dtype)
+    wpad[:o] = w
+    return np.ascontiguousarray(wpad.reshape(opad // ob, ob, *w.shape[1:]).transpose(0, 2, 3, 4, 1))
+
+
+def _int(x: Any) -> int:
+    return int(x)
+
+
+def gemm(a: te.Tensor, bp: te.Tensor, n: int, mt: int) -> te.Tensor:
+    """C[b, m, j] = sum_k A[b, m, k] * Bp[b, j // nb, k, j % nb]; Bp may have batch 1."""
+    bt, m, k = (_int(d) for d in a.shape)
+    nb = _int(bp.shape[-1])
+    mp, npad = ceil_to(m, mt), _int(bp.shape[-3]) * nb
+    if mp != m:
+        a = te.compute((bt, mp, k), lambda b, i, r: tirx.if_then_else(
+            i < m, a[b, tirx.min(i, m - 1), r], tirx.const(0, a.dtype)), name="gemm_pad_a")
+    shared = _int(bp.shape[0]) == 1
+    r = te.reduce_axis((0, k), "k")
+    c = te.compute((bt, mp, npad), lambda b, i, j: te.sum(
+        a[b, i, r] * bp[0 if shared else b, j // nb, r, j % nb], axis=[r]), name=GEMM_BLOCK)
+    return te.compute((bt, m, n), lambda b, i, j: c[b, i, j], name="gemm_out")
+
+
+def pack_b(b: te.Tensor, nb: int) -> te.Tensor:
+    """Run-time packing of an activation right operand: [B, K, N] -> [B, N/nb, K, nb]."""
+    bt, k, n = (_int(d) for d in b.shape)
+    no = ceil_to(n, nb) // nb
+    return te.compute((bt, no, k, nb), lambda x, jo, r, ji: tirx.if_then_else(
+        jo * nb + ji < n, b[x, r, tirx.min(jo * nb + ji, n - 1)], tirx.const(0, b.dtype)),
+        name="gemm_pack_b")
+
+
+def _pad_input(x: te.Tensor, top: int, left: int, hp: int, wp: int, name: str) -> te.Tensor:
+    """x zero-padded to [N, C, hp, wp] with (top, left) before the data."""
+    n, c, h, w = (_int(d) for d in x.shape)
+    if top == 0 and left == 0 and hp == h and wp == w:
+        return x
+
+    def at(b: Any, ch: Any, i: Any, j: Any) -> Any:
+        ii, jj = i - top, j - left
+        inside = tirx.all(ii >= 0, ii < h, jj >= 0, jj < w)
+        return tirx.if_then_else(inside, x[b, ch, tirx.max(tirx.min(ii, h - 1), 0),
+                                           tirx.max(tirx.min(jj, w - 1), 0)],
+                                 tirx.const(0, x.dtype))
+    return te.compute((n, c, hp, wp), at, name=name)
+
+
+def conv_out_size(size: int, k: int, stride: int, dil: int, before: int, after: int) -> int:
+    return (size + before + after - dil * (k - 1) - 1) // stride + 1
+
+
+def conv2d(x: te.Tensor, wp: te.Tensor, bias: te.Tensor, out_channels: int,
+           strides: Sequence[int], pads: Sequence[int], dils: Sequence[int], groups: int,
+           wt: int) -> te.Tensor:
+    """Direct NCHW convolution over packed weights; `wt` output columns per register tile."""
+    n, c, h, w = (_int(d) for d in x.shape)
+    oco, cg, kh, kw, ob = (_int(d) for d in wp.shape)
+    (sh, sw), (dh, dw) = strides, dils
+    oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
+    ow = conv_out_size(w, kw, sw, dw, pads[1], pads[3])
+    owp = ceil_to(ow, wt)
+    hp = (oh - 1) * sh + dh * (kh - 1) + 1
+    wpd = (owp - 1) * sw + dw * (kw - 1) + 1
+    xp = _pad_input(x, pads[0], pads[1], hp, wpd, "conv2d_pad")
+    ocg = out_channels // groups
+    rc, rh, rw = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
+
+    def chan(o: Any) -> Any:
+        return rc if groups == 1 else (o // ocg) * cg + rc
+    y = te.compute((n, oco * ob, oh, owp), lambda b, o, i, j: te.sum(
+        xp[b, chan(o), i * sh + rh * dh, j * sw + rw * dw] * wp[o // ob, rc, rh, rw, o % ob],
+        axis=[rc, rh, rw]), name=CONV_BLOCK)
+    return te.compute((n, out_channels, oh, ow), lambda b, o, i, j: y[b, o, i, j] + bias[o],
+                      name="conv2d_out")
+
+
+def depthwise_conv2d(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: Sequence[int],
+                     pads: Sequence[int], dils: Sequence[int], wt: int) -> te.Tensor:
+    """One filter per channel (groups == channels, multiplier 1), NCHW in and out."""
+    n, c, h, wd = (_int(d) for d in x.shape)
+    _, kh, kw = (_int(d) for d in w.shape)
+    (sh, sw), (dh, dw) = strides, dils
+    oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
+    ow = conv_out_size(wd, kw, sw, dw, pads[1], pads[3])
+    owp = ceil_to(ow, wt)
+    hp = (oh - 1) * sh + dh * (kh - 1) + 1
+    wpd = (owp - 1) * sw + dw * (kw - 1) + 1
+    xp = _pad_input(x, pads[0], pads[1], hp, wpd, "depthwise_pad")
+    rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
+    y = te.compute((n, c, oh, owp), lambda b, ch, i, j: te.sum(
+        xp[b, ch, i * sh + rh * dh, j * sw + rw * dw] * w[ch, rh, rw], axis=[rh, rw]),
+        name=DW_BLOCK)
+    return te.compute((n, c, oh, ow), lambda b, ch, i, j: y[b, ch, i, j] + bias[ch],
+                      name="depthwise_out")

@@ -1,0 +1,128 @@
+"""Schedule helpers shared by the rules: block queries, safe primitives, the register tile.
+
+    register_tile(sch, block, outer, row, rows, col, cols, reduce) => tile loop
+        [outer..., col/cols, row/rows] -> [reduce...] -> [row%rows unrolled, col%cols vectorized]
+        accumulators in a local buffer, column-innermost, written back once per tile
+
+The accumulators of one tile live in registers through the whole reduction: the row
+operand is broadcast from memory, the column operand (packed weights) is one contiguous
+vector load, and each (row, vector) pair is one FMA.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tvm import s_tir, tirx
+
+Sch = s_tir.Schedule
+ScheduleError = s_tir.ScheduleError
+
+
+def try_(fn: Callable[..., Any], *args: Any) -> Any:
+    """Apply one optional primitive; None if TVM refuses it (the schedule is unchanged)."""
+    try:
+        return fn(*args)
+    except ScheduleError:
+        return None
+
+
+def root_blocks(sch: Sch) -> list[Any]:
+    root = sch.get_sblock("root") if _has_block(sch, "root") else None
+    if root is None:
+        return []
+    return list(sch.get_child_blocks(root))
+
+
+def _has_block(sch: Sch, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+        return True
+    except Exception:
+        return False
+
+
+def block_named(sch: Sch, name: str) -> list[Any]:
+    """Blocks whose name is `name` or `name_<k>` (FuseTIR renames repeats)."""
+    found = []
+    for b in all_blocks(sch):
+        nm = sch.get(b).name_hint
+        if nm == name or (nm.startswith(name + "_") and nm[len(name) + 1:].isdigit()):
+            found.append(b)
+    return found
+
+
+def all_blocks(sch: Sch) -> list[Any]:
+    out: list[Any] = []
+
+    def walk(b: Any) -> None:
+        for c in sch.get_child_blocks(b):
+            out.append(c)
+            walk(c)
+    walk(sch.get_sblock("root"))
+    return out
+
+
+def iter_kinds(sch: Sch, block: Any) -> list[str]:
+    """'S' (spatial) or 'R' (reduce) or 'O' (other) per block iter var."""
+    kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    return [kinds.get(int(iv.iter_type), "O") for iv in sch.get(block).iter_vars]
+
+
+def extent(sch: Sch, loop: Any) -> int:
+    ext = sch.get(loop).extent
+    return int(ext) if isinstance(ext, tirx.IntImm) else -1
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
+def consumers_chain(sch: Sch, block: Any) -> list[Any]:
+    """Every block downstream of `block` in this function, producers first."""
+    seen: list[Any] = []
+    frontier = list(sch.get_consumers(block))
+    while frontier:
+        b = frontier.pop(0)
+        if any(sch.get(b).same_as(sch.get(s)) for s in seen):
+            continue
+        seen.append(b)
+        frontier.extend(sch.get_consumers(b))
+    return seen
+
+
+def fuse_epilogue(sch: Sch, block: Any, loop: Any, vector_limit: int) -> None:
+    """Move the elementwise consumers of `block` under `loop` (the tile), vectorizing the
+    innermost loop of each; consumers that cannot move stay where they are."""
+    for b in consumers_chain(sch, block):
+        if "R" in iter_kinds(sch, b) or try_(sch.reverse_compute_at, b, loop, True) is None:
+            continue
+        inner = sch.get_loops(b)[-1]
+        if 1 < extent(sch, inner) <= vector_limit:
+            try_(sch.vectorize, inner)
+
+
+def register_tile(sch: Sch, block: Any, outer: list[Any], row: Any, rows: int, col: Any,
+                  cols: int, reduce: list[Any], col_last_layout: Callable[..., Any] | None,
+                  parallel: list[Any] | None = None) -> Any:
+    """Tile `block` (see module doc); returns the tile loop (where epilogues go)."""
+    r0, r1 = sch.split(row, [None, rows])
+    c0, c1 = sch.split(col, [None, cols])
+    sch.reorder(*outer, c0, r0, *reduce, r1, c1)
+    local = sch.cache_write(block, 0, "local")
+    if col_last_layout is not None:
+        sch.transform_layout(block, ("write", 0), col_last_layout)
+    sch.reverse_compute_at(local, r0, True)
+    par = parallel if parallel is not None else [*outer, c0]
+    sch.parallel(sch.fuse(*par) if len(par) > 1 else par[0])
+    sch.vectorize(c1)
+    sch.unroll(r1)
+    wl = sch.get_loops(local)[-1]
+    if extent(sch, wl) > 1:
+        try_(sch.vectorize, wl)
+    return r0, local
+
+
+def finish_reduction(sch: Sch, block: Any, first_reduce: Any) -> None:
+    """Split the zero-init out of the reduction (last: it pins the loops in place)."""
+    sch.decompose_reduction(block, first_reduce)
