@@ -50,11 +50,19 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
             input_shapes: Mapping[str, Sequence[int]] | None = None, *,
             example_inputs: Sequence[Any] | None = None,
             passes: str | Sequence[str] | None = None, mcpu: str | None = None,
-            progress: Progress | None = None) -> CompiledModel:
+            progress: Progress | None = None, tune_trials: int | None = None,
+            tuning_db: str | os.PathLike[str] | None = None) -> CompiledModel:
     """Compile `model` for `target`; the result runs in this process and can `.export`.
 
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
-    `example_inputs=(x,)`), 'timm:NAME' or 'pkg.module:factory' (with `input_shapes`)."""
+    `example_inputs=(x,)`), 'timm:NAME' or 'pkg.module:factory' (with `input_shapes`).
+
+    At -O1 and -O2 kernels get the rule-based CPU schedules. At -O3 the kernels missing
+    from the tuning database (`tuning_db`, default `codegen.tune.default_db_dir()`) are
+    tuned first with MetaSchedule (`tune_trials` candidates, default
+    `codegen.tune.DEFAULT_TRIALS`; 0 tunes nothing), and every kernel with a record is
+    built from its best record. Tuning measures on this machine, so it runs only for
+    targets that run here; other targets use the records already in the database."""
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B
@@ -65,8 +73,18 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
     g, ran = optimize(g, opt_level, passes)
+    level = _level(opt_level)
+    if tune_trials is not None and tune_trials < 0:
+        raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
+    db = None
+    if level == 3 and B.targets.resolve(target, mcpu=mcpu).kind.name == "llvm":
+        from vcompile.codegen import tune as T
+        db = tuning_db or T.default_db_dir()
+        if targets.spec(target).runs_here and (tune_trials is None or tune_trials > 0):
+            T.tune(g, target, trials=T.DEFAULT_TRIALS if tune_trials is None else tune_trials,
+                   db_dir=db, mcpu=mcpu, progress=say)
     say("generating code")
-    ex, meta = B.build(g, target, opt_level=_level(opt_level), passes=ran, mcpu=mcpu)
+    ex, meta = B.build(g, target, opt_level=level, passes=ran, mcpu=mcpu, tuning_db=db)
     if not targets.spec(target).runs_here:
         return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
     return CompiledModel(ex, meta, graph=g, executable=ex)

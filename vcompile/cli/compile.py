@@ -33,6 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
+    add_tuning_arguments(p)
+
+
+def add_tuning_arguments(p: argparse.ArgumentParser, trials_flag: str = "--tune-trials") -> None:
+    p.add_argument(trials_flag, dest="tune_trials", type=int, metavar="N",
+                   help="MetaSchedule candidates to measure at -O3 (default 512; 0: use the "
+                        "database only)")
+    p.add_argument("--tuning-db", metavar="DIR",
+                   help="tuning database directory (default ~/.cache/vcompile/tuning, or "
+                        "$VCOMPILE_TUNING_DB)")
 
 
 def add_target_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +61,8 @@ def main(args: argparse.Namespace) -> int:
         from vcompile.api import compile as compile_model
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,
-                          mcpu=args.mcpu, progress=say)
+                          mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
+                          tuning_db=args.tuning_db)
         say("exporting")
         m.export(out)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")

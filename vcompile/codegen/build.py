@@ -54,15 +54,27 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
             "passes": list(passes)}
 
 
-def relax_pipeline(target: Any, schedule: Any | None) -> Any:
-    """TVM's CPU pipeline (legalize, FuseOps, FuseTIR, lower) with our schedules after fusion."""
+def fusion_passes(target: Any) -> list[Any]:
+    """Legalize to TIR and fuse (TVM's CPU list without FoldConstant: our passes fold
+    constants already, and TVM's folding of an empty tensor writes a constant the
+    runtime cannot read back)."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    keep = [p for p in cpu.legalize_passes(target) if p.info.name != "FoldConstant"]
+    return cpu.library_dispatch_passes(target) + keep
+
+
+def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False) -> Any:
+    """TVM's CPU pipeline (legalize, FuseOps, FuseTIR, lower) with our schedules after
+    fusion; `tuned` first applies the current MetaSchedule database's best records."""
     import tvm
+    from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     @tvm.transform.module_pass(opt_level=0, name="vcompile.RelaxPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            seq = (cpu.library_dispatch_passes(target) + cpu.legalize_passes(target)
+            seq = (fusion_passes(target)
+                   + ([relax.transform.MetaScheduleApplyDatabase()] if tuned else [])
                    + ([schedule] if schedule is not None else [])
                    + cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))
             return tvm.transform.Sequential(seq)(mod)
@@ -70,12 +82,14 @@ def relax_pipeline(target: Any, schedule: Any | None) -> Any:
 
 
 def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
-          passes: tuple[str, ...] = (), mcpu: str | None = None) -> tuple[Any, dict[str, Any]]:
+          passes: tuple[str, ...] = (), mcpu: str | None = None,
+          tuning_db: str | os.PathLike[str] | None = None) -> tuple[Any, dict[str, Any]]:
     """Compile a verified, canonical graph; returns (VM executable, metadata).
 
     At -O1 and above (and when no level is given) a CPU target gets the packed kernels
     of `emit_tiled` and the rule-based schedules of `codegen.schedules`; -O0 builds
-    TVM's plain, unscheduled TIR.
+    TVM's plain, unscheduled TIR. With `tuning_db`, kernels that have records there
+    use the best record (see `codegen.tune`), the rest the rules.
     """
     import tvm
 
@@ -83,9 +97,15 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
     target = targets.resolve(target_name, mcpu=mcpu)
     tiles = cpu_tiles(target) if opt_level != 0 else None
     mod = to_relax(g, io_names(g)[0], tiles)
+    pipeline = relax_pipeline(target, ScheduleCPU(tiles) if tiles is not None else None,
+                              tuned=tuning_db is not None)
     try:
-        ex = tvm.compile(mod, target, relax_pipeline=relax_pipeline(
-            target, ScheduleCPU(tiles) if tiles is not None else None))
+        if tuning_db is not None:
+            from vcompile.codegen.tune import open_db
+            with open_db(tuning_db):
+                ex = tvm.compile(mod, target, relax_pipeline=pipeline)
+        else:
+            ex = tvm.compile(mod, target, relax_pipeline=pipeline)
     except Exception as e:  # TVM's errors are long C++ traces: keep the last line
         msg = str(e).strip().splitlines()
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "

@@ -20,16 +20,21 @@ from vcompile.codegen.schedules import anchors, generic
 from vcompile.codegen.schedules.common import root_blocks
 from vcompile.codegen.schedules.tiles import CpuTiles, cpu_tiles
 
-__all__ = ["CpuTiles", "ScheduleCPU", "cpu_tiles", "schedule_func"]
+__all__ = ["CpuTiles", "ScheduleCPU", "cpu_tiles", "schedule", "schedule_func"]
 log = logging.getLogger(__name__)
 
 
-def schedule_func(func: tirx.PrimFunc, tiles: CpuTiles) -> tirx.PrimFunc:
+def schedule(func: tirx.PrimFunc, tiles: CpuTiles) -> s_tir.Schedule:
+    """The rule-based schedule of one PrimFunc (its trace replays as a tuning record)."""
     sch = s_tir.Schedule(func)
     for rule in anchors.RULES:
         rule(sch, tiles)
     generic.schedule_rest(sch, root_blocks(sch), tiles)
-    return sch.mod["main"].with_attr("tirx.is_scheduled", True)
+    return sch
+
+
+def schedule_func(func: tirx.PrimFunc, tiles: CpuTiles) -> tirx.PrimFunc:
+    return schedule(func, tiles).mod["main"].with_attr("tirx.is_scheduled", True)
 
 
 def is_scheduled(func: Any) -> bool:

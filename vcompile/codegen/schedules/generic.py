@@ -23,8 +23,8 @@ def injective(sch: Sch, block: Any, tiles: CpuTiles) -> None:
     if not loops:
         return
     exts = [extent(sch, lp) for lp in loops]
-    if any(e < 0 for e in exts):
-        return
+    if any(e <= 0 for e in exts):
+        return  # symbolic or empty
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     total = 1
     for e in exts:
@@ -49,7 +49,7 @@ def reduction(sch: Sch, block: Any, tiles: CpuTiles) -> None:
         return
     outer = loops[:first_r]
     exts = [extent(sch, lp) for lp in loops]
-    if any(e < 0 for e in exts):
+    if any(e <= 0 for e in exts):
         return
     total = 1
     for e in exts:

@@ -1,0 +1,49 @@
+"""`vcompile tune MODEL --target host --trials N [--tuning-db DIR]`.
+
+Tunes the model's kernels with MetaSchedule and stores the records in the tuning
+database, without building a library. Kernels already in the database are not tuned
+again; a later `vcompile MODEL -O3` with the same database builds from the records.
+"""
+from __future__ import annotations
+
+import argparse
+
+from vcompile.errors import VcompileError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from vcompile.cli.compile import add_tuning_arguments
+    p.add_argument("model", help="the model: MODEL.onnx, timm:NAME or pkg.module:factory")
+    p.add_argument("--target", default="host", help="a CPU target that runs here (default host)")
+    p.add_argument("--mcpu", help="override the target's CPU (validated against LLVM)")
+    p.add_argument("--input", action="append", metavar="NAME=DIMS",
+                   help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
+    add_tuning_arguments(p, "--trials")
+
+
+def main(args: argparse.Namespace) -> int:
+    from vcompile.cli.compile import parse_input_shapes
+    from vcompile.cli.progress import steps
+    from vcompile.codegen import targets
+    spec = targets.spec(args.target)
+    if not spec.runs_here:
+        raise VcompileError(f"target {args.target} does not run on this machine, so its kernels "
+                            f"cannot be measured here; tune on the device")
+    trials = 512 if args.tune_trials is None else args.tune_trials
+    if trials < 1:
+        raise VcompileError(f"--trials must be 1 or more, got {trials}")
+    from vcompile.runtime.tvm_import import import_tvm
+    import_tvm()
+    from vcompile.api import optimize, to_graph
+    from vcompile.codegen import tune as T
+    db = args.tuning_db or T.default_db_dir()
+    with steps(f"tuning {args.model} for {args.target}") as say:
+        say("importing")
+        g, _ = optimize(to_graph(args.model, parse_input_shapes(args.input)), 3)
+        report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say)
+    print(f"{report.summary()}; database {db}")
+    for name in sorted(report.best_ms, key=lambda k: -report.best_ms[k]):
+        rule = report.rule_ms.get(name)
+        print(f"  {name:40s} {report.best_ms[name]:9.3f} ms" +
+              (f"  (rule-based {rule:.3f} ms)" if rule is not None else ""))
+    return 0

@@ -1,0 +1,212 @@
+"""Tuning at -O3: MetaSchedule over a model's kernels, with a persistent database.
+
+    tune(g, "host", trials=256, db_dir=default_db_dir()) => TuneReport(tasks, new, trials, ...)
+    build(g, "host", opt_level=3, db_dir=...)            => records applied, rules for the rest
+
+The tasks are the PrimFuncs of the model after TVM's FuseOps/FuseTIR, in the packed
+layouts `emit_tiled` chose, so the search starts from the rule-based kernels' layouts.
+Before searching, each new task's rule-based schedule is measured by the same runner and
+committed as a record: the database's best record for a task is therefore never slower
+than the rule-based fallback, and a task the search did not improve keeps its rule.
+
+The database (MetaSchedule's JSON files) is keyed by workload (the PrimFunc's structural
+hash) and target. A task already in it is not tuned again, so a second compile of a model,
+or of another model sharing kernel shapes, tunes only what is new.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcompile.errors import VcompileError
+
+DEFAULT_TRIALS = 512  # -O3 without --tune-trials: about 10 minutes for a small CNN on 2 cores
+Progress = Callable[[str], None]
+
+
+class TuneError(VcompileError, RuntimeError):
+    """Tuning could not run (bad database directory, builder or runner failure)."""
+
+
+def default_db_dir() -> Path:
+    """$VCOMPILE_TUNING_DB, else $XDG_CACHE_HOME/vcompile/tuning (~/.cache/...)."""
+    if os.environ.get("VCOMPILE_TUNING_DB"):
+        return Path(os.environ["VCOMPILE_TUNING_DB"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vcompile" / "tuning"
+
+
+def open_db(db_dir: str | os.PathLike[str]) -> Any:
+    from tvm.s_tir import meta_schedule as ms
+    d = Path(db_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TuneError(f"cannot use tuning database {d}: {e.strerror}; pass --tuning-db DIR") from e
+    if not os.access(d, os.W_OK):
+        raise TuneError(f"cannot use tuning database {d}: not writable; pass --tuning-db DIR")
+    return ms.database.JSONDatabase(path_workload=str(d / "workloads.json"),
+                                    path_tuning_record=str(d / "records.json"),
+                                    module_equality="structural")
+
+
+def build_without_intrinsics(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default builder minus `import tvm.s_tir.tensor_intrin`, which takes
+    about 30 s in each fresh worker (mostly CUDA intrinsics) and hits the build timeout."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+@dataclass
+class TuneReport:
+    tasks: int = 0  # distinct kernels in the model
+    new: int = 0  # not in the database before this run
+    trials: int = 0  # candidates measured by the search
+    seconds: float = 0.0
+    best_ms: dict[str, float] = field(default_factory=dict)  # per task, after tuning
+    rule_ms: dict[str, float] = field(default_factory=dict)  # per new task, rule-based
+
+    def summary(self) -> str:
+        won = sum(1 for k, v in self.best_ms.items() if k in self.rule_ms and v < self.rule_ms[k] * 0.98)
+        return (f"{self.tasks} kernels, {self.new} new, {self.trials} trials in {self.seconds:.0f} s; "
+                f"tuning beat the rule-based schedule on {won} of {len(self.rule_ms)}")
+
+
+def fused_module(g: Any, target: Any, tiles: Any) -> Any:
+    """The Relax module after legalization and fusion: what gets scheduled or tuned."""
+    import tvm
+
+    from vcompile.codegen.build import fusion_passes, io_names
+    from vcompile.codegen.relax import to_relax
+    mod = to_relax(g, io_names(g)[0], tiles)
+    with target:
+        return tvm.transform.Sequential(fusion_passes(target))(mod)
+
+
+def _builder_runner() -> tuple[Any, Any]:
+    from tvm.s_tir import meta_schedule as ms
+    builder = ms.builder.LocalBuilder(f_build=build_without_intrinsics, timeout_sec=120)
+    runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
+        number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
+    return builder, runner
+
+
+def _measure(mod: Any, target: Any, builder: Any, runner: Any) -> float | None:
+    """Seconds per run of one scheduled PrimFunc module, or None if it failed."""
+    from tvm.s_tir import meta_schedule as ms
+    (res,) = builder.build([ms.builder.BuilderInput(mod, target)])
+    if res.error_msg:
+        return None
+    try:
+        args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+        (fut,) = runner.run([ms.runner.RunnerInput(res.artifact_path, "cpu", args)])
+        out = fut.result()
+    finally:
+        ms.utils.remove_build_dir(res.artifact_path)
+    if out.error_msg or not out.run_secs:
+        return None
+    return float(min(float(s) for s in out.run_secs))
+
+
+def _seed_rule_records(tasks: list[Any], target: Any, tiles: Any, db: Any, builder: Any,
+                       runner: Any, report: TuneReport) -> None:
+    """Measure each task's rule-based schedule and commit it as a tuning record."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from vcompile.codegen.schedules import schedule
+    for t in tasks:
+        mod = t.dispatched[0]
+        try:
+            sch = schedule(mod["main"], tiles)
+        except Exception:  # no rule applies cleanly: the search alone decides
+            continue
+        secs = _measure(sch.mod, target, builder, runner)
+        if secs is None:
+            continue
+        report.rule_ms[t.task_name] = secs * 1e3
+        wl = db.commit_workload(mod)
+        db.commit_tuning_record(ms.database.TuningRecord(
+            sch.trace, wl, [secs], target,
+            ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+
+
+def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
+         db_dir: str | os.PathLike[str] | None = None, mcpu: str | None = None,
+         progress: Progress | None = None, seed: int = 0) -> TuneReport:
+    """Tune the kernels of `g` that the database does not hold yet; returns a report."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from vcompile.codegen import targets
+    from vcompile.codegen.schedules import cpu_tiles
+    say = progress or (lambda s: None)
+    target = targets.resolve(target_name, mcpu=mcpu)
+    tiles = cpu_tiles(target)
+    if tiles is None:
+        raise TuneError(f"tuning is for CPU targets; {target_name} is {target.kind.name}")
+    db = open_db(db_dir or default_db_dir())
+    start = time.monotonic()
+    say("extracting kernels")
+    mod = fused_module(g, target, tiles)
+    tasks = list(ms.relax_integration.extract_tasks(mod, target))
+    report = TuneReport(tasks=len(tasks))
+    new = [t for t in tasks if not db.has_workload(t.dispatched[0])]
+    report.new = len(new)
+    if new and trials > 0:
+        builder, runner = _builder_runner()
+        say(f"measuring the rule-based schedules of {len(new)} new kernels")
+        _seed_rule_records(new, target, tiles, db, builder, runner, report)
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            new, work_dir=str(Path(db_dir or default_db_dir()) / "logs"), seed=seed)
+        cb = _ProgressCallback(trials, say, report)
+        with tvm.transform.PassContext(opt_level=3):
+            ms.tune.tune_tasks(
+                tasks=contexts, task_weights=weights,
+                work_dir=str(Path(db_dir or default_db_dir()) / "logs"),
+                max_trials_global=trials, num_trials_per_iter=min(64, max(4, trials // max(1, len(new)))),
+                builder=builder, runner=runner, database=db, cost_model="xgb",
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), cb],
+                task_scheduler="gradient")
+    for t in tasks:
+        rec = db.query_tuning_record(t.dispatched[0], target, "main")
+        if rec is not None and rec.run_secs:
+            report.best_ms[t.task_name] = float(min(float(s) for s in rec.run_secs)) * 1e3
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _make_progress_callback() -> type:
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class ProgressCallback(ms.measure_callback.PyMeasureCallback):
+        """Counts measured candidates and reports the best latency per task so far."""
+
+        def __init__(self, total: int, say: Progress, report: TuneReport) -> None:
+            super().__init__()
+            self.total, self.say, self.report = total, say, report
+            self.best: dict[int, float] = {}
+
+        def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any,
+                  builder_results: Any, runner_results: Any) -> None:
+            for r in runner_results:
+                if not r.error_msg and r.run_secs:
+                    t = min(float(s) for s in r.run_secs) * 1e3
+                    self.best[task_id] = min(self.best.get(task_id, t), t)
+            self.report.trials += len(measure_candidates)
+            done = min(self.report.trials, self.total)
+            bar = "#" * (20 * done // max(1, self.total))
+            self.say(f"tuning [{bar:<20}] {done}/{self.total} trials, task {task_id}: "
+                     f"best {self.best.get(task_id, float('nan')):.3f} ms")
+    return ProgressCallback
+
+
+def _ProgressCallback(total: int, say: Progress, report: TuneReport) -> Any:  # noqa: N802
+    return _make_progress_callback()(total, say, report)
