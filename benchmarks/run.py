@@ -1,12 +1,15 @@
-"""The model suite through vcompile, onnxruntime (ORT_ENABLE_ALL) and PyTorch eager.
+"""The model suite through vcompile, onnxruntime (ORT_ENABLE_ALL), PyTorch eager and
+(optionally) torch.compile.
 
     .venv/bin/python benchmarks/run.py [--models resnet18,levit_128s] [--threads 2]
+    .venv/bin/python benchmarks/run.py -O3 --tune-trials 512 --tuning-db DIR --torch-compile
 
 Per model: export (cached), compile with vcompile for the host, then time the three
 runtimes interleaved in one process with the same thread count, after warm-up, and
 check that vcompile's output matches onnxruntime's. Writes benchmarks/results.md and
 benchmarks/results.json (median and p90 ms, ratios to onnxruntime, geometric means).
-Untuned TVM CPU code is slow: a run over the whole suite takes a long while.
+GFLOP/s uses the FLOPs `ir.stats` counts (2 per multiply-add); the peak is
+OpenBLAS sgemm (numpy, 2048x2048) at the same thread count, measured in the same run.
 """
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=60.0, help="timing budget per model")
     p.add_argument("-O", dest="opt_level", type=int, default=2)
     p.add_argument("--exporter", default="legacy", choices=["legacy", "dynamo"])
+    p.add_argument("--tune-trials", type=int, help="-O3: MetaSchedule trials per model")
+    p.add_argument("--tuning-db", help="-O3: tuning database directory")
+    p.add_argument("--torch-compile", action="store_true",
+                   help="add torch.compile (inductor) as a contender (slow to compile)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output path stem")
     return p.parse_args(argv)
 
@@ -48,8 +55,11 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
     path = str(onnx_model(name, args.exporter))
     x = sample_input(name)
     t0 = time.perf_counter()
-    m = vcompile.compile(path, target="host", opt_level=args.opt_level)
+    m = vcompile.compile(path, target="host", opt_level=args.opt_level,
+                         tune_trials=args.tune_trials, tuning_db=args.tuning_db)
     compile_s = time.perf_counter() - t0
+    from vcompile.ir.stats import graph_stats
+    flops = graph_stats(m.graph).flops
     sess = onnxruntime_session(path, args.threads)
     feed = {sess.get_inputs()[0].name: x}  # type: ignore[attr-defined]
     model, _ = create_timm(name)
@@ -60,19 +70,44 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
             return model(xt)
     ref = sess.run(None, feed)[0]  # type: ignore[attr-defined]
     err = float(np.abs(m(x)[0] - ref).max() / max(float(np.abs(ref).max()), 1e-12))
-    res = time_interleaved({"vcompile": lambda: m(x), "onnxruntime": lambda: sess.run(None, feed),  # type: ignore[attr-defined]
-                            "torch_eager": eager}, args.warmup, args.repeat, args.max_seconds)
+    contenders = {"vcompile": lambda: m(x), "onnxruntime": lambda: sess.run(None, feed),  # type: ignore[attr-defined]
+                  "torch_eager": eager}
+    if args.torch_compile:
+        compiled = torch.compile(model)
+
+        def tc() -> Any:
+            with torch.inference_mode():
+                return compiled(xt)
+        tc()  # compiles
+        contenders["torch_compile"] = tc
+    res = time_interleaved(contenders, args.warmup, args.repeat, args.max_seconds)
     return {"model": name, "compile_s": round(compile_s, 1), "max_rel_err_vs_ort": err,
+            "gflop": round(flops / 1e9, 4),
             **{k: {"median_ms": round(v.median_ms, 3), "p90_ms": round(v.p90_ms, 3), "runs": v.runs}
                for k, v in res.items()}}
+
+
+def sgemm_peak_gflops(threads: int) -> float:
+    """OpenBLAS sgemm through numpy at the benchmark's thread count: the machine's practical peak."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(5))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _timed(fn: Any) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    env = {"threads": args.threads, "opt_level": args.opt_level, "exporter": args.exporter,
+def write(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> None:
+    env = {"threads": args.threads, "sgemm_peak_gflops": round(peak, 1), "opt_level": args.opt_level, "exporter": args.exporter,
            "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
            "date": time.strftime("%Y-%m-%d %H:%M"),
            "load_average": [round(x, 2) for x in os.getloadavg()]}
@@ -80,31 +115,49 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     lines = [f"# vcompile benchmark ({env['date']})", "",
              f"Batch 1, {args.threads} thread(s), -O{args.opt_level}, {args.exporter} ONNX export, "
              "median ms over interleaved runs; ratio = runtime / onnxruntime (lower is better). "
-             f"Load average at the end: {env['load_average']}.", "",
-             "| model | vcompile | onnxruntime | PyTorch eager | vcompile / ORT | eager / ORT "
-             "| compile s | rel err |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"Load average at the end: {env['load_average']}. GFLOP/s of vcompile; "
+             f"peak = OpenBLAS sgemm at {args.threads} thread(s), {peak:.0f} GFLOP/s.", "",
+             "| model | GFLOP | vcompile ms | onnxruntime ms | PyTorch eager ms |"
+             + (" torch.compile ms |" if args.torch_compile else "")
+             + " vcompile / ORT | eager / ORT |" + (" compile / ORT |" if args.torch_compile else "")
+             + " vcompile GFLOP/s | % of peak | compile s | rel err |",
+             "| --- |" + " ---: |" * (11 + 2 * args.torch_compile)]
     for r in rows:
         ort = r["onnxruntime"]["median_ms"]
-        lines.append(f"| {r['model']} | {r['vcompile']['median_ms']:.1f} | {ort:.1f} | "
-                     f"{r['torch_eager']['median_ms']:.1f} | {r['vcompile']['median_ms'] / ort:.1f}x | "
-                     f"{r['torch_eager']['median_ms'] / ort:.2f}x | {r['compile_s']} | "
+        v = r["vcompile"]["median_ms"]
+        tc = r.get("torch_compile", {}).get("median_ms")
+        gfs = r["gflop"] / (v / 1e3)
+        lines.append(f"| {r['model']} | {r['gflop']:.2f} | {v:.1f} | {ort:.1f} | "
+                     f"{r['torch_eager']['median_ms']:.1f} |" + (f" {tc:.1f} |" if args.torch_compile else "")
+                     + f" {v / ort:.2f}x | {r['torch_eager']['median_ms'] / ort:.2f}x |"
+                     + (f" {tc / ort:.2f}x |" if args.torch_compile else "")
+                     + f" {gfs:.0f} | {100 * gfs / peak:.0f}% | {r['compile_s']} | "
                      f"{r['max_rel_err_vs_ort']:.1e} |")
     if rows:
         gv = geomean([r["vcompile"]["median_ms"] / r["onnxruntime"]["median_ms"] for r in rows])
         ge = geomean([r["torch_eager"]["median_ms"] / r["onnxruntime"]["median_ms"] for r in rows])
-        lines += ["", f"Geometric mean vs onnxruntime: vcompile {gv:.1f}x, PyTorch eager {ge:.2f}x."]
+        worst = max(rows, key=lambda r: r["vcompile"]["median_ms"] / r["onnxruntime"]["median_ms"])
+        lines += ["", f"Geometric mean vs onnxruntime: vcompile {gv:.2f}x, PyTorch eager {ge:.2f}x"
+                  + (f", torch.compile {geomean([r['torch_compile']['median_ms'] / r['onnxruntime']['median_ms'] for r in rows]):.2f}x"
+                     if args.torch_compile else "")
+                  + f". Worst vcompile ratio: {worst['model']} "
+                  f"{worst['vcompile']['median_ms'] / worst['onnxruntime']['median_ms']:.2f}x."]
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # NOTE: PyTorch's idle OpenMP threads otherwise spin after each eager run and take
+    # the cores from whichever contender runs next.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from vcompile.runtime.bench import set_threads
     set_threads(args.threads)  # before TVM, torch and onnxruntime start their pools
     import torch
     torch.set_num_threads(args.threads)
     from tests.models import SUITE
     names = args.models.split(",") if args.models else SUITE
+    peak = sgemm_peak_gflops(args.threads)
+    print(f"sgemm peak at {args.threads} thread(s): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     for name in names:
         print(f"[{len(rows) + 1}/{len(names)}] {name} ...", flush=True)
@@ -113,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  vcompile {r['vcompile']['median_ms']:.1f} ms, onnxruntime "
               f"{r['onnxruntime']['median_ms']:.1f} ms, eager {r['torch_eager']['median_ms']:.1f} ms",
               flush=True)
-        write(rows, args)  # after every model, so an interrupted run keeps what it measured
+        write(rows, args, peak)  # after every model, so an interrupted run keeps what it measured
     print(f"wrote {args.out}.md and {args.out}.json")
     return 0
 

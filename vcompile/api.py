@@ -69,13 +69,13 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     from vcompile.codegen import targets
     say = progress or (lambda s: None)
     targets.spec(target)  # unknown names fail before any work
+    if tune_trials is not None and tune_trials < 0:
+        raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
     say("importing")
     g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
     g, ran = optimize(g, opt_level, passes)
     level = _level(opt_level)
-    if tune_trials is not None and tune_trials < 0:
-        raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
     db = None
     if level == 3 and B.targets.resolve(target, mcpu=mcpu).kind.name == "llvm":
         from vcompile.codegen import tune as T

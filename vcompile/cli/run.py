@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an input array, in the model's input order (repeatable)")
     p.add_argument("--output", metavar="FILE", help="save the output (.npy: first output; .npz: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p.add_argument("--threads", type=int, help="worker threads for the kernels (default: all cores)")
 
 
 def random_inputs(m: object, seed: int = 0) -> list[np.ndarray]:
@@ -45,6 +46,11 @@ def _read_npy(path: str) -> np.ndarray:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise VcompileError(f"--threads must be 1 or more, got {args.threads}")
+        from vcompile.runtime.bench import set_threads
+        set_threads(args.threads)  # before the library starts TVM's thread pool
     from vcompile.runtime.module import load
     m = load(args.library)
     xs = [_read_npy(p) for p in args.input] if args.input else random_inputs(m, args.seed)
