@@ -106,13 +106,14 @@ def test_conv_schedule_tiles_and_vectorizes() -> None:
 
 
 def test_every_kernel_of_resnet18_scheduled() -> None:
+    import tvm
+
     from tests.models import onnx_model
     from vcompile.api import optimize, to_graph
     from vcompile.codegen import targets
     from vcompile.codegen.build import fusion_passes, io_names
     from vcompile.codegen.relax import to_relax
     from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
-    import tvm
     g, _ = optimize(to_graph(str(onnx_model("resnet18", "legacy"))), 2)
     t = targets.resolve("host")
     tiles = cpu_tiles(t)

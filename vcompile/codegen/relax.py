@@ -33,7 +33,7 @@ Emitted = relax.Expr | tuple[relax.Expr, ...]
 EmitRule = Callable[["Ctx", Node, list[relax.Expr]], Emitted]
 EMIT: dict[str, EmitRule] = {}
 # Rules that may decline (return None); tried first when the build has CPU tiles.
-TILED: dict[str, Callable[["Ctx", Node, list[relax.Expr]], Emitted | None]] = {}
+TILED: dict[str, Callable[[Ctx, Node, list[relax.Expr]], Emitted | None]] = {}
 
 TVM_DTYPE = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64", "i8": "int8",
              "i16": "int16", "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16",

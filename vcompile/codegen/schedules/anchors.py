@@ -8,8 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from vcompile.codegen import kernels
-from vcompile.codegen.schedules.common import (Sch, block_named, extent, finish_reduction,
-                                               fuse_epilogue, largest_divisor, register_tile)
+from vcompile.codegen.schedules.common import (
+    Sch,
+    block_named,
+    extent,
+    finish_reduction,
+    fuse_epilogue,
+    largest_divisor,
+    register_tile,
+)
 from vcompile.codegen.schedules.tiles import CpuTiles
 
 
