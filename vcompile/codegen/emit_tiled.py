@@ -1,6 +1,7 @@
 """Emission rules that target the CPU schedules: packed weights and tiled kernels.
 
-    conv2d(x, w const, b)   => te conv2d over packed weights (or depthwise_conv2d)
+    conv2d(x, w const, b)   => te conv2d over packed weights (or depthwise_conv2d);
+                               a 1x1 conv runs on x viewed as [N, C, 1, H*W]
     matmul(x, w const)      => te gemm over packed weights, leading dims folded into rows
     matmul(x, y)            => te gemm with y packed at run time (attention's Q.K^T, P.V)
     gemm(a, b const, c)     => te gemm over alpha * op(b), packed; + beta * c
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, te, tirx, topi
 
 from vcompile.codegen import kernels
 from vcompile.codegen.relax import TILED, Ctx, Emitted, np_const
@@ -71,8 +72,16 @@ def _conv2d(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     if ob is None:
         return None
     wp = np_const(kernels.pack_conv_weight(w, ob))
-    return ctx.emit_te(kernels.conv2d, a[0], wp, a[2], o, s, p, d, groups,
-                       kernels.row_tile(ow, t.rows), primfunc_name_hint="conv2d")
+    x, shape = a[0], n.output.shape
+    if kh == kw == 1 and s == [1, 1] and not any(p):
+        # a pointwise conv is a GEMM over all pixels: one row of H*W gives full tiles
+        # even on 7x7 maps
+        nb, _, h, wd = (int(v) for v in n.inputs[0].shape)
+        x = ctx.emit(R.reshape(x, [nb, c, 1, h * wd]))
+        ow = h * wd
+    y = ctx.emit_te(kernels.conv2d, x, wp, a[2], o, s, p, d, groups,
+                    kernels.row_tile(ow, t.rows), primfunc_name_hint="conv2d")
+    return y if x is a[0] else ctx.emit(R.reshape(y, ctx.shape(shape)))
 
 
 def _gemm_rows(ctx: Ctx, a: relax.Expr, rows: int, k: int) -> relax.Expr:
@@ -122,3 +131,29 @@ def _gemm(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         c = a[2] if at["beta"] == 1.0 else ctx.emit(R.multiply(ctx.const(at["beta"], "f32"), a[2]))
         y = ctx.emit(R.add(y, c))
     return y
+
+
+# ---- transcendental functions -------------------------------------------------------------
+# TVM lowers tir.erf to one scalar libm call per element: GELU (erf form) took 70% of
+# convnext_atto's time. topi.fast_erf is a rational approximation in plain arithmetic,
+# so it vectorizes; its error is a few float32 ulps.
+
+def _f32_unary(n: Node) -> bool:
+    return n.inputs[0].dtype == "f32"
+
+
+@tiled("erf")
+def _erf(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    return ctx.emit_te(topi.fast_erf, a[0], primfunc_name_hint="erf") if _f32_unary(n) else None
+
+
+@tiled("gelu")
+def _gelu(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    if not _f32_unary(n) or n.attrs["approximate"] == "tanh":
+        return None
+
+    def gelu(x: Any) -> Any:
+        e = topi.fast_erf(topi.multiply(x, tirx.const(0.7071067811865476, "float32")))
+        return te.compute(x.shape, lambda *i: x(*i) * tirx.const(0.5, "float32") * (
+            tirx.const(1.0, "float32") + e(*i)), name="gelu")
+    return ctx.emit_te(gelu, a[0], primfunc_name_hint="gelu")

@@ -29,6 +29,7 @@ def schedule(func: tirx.PrimFunc, tiles: CpuTiles) -> s_tir.Schedule:
     sch = s_tir.Schedule(func)
     for rule in anchors.RULES:
         rule(sch, tiles)
+    generic.inline_elementwise(sch, root_blocks(sch))
     generic.schedule_rest(sch, root_blocks(sch), tiles)
     return sch
 

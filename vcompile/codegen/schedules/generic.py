@@ -62,6 +62,20 @@ def reduction(sch: Sch, block: Any, tiles: CpuTiles) -> None:
         try_(sch.parallel, fused)
 
 
+def inline_elementwise(sch: Sch, blocks: list[Any]) -> None:
+    """Inline every top-level injective block whose consumers are all injective: a fused
+    chain (reshape, divide, erf, add, multiply) becomes one loop nest, with no
+    intermediate buffers. Producers of a reduction (a conv's padding, a matmul's packing)
+    stay, so the contraction's inner loop has no conditionals."""
+    outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
+    for b in blocks:
+        if "R" in iter_kinds(sch, b) or sch.get(b).name_hint in outputs:
+            continue
+        cons = sch.get_consumers(b)
+        if cons and all("R" not in iter_kinds(sch, c) for c in cons):
+            try_(sch.compute_inline, b)
+
+
 def schedule_rest(sch: Sch, blocks: list[Any], tiles: CpuTiles) -> None:
     for b in blocks:
         if "R" in iter_kinds(sch, b):
