@@ -205,3 +205,21 @@ def test_run_threads_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     from vcompile.cli import main
     assert main(["run", str(tmp_path / "none.so"), "--threads", "0"]) == 1
     assert "--threads must be 1 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("op", "attrs"), [("erf", {}), ("gelu", {"approximate": "none"}),
+                                           ("exp", {}), ("sigmoid", {}), ("silu", {}),
+                                           ("softmax", {"axis": -1}), ("softmax", {"axis": 1})])
+def test_fast_transcendentals_match_interpreter(op: str, attrs: dict[str, Any]) -> None:
+    """-O1+ uses vectorizable approximations of erf and exp; they must stay within
+    float32 tolerance, also far out in the tails (exp overflows and underflows)."""
+    x = np.concatenate([f(3, 40) * 4, np.linspace(-87, 88, 120, dtype=np.float32).reshape(3, 40)],
+                       axis=1)
+    if op in ("exp",):
+        x = np.clip(x, -80, 80)
+    bb = Builder(op)
+    g = bb.build(bb.emit(op, bb.input(x.shape, hint="x"), **attrs))
+    import vcompile
+    got = vcompile.compile(g, opt_level=2)(x)[0]
+    want = interp.run(g, x)[0]
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6 if op != "exp" else 0)

@@ -157,3 +157,48 @@ def _gelu(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return te.compute(x.shape, lambda *i: x(*i) * tirx.const(0.5, "float32") * (
             tirx.const(1.0, "float32") + e(*i)), name="gelu")
     return ctx.emit_te(gelu, a[0], primfunc_name_hint="gelu")
+
+
+# exp has the same problem (one expf call per element): sigmoid, SiLU and softmax use
+# topi.fast_exp (range reduction + polynomial, relative error ~1e-7).
+
+@tiled("exp")
+def _exp(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    return ctx.emit_te(topi.fast_exp, a[0], primfunc_name_hint="exp") if _f32_unary(n) else None
+
+
+def _sigmoid_te(x: Any) -> Any:
+    e = topi.fast_exp(topi.negative(x))
+    one = tirx.const(1.0, "float32")
+    return te.compute(x.shape, lambda *i: one / (one + e(*i)), name="sigmoid")
+
+
+@tiled("sigmoid")
+def _sigmoid(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    return ctx.emit_te(_sigmoid_te, a[0], primfunc_name_hint="sigmoid") if _f32_unary(n) else None
+
+
+@tiled("silu")
+def _silu(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    if not _f32_unary(n):
+        return None
+
+    def silu(x: Any) -> Any:
+        s = _sigmoid_te(x)
+        return te.compute(x.shape, lambda *i: x(*i) * s(*i), name="silu")
+    return ctx.emit_te(silu, a[0], primfunc_name_hint="silu")
+
+
+@tiled("softmax")
+def _softmax(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    t = n.inputs[0].type
+    if not _f32_unary(n) or not t.is_static or t.size == 0:
+        return None
+    axis = int(n.attrs["axis"]) % t.rank  # type: ignore[arg-type]
+
+    def softmax(x: Any) -> Any:
+        m = topi.max(x, axis=axis, keepdims=True)
+        e = topi.fast_exp(topi.subtract(x, m))
+        s = topi.sum(e, axis=axis, keepdims=True)
+        return topi.divide(e, s)
+    return ctx.emit_te(softmax, a[0], primfunc_name_hint="softmax")
