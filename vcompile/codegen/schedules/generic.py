@@ -66,14 +66,26 @@ def inline_elementwise(sch: Sch, blocks: list[Any]) -> None:
     """Inline every top-level injective block whose consumers are all injective: a fused
     chain (reshape, divide, erf, add, multiply) becomes one loop nest, with no
     intermediate buffers. Producers of a reduction (a conv's padding, a matmul's packing)
-    stay, so the contraction's inner loop has no conditionals."""
+    stay, so the contraction's inner loop has no conditionals.
+
+    NOTE: blocks that choose between inputs (concat, pad, where: an if_then_else or a
+    select) are not inlined. Inlining a concat into the reshape after it gave wrong
+    results in TVM 0.27 (ONNX RotaryEmbedding, expanded form); the compiled ONNX
+    conformance tests and the model suite guard the rest."""
     outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
     for b in blocks:
         if "R" in iter_kinds(sch, b) or sch.get(b).name_hint in outputs:
             continue
+        if _has_select(sch.get(b)):
+            continue  # see the NOTE above
         cons = sch.get_consumers(b)
         if cons and all("R" not in iter_kinds(sch, c) for c in cons):
             try_(sch.compute_inline, b)
+
+
+def _has_select(block: Any) -> bool:
+    text = str(block.body)  # TVMScript of the block body (the Python API has no TIR visitor)
+    return "if_then_else(" in text or "Select(" in text
 
 
 def schedule_rest(sch: Sch, blocks: list[Any], tiles: CpuTiles) -> None:
