@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--torch-compile", action="store_true",
                    help="add torch.compile (inductor) as a contender (slow to compile)")
     p.add_argument("--rewrite", action="store_true",
-                   help="re-measure only the peak and rewrite the .md from the existing .json")
+                   help="rewrite the .md from the existing .json (after a format change), measuring nothing")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output path stem")
     return p.parse_args(argv)
 
@@ -117,12 +117,15 @@ def geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def write(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> None:
+def write(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float,
+          measured: dict[str, Any] | None = None) -> None:
+    """Write OUT.json and OUT.md; `measured` keeps a rewritten run's own date and load."""
     env = {"threads": args.threads, "sgemm_peak_gflops": round(peak, 1),
            "opt_level": args.opt_level, "exporter": args.exporter,
            "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
            "date": time.strftime("%Y-%m-%d %H:%M"),
            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    env.update(measured or {})
     Path(args.out + ".json").write_text(json.dumps({"env": env, "results": rows}, indent=1) + "\n")
     lines = [f"# vcompile benchmark ({env['date']})", "",
              f"Batch 1, {args.threads} thread(s), -O{args.opt_level}, {args.exporter} ONNX export, "
@@ -133,7 +136,7 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> 
              + (" torch.compile ms |" if args.torch_compile else "")
              + " vcompile / ORT | eager / ORT |" + (" compile / ORT |" if args.torch_compile else "")
              + " vcompile GFLOP/s | % of peak | compile s | rel err |",
-             "| --- |" + " ---: |" * (11 + 2 * args.torch_compile)]
+             "| --- |" + " ---: |" * (10 + 2 * args.torch_compile)]
     for r in rows:
         ort = r["onnxruntime"]["median_ms"]
         v = r["vcompile"]["median_ms"]
@@ -168,14 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from tests.models import SUITE
     names = args.models.split(",") if args.models else SUITE
-    peak = sgemm_peak_gflops(args.threads)
     if args.rewrite:
         old = json.loads(Path(args.out + ".json").read_text())
+        peak = old["env"]["sgemm_peak_gflops"]
+        args.threads = old["env"]["threads"]
         args.opt_level, args.exporter = old["env"]["opt_level"], old["env"]["exporter"]
         args.torch_compile = any("torch_compile" in r for r in old["results"])
-        write(old["results"], args, peak)
-        print(f"rewrote {args.out}.md with peak {peak:.0f} GFLOP/s")
+        write(old["results"], args, peak,
+              {k: old["env"][k] for k in ("date", "load_average") if k in old["env"]})
+        print(f"rewrote {args.out}.md from {args.out}.json")
         return 0
+    peak = sgemm_peak_gflops(args.threads)
     print(f"sgemm peak at {args.threads} thread(s): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     for name in names:

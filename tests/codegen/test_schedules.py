@@ -223,3 +223,13 @@ def test_fast_transcendentals_match_interpreter(op: str, attrs: dict[str, Any]) 
     got = vcompile.compile(g, opt_level=2)(x)[0]
     want = interp.run(g, x)[0]
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6 if op != "exp" else 0)
+
+
+def test_avx2_tiles_run_correctly_here() -> None:
+    """The x86_64 target (AVX2, 6x16 tiles) runs on this machine too: same numerics."""
+    cin, cout, hw, k, attrs = CONVS["3x3_stride2_uneven_pads"]
+    _check(_conv_graph(cin, cout, hw, k, **attrs), [f(1, cin, *hw)], target="x86_64")
+    bb = Builder("mm")
+    x = bb.input((2, 3, 50, 16), hint="a")
+    g = bb.build(bb.emit("softmax", bb.emit("matmul", x, bb.input((2, 3, 16, 50), hint="b")), axis=-1))
+    _check(g, [f(2, 3, 50, 16), f(2, 3, 16, 50)], target="x86_64")
