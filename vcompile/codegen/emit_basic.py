@@ -216,6 +216,26 @@ def _gemm(ctx: Ctx, n: Node, a: list) -> Any:
     return y
 
 
+@rule("linear")
+def _linear(ctx: Ctx, n: Node, a: list) -> Any:
+    y = ctx.emit(R.matmul(a[0], a[1]))
+    return ctx.emit(R.add(y, a[2])) if len(a) == 3 else y
+
+
+def _swap_last(ctx: Ctx, x: Any, rank: int) -> Any:
+    return ctx.emit(R.permute_dims(x, [*range(rank - 2), rank - 1, rank - 2]))
+
+
+@rule("attention")
+def _attention(ctx: Ctx, n: Node, a: list) -> Any:
+    rank, dt = n.inputs[0].type.rank, _dt(n)
+    s = ctx.emit(R.matmul(a[0], _swap_last(ctx, a[1], rank)))
+    s = ctx.emit(R.multiply(s, ctx.const(n.attrs["scale"], dt)))
+    if len(a) == 4:
+        s = ctx.emit(R.add(s, a[3]))
+    return ctx.emit(R.matmul(ctx.emit(R.nn.softmax(s, -1)), a[2]))
+
+
 @rule("einsum")
 def _einsum(ctx: Ctx, n: Node, a: list) -> Any:
     return ctx.emit(R.einsum(a, str(n.attrs["equation"]).replace(" ", "")))

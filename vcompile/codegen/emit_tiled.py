@@ -202,3 +202,52 @@ def _softmax(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         s = topi.sum(e, axis=axis, keepdims=True)
         return topi.divide(e, s)
     return ctx.emit_te(softmax, a[0], primfunc_name_hint="softmax")
+
+
+@tiled("linear")
+def _linear(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    w = _const(a[1])
+    if w is None or ctx.tiles is None or not _f32_static(n) or n.inputs[0].type.rank < 1:
+        return None
+    k, nn = (int(d) for d in w.shape)
+    rows = prod(int(d) for d in n.inputs[0].shape[:-1])
+    bp = np_const(kernels.pack_gemm_weight(w, ctx.tiles.block)[None])
+    y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, a[0], rows, k), bp, nn,
+                    kernels.row_tile(rows, ctx.tiles.rows), primfunc_name_hint="dense")
+    y = ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    return ctx.emit(R.add(y, a[2])) if len(a) == 3 else y
+
+
+@tiled("attention")
+def _attention(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    """Batch dims fold into one group axis; a bias is broadcast to [G|1, N, M] (at
+    compile time when it is a constant)."""
+    q, k, v = (x.type for x in n.inputs[:3])
+    t = ctx.tiles
+    if t is None or not _f32_static(n) or int(v.shape[-1]) % t.lanes:
+        return None
+    g = prod(int(d) for d in q.shape[:-2])
+    (nq, d), m, e = (int(x) for x in q.shape[-2:]), int(k.shape[-2]), int(v.shape[-1])
+    args = [ctx.emit(R.reshape(x, [g, *(int(s) for s in ty.shape[-2:])]))
+            for x, ty in zip(a[:3], (q, k, v), strict=True)]
+    bias = None
+    if len(a) == 4:
+        bt, full = n.inputs[3].type, q.shape[:-1] + (m,)
+        lead = (1,) * (len(full) - bt.rank) + tuple(int(s) for s in bt.shape)
+        gb = 1 if all(s == 1 for s in lead[:-2]) else g
+        shape = [gb, nq, m]
+        c = _const(a[3])
+        if c is not None:
+            full_b = np.broadcast_to(c.reshape(lead), (*(lead[:-2] if gb == 1 else full[:-2]), nq, m))
+            bias = np_const(np.ascontiguousarray(full_b, np.float32).reshape(shape))
+        else:
+            bx = ctx.emit(R.broadcast_to(a[3], [*(lead[:-2] if gb == 1 else full[:-2]), nq, m]))
+            bias = ctx.emit(R.reshape(bx, shape))
+    rt = kernels.row_tile(nq, t.rows)
+    scale = float(n.attrs["scale"])  # type: ignore[arg-type]
+
+    def attn(q: Any, k: Any, v: Any, *b: Any) -> Any:
+        return kernels.attention(q, k, v, b[0] if b else None, scale, rt, t.lanes)
+    y = ctx.emit_te(attn, *args, *([bias] if bias is not None else []),
+                    primfunc_name_hint="attention")
+    return ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))

@@ -3,6 +3,7 @@
     gemm(A[B,M,K], Bp[B|1, N/nb, K, nb])              => C[B,M,N]
     conv2d(x[N,C,H,W], wp[O/ob, C/g, KH, KW, ob], b)   => y[N,O,OH,OW]   (NCHW in and out)
     depthwise_conv2d(x[N,C,H,W], w[C,KH,KW], b)        => y[N,C,OH,OW]
+    attention(q[G,N,D], k[G,M,D], v[G,M,E], bias[G|1,N,M]?) => o[G,N,E]
 
 Each kernel computes a *padded* result (rows up to a multiple of the row tile, columns up
 to a multiple of the vector block) so that the register tile of `schedules.gemm` divides
@@ -16,7 +17,7 @@ turns [K, N] into [N/nb, K, nb] (zero-filled), `pack_conv_weight` turns OIHW int
 packed at run time by a block of their own ("gemm_pack_b").
 
 Block names are the contract with `codegen/schedules/`: a rule claims the blocks named
-"gemm", "conv2d" and "depthwise_conv2d".
+"gemm", "conv2d", "depthwise_conv2d" and "attention_out".
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 from tvm import te, tirx
 
 GEMM_BLOCK, CONV_BLOCK, DW_BLOCK = "gemm", "conv2d", "depthwise_conv2d"
+ATTN_BLOCK = "attention_out"
 
 
 def ceil_to(n: int, m: int) -> int:
@@ -152,3 +154,48 @@ def depthwise_conv2d(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: Seque
         name=DW_BLOCK)
     return te.compute((n, c, oh, ow), lambda b, ch, i, j: y[b, ch, i, j] + bias[ch],
                       name="depthwise_out")
+
+
+def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, scale: float,
+              rt: int, lanes: int) -> te.Tensor:
+    """softmax(scale * q @ kT + bias) @ v per group g, computed `rt` query rows at a time.
+
+    Rows are padded to a multiple of `rt` and keys to a multiple of `lanes`; padded keys
+    get a logit of -inf (weight 0). `schedules.anchors.attention` computes every block
+    below "attention_out" inside its row-tile loop, so each thread holds the scores of
+    one tile of rows ([rt, M]), never the [N, M] matrix.
+    """
+    from tvm import topi
+    g, n, d = (_int(x) for x in q.shape)
+    m, e = _int(k.shape[1]), _int(v.shape[2])
+    npad, mpad = ceil_to(n, rt), ceil_to(m, lanes)
+    zero, dt = tirx.const(0, q.dtype), q.dtype
+    qp = te.compute((g, npad, d), lambda b, i, c: tirx.if_then_else(
+        i < n, q[b, tirx.min(i, n - 1), c], zero), name="attn_q")
+    kt = te.compute((g, d, mpad), lambda b, c, j: tirx.if_then_else(
+        j < m, k[b, tirx.min(j, m - 1), c], zero), name="attn_kt")
+    vp = te.compute((g, mpad, e), lambda b, j, c: tirx.if_then_else(
+        j < m, v[b, tirx.min(j, m - 1), c], zero), name="attn_v")
+    rd = te.reduce_axis((0, d), "rd")
+    s = te.compute((g, npad, mpad), lambda b, i, j: te.sum(qp[b, i, rd] * kt[b, rd, j], axis=rd),
+                   name="attn_score")
+
+    def logit(b: Any, i: Any, j: Any) -> Any:
+        x = s[b, i, j] * tirx.const(scale, dt)
+        if bias is not None:
+            bb = 0 if _int(bias.shape[0]) == 1 else b
+            x = x + bias[bb, tirx.min(i, n - 1), tirx.min(j, m - 1)]
+        return tirx.if_then_else(j < m, x, tirx.min_value(dt))
+    lg = te.compute((g, npad, mpad), logit, name="attn_logit")
+    r1 = te.reduce_axis((0, mpad), "r1")
+    mx = te.compute((g, npad), lambda b, i: te.max(lg[b, i, r1], axis=r1), name="attn_max")
+    z = te.compute((g, npad, mpad), lambda b, i, j: lg[b, i, j] - mx[b, i], name="attn_z")
+    p = topi.fast_exp(z)
+    r2 = te.reduce_axis((0, mpad), "r2")
+    sm = te.compute((g, npad), lambda b, i: te.sum(p[b, i, r2], axis=r2), name="attn_sum")
+    r3 = te.reduce_axis((0, mpad), "r3")
+    o = te.compute((g, npad, e), lambda b, i, c: te.sum(p[b, i, r3] * vp[b, r3, c], axis=r3),
+                   name="attn_pv")
+    out = te.compute((g, npad, e), lambda b, i, c: o[b, i, c] / sm[b, i], name=ATTN_BLOCK,
+                     attrs={"rows": rt})
+    return te.compute((g, n, e), lambda b, i, c: out[b, i, c], name="attention_slice")

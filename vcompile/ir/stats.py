@@ -60,6 +60,17 @@ def _gemm(n: Node) -> int:
     return 2 * _numel(n.outputs[0].type) * k
 
 
+def _linear(n: Node) -> int:
+    return 2 * _numel(n.outputs[0].type) * _dims(n.inputs[1].shape)[0]
+
+
+def _attention(n: Node) -> int:
+    """Q @ KT and P @ V (2 FLOPs per multiply-add each) plus the softmax's 5 per score."""
+    q, k, v = (_dims(x.shape) for x in n.inputs[:3])
+    rows, m, d, e = math.prod(q[:-1]), k[-2], q[-1], v[-1]
+    return rows * m * (2 * d + 2 * e + 5)
+
+
 def _einsum_letters(n: Node) -> dict[str, int]:
     """Size of each letter; an ellipsis becomes fresh upper-case letters, right-aligned."""
     lhs = str(n.attrs["equation"]).replace(" ", "").split("->")[0]
@@ -100,7 +111,8 @@ FLOP_RULES: dict[str, Callable[[Node], int]] = {
     **{f"conv{d}d": _conv for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": _conv_transpose for d in (1, 2, 3)},
     **{f"{p}_pool{d}d": _pool for p in ("max", "avg") for d in (1, 2, 3)},
-    "matmul": _matmul, "gemm": _gemm, "einsum": _einsum,
+    "matmul": _matmul, "gemm": _gemm, "einsum": _einsum, "linear": _linear,
+    "attention": _attention,
     **{r: _per_in(1) for r in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
                                "reduce_prod")},
     "softmax": _per_out(5), "log_softmax": _per_out(5),

@@ -1,4 +1,5 @@
-"""Rules for the contraction kernels of `codegen.kernels`: gemm, conv2d, depthwise_conv2d.
+"""Rules for the contraction kernels of `codegen.kernels`: gemm, conv2d, depthwise_conv2d,
+attention.
 
 Each rule claims the blocks of one name, tiles them for registers and moves the block's
 elementwise consumers (bias, activation, residual add fused by FuseOps) into the tile.
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from vcompile.codegen import kernels
+from vcompile.codegen.schedules import generic
 from vcompile.codegen.schedules.common import (
     Sch,
     block_named,
@@ -16,6 +18,7 @@ from vcompile.codegen.schedules.common import (
     fuse_epilogue,
     largest_divisor,
     register_tile,
+    try_,
 )
 from vcompile.codegen.schedules.tiles import CpuTiles
 
@@ -87,4 +90,69 @@ def depthwise_conv2d(sch: Sch, tiles: CpuTiles) -> bool:
     return bool(found)
 
 
-RULES = (gemm, conv2d, depthwise_conv2d)
+def _producer(sch: Sch, block: Any, name: str) -> Any:
+    """The producer of `block` whose name starts with `name` (FuseTIR may add suffixes)."""
+    for b in sch.get_producers(block):
+        if sch.get(b).name_hint.startswith(name):
+            return b
+    raise ValueError(f"no producer {name!r} of {sch.get(block).name_hint}")
+
+
+def _row_tile_fma(sch: Sch, block: Any, lanes: int) -> None:
+    """Register-tile a block computed for one tile of rows: loops (rows, cols, reduce) ->
+    (cols/lanes, reduce, rows unrolled, lanes vectorized), accumulators local."""
+    i, j, r = sch.get_loops(block)[-3:]
+    j0, j1 = sch.split(j, [None, lanes])
+    sch.reorder(j0, r, i, j1)
+    local = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(local, j0, True)
+    sch.annotate(local, generic.KEEP, 1)
+    sch.unroll(i)
+    sch.vectorize(j1)
+    try_(sch.vectorize, sch.get_loops(local)[-1])
+    sch.decompose_reduction(block, r)
+
+
+def attention(sch: Sch, tiles: CpuTiles) -> bool:
+    """Claims "attention_out" blocks (`kernels.attention`) and everything they read.
+
+    Parallel over (group, tile of query rows); inside one tile: the scores as a register
+    tile (rows x one vector of keys, reduction over D), the row max, the exponentials
+    (vectorized over keys), the row sums, P @ V as a register tile (rows x one vector
+    of the value width, reduction over keys) and the normalization. Only the tile's
+    [rows, M] scores exist at a time, per thread. Keys, values and queries are padded
+    copies made first, in parallel.
+    """
+    found = block_named(sch, kernels.ATTN_BLOCK)
+    for out in found:
+        pv = _producer(sch, out, "attn_pv")
+        sm = _producer(sch, out, "attn_sum")
+        exp = _producer(sch, sm, "T_fast_exp")
+        z = _producer(sch, exp, "attn_z")
+        mx = _producer(sch, z, "attn_max")
+        lg = _producer(sch, mx, "attn_logit")
+        score = _producer(sch, lg, "attn_score")
+        g, i, c = sch.get_loops(out)
+        rt = _attn_rows(sch, out, extent(sch, i))
+        i0, i1 = sch.split(i, [None, rt])
+        tile = sch.fuse(g, i0)
+        sch.parallel(tile)
+        try_(sch.vectorize, c)
+        for b in (pv, sm, exp, z, mx, lg, score):
+            sch.compute_at(b, tile, True)
+        sch.compute_inline(z)
+        _row_tile_fma(sch, pv, tiles.lanes)
+        _row_tile_fma(sch, score, tiles.lanes)
+        for b in (exp, lg):
+            try_(sch.vectorize, sch.get_loops(b)[-1])
+    return bool(found)
+
+
+def _attn_rows(sch: Sch, out: Any, rows: int) -> int:
+    """The row tile the kernel padded the queries for (its "rows" annotation); any
+    divisor of the padded rows would be correct."""
+    rt = sch.get(out).annotations.get("rows")
+    return int(rt) if rt is not None and rows % int(rt) == 0 else largest_divisor(rows, 16)
+
+
+RULES = (gemm, conv2d, depthwise_conv2d, attention)

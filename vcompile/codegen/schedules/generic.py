@@ -71,16 +71,28 @@ def inline_elementwise(sch: Sch, blocks: list[Any]) -> None:
     NOTE: blocks that choose between inputs (concat, pad, where: an if_then_else or a
     select) are not inlined. Inlining a concat into the reshape after it gave wrong
     results in TVM 0.27 (ONNX RotaryEmbedding, expanded form); the compiled ONNX
-    conformance tests and the model suite guard the rest."""
+    conformance tests and the model suite guard the rest. An anchor rule marks the blocks
+    it has placed with the annotation `KEEP` (a register tile's write-back whose consumer
+    runs at another loop level: inlined, the whole accumulator array would be read there
+    and could not live in registers)."""
     outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(sch.get_sblock("root"))}
     for b in blocks:
         if "R" in iter_kinds(sch, b) or sch.get(b).name_hint in outputs:
+            continue
+        if _kept(sch, b):
             continue
         if _has_select(sch.get(b)):
             continue  # see the NOTE above
         cons = sch.get_consumers(b)
         if cons and all("R" not in iter_kinds(sch, c) for c in cons):
             try_(sch.compute_inline, b)
+
+
+KEEP = "vcompile.keep"
+
+
+def _kept(sch: Sch, block: Any) -> bool:
+    return KEEP in sch.get(block).annotations
 
 
 def _has_select(block: Any) -> bool:
@@ -90,6 +102,8 @@ def _has_select(block: Any) -> bool:
 
 def schedule_rest(sch: Sch, blocks: list[Any], tiles: CpuTiles) -> None:
     for b in blocks:
+        if _kept(sch, b):
+            continue
         if "R" in iter_kinds(sch, b):
             try_(reduction, sch, b, tiles)
         else:

@@ -1,7 +1,13 @@
-"""Contractions and reductions: matmul, gemm, einsum, reduce_*, softmax.
+"""Contractions and reductions: matmul, gemm, linear, attention, einsum, reduce_*, softmax.
 
 `matmul` follows numpy (batch dims broadcast; 1-D operands promoted then dropped).
 `gemm` is ONNX Gemm: alpha * op(A) @ op(B) + beta * C with optional transposes.
+`linear(x, w, b?)` is `x @ w + b` over the last axis of x (x: [..., K], w: [K, N],
+b: [N]); the `recognize` pass makes it from MatMul + Add and canonical Gemm.
+`attention(q, k, v, bias?) {scale}` is softmax(scale * q @ kT + bias) @ v over the
+last two axes (q: [..., N, D], k: [..., M, D], v: [..., M, E] with equal batch dims;
+bias broadcasts to [..., N, M]) -> [..., N, E]; `recognize` makes it from the
+MatMul/Mul/Add/Softmax/MatMul spellings of scaled-dot-product attention.
 Reductions take explicit `axes` (an empty tuple reduces every axis).
 """
 from __future__ import annotations
@@ -64,6 +70,58 @@ def _gemm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 register_op("gemm", (2, 3), _gemm_infer, _gemm_eval, kind="anchor",
             attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0),
                    "trans_a": ("bool", False), "trans_b": ("bool", False)})
+
+
+def _linear_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    dt = same_dtype(ts, "linear")
+    x, w = ts[0], ts[1]
+    if x.rank < 1 or w.rank != 2:
+        raise ShapeError(f"linear: x must have rank >= 1 and w rank 2, got {x} and {w}")
+    if x.shape[-1] != w.shape[0]:
+        raise ShapeError(f"linear: x's last dim {x.shape[-1]} differs from w's first {w.shape[0]}")
+    if len(ts) == 3 and (ts[2].rank != 1 or ts[2].shape[0] != w.shape[1]):
+        raise ShapeError(f"linear: bias must be [{w.shape[1]}], got {ts[2]}")
+    return (TensorType(dt, x.shape[:-1] + (w.shape[1],)),)
+
+
+def _linear_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    y = np.matmul(xs[0], xs[1])
+    return ((y + xs[2] if len(xs) == 3 else y).astype(xs[0].dtype),)
+
+
+register_op("linear", (2, 3), _linear_infer, _linear_eval, kind="anchor",
+            doc="x @ w + b over the last axis: x [..., K], w [K, N], b [N]")
+
+
+def _attention_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    dt = same_dtype(ts, "attention")
+    q, k, v = ts[:3]
+    if not q.rank == k.rank == v.rank or q.rank < 2:
+        raise ShapeError(f"attention: q, k and v must have one rank >= 2, got {q}, {k}, {v}")
+    if q.shape[:-2] != k.shape[:-2] or q.shape[:-2] != v.shape[:-2]:
+        raise ShapeError(f"attention: batch dims differ: {q}, {k}, {v}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"attention: q [..., N, D], k [..., M, D], v [..., M, E] expected, "
+                         f"got {q}, {k}, {v}")
+    scores = q.shape[:-1] + (k.shape[-2],)
+    if len(ts) == 4 and (ts[3].rank > len(scores)
+                         or broadcast_shapes(scores, ts[3].shape) != scores):
+        raise ShapeError(f"attention: bias {ts[3]} does not broadcast to the scores "
+                         f"[{','.join(map(str, scores))}]")
+    return (TensorType(dt, q.shape[:-1] + (v.shape[-1],)),)
+
+
+def _attention_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    q, k, v = xs[:3]
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * np.asarray(a["scale"], q.dtype)
+    if len(xs) == 4:
+        s = s + xs[3]
+    return (np.matmul(_softmax(s, -1, False), v).astype(q.dtype),)
+
+
+register_op("attention", (3, 4), _attention_infer, _attention_eval, kind="anchor",
+            attrs={"scale": ("float", 1.0)},
+            doc="softmax(scale * q @ kT + bias) @ v over the last two axes")
 
 
 def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
