@@ -54,31 +54,130 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
             "passes": list(passes)}
 
 
-def fusion_passes(target: Any) -> list[Any]:
+FUSION_MODES = ("vcompile", "tvm", "none")
+
+
+def fusion_mode(g: Graph, opt_level: int | None) -> str:
+    """Who decides the kernels: "vcompile" when the `fuse` pass made region nodes (one
+    group, one kernel), "none" at -O0 and -O1 (every op its own kernels), else "tvm"
+    (TVM's FuseOps over the plain graph: what `--disable-pass fuse` compares against)."""
+    if any(n.region is not None for n in g.nodes):
+        return "vcompile"
+    return "none" if opt_level in (0, 1) else "tvm"
+
+
+def fusion_passes(target: Any, fusion: str = "tvm") -> list[Any]:
     """Legalize to TIR and fuse (TVM's CPU list without FoldConstant: our passes fold
     constants already, and TVM's folding of an empty tensor writes a constant the
-    runtime cannot read back)."""
+    runtime cannot read back). FuseOps runs only in the "tvm" mode; FuseTIR always
+    runs, turning each `Primitive` function (our fusion groups) into one PrimFunc."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu
-    keep = [p for p in cpu.legalize_passes(target) if p.info.name != "FoldConstant"]
-    return cpu.library_dispatch_passes(target) + keep
+    if fusion not in FUSION_MODES:
+        raise ValueError(f"fusion must be one of {FUSION_MODES}, got {fusion!r}")
+    skip = {"FoldConstant"} | ({"FuseOps"} if fusion != "tvm" else set())
+    keep = [p for p in cpu.legalize_passes(target) if p.info.name not in skip]
+    i = next(k for k, p in enumerate(keep) if p.info.name == "FuseTIR")
+    return cpu.library_dispatch_passes(target) + keep[:i] + [lift_constants()] + keep[i:]
 
 
-def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False) -> Any:
-    """TVM's CPU pipeline (legalize, FuseOps, FuseTIR, lower) with our schedules after
-    fusion; `tuned` first applies the current MetaSchedule database's best records."""
+def lift_constants() -> Any:
+    """A pass: tensor constants inside `Primitive` functions become parameters, passed
+    by the caller (FuseTIR accepts no constants there; FuseOps never puts them there,
+    our fusion groups do, so that emission sees and packs the weights)."""
+    import tvm
+    from tvm import relax
+
+    @relax.expr_functor.mutator
+    class _Collect(relax.PyExprMutator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lifted: list[tuple[Any, Any]] = []
+
+        def visit_generic_const_(self, op: Any) -> Any:
+            v = relax.Var(f"w{len(self.lifted)}", op.ty)
+            self.lifted.append((v, op))
+            return v
+
+    @relax.expr_functor.mutator
+    class _Callers(relax.PyExprMutator):
+        def __init__(self, extra: dict[Any, list[Any]]) -> None:
+            super().__init__()
+            self.extra = extra
+
+        def visit_call_(self, op: Any) -> Any:
+            call = super().visit_call_(op)
+            if isinstance(call.op, tvm.ir.GlobalVar) and call.op in self.extra:
+                gv, consts = self.extra[call.op]
+                return relax.Call(gv, list(call.args) + consts, call.attrs)
+            return call
+
+    @tvm.transform.module_pass(opt_level=0, name="vcompile.LiftConstants")
+    def _lift(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        extra: dict[Any, tuple[Any, list[Any]]] = {}
+        for gv, fn in list(mod.functions_items()):
+            if not isinstance(fn, relax.Function) or fn.attrs is None or "Primitive" not in fn.attrs:
+                continue
+            col = _Collect()
+            body = col.visit_expr(fn.body)
+            if not col.lifted:
+                continue
+            params = list(fn.params) + [v for v, _ in col.lifted]
+            # a new GlobalVar: the old one's type still says the old parameter list
+            new_fn = relax.BlockBuilder().normalize(
+                relax.Function(params, body, fn.ret_ty, fn.is_pure, fn.attrs))
+            new_gv = tvm.ir.GlobalVar(gv.name_hint + "_w")
+            relax.expr._update_type(new_gv, new_fn.ty)
+            del mod[gv]
+            mod[new_gv] = new_fn
+            extra[gv] = (new_gv, [c for _, c in col.lifted])
+        if not extra:
+            return mod
+        for gv, fn in list(mod.functions_items()):
+            if isinstance(fn, relax.Function) and "Primitive" not in (fn.attrs or {}):
+                mod[gv] = _Callers(extra).visit_expr(fn)
+        return mod
+    return _lift
+
+
+def count_kernels(mod: Any) -> int:
+    """Kernels `main` launches per call: its call_tir bindings once reshapes are views."""
+    from tvm import relax
+    n = 0
+
+    def visit(e: Any) -> None:
+        nonlocal n
+        if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.call_tir":
+            n += 1
+    relax.analysis.post_order_visit(mod["main"], visit)
+    return n
+
+
+def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False, fusion: str = "tvm",
+                   kernels: list[int] | None = None) -> Any:
+    """TVM's CPU pipeline (legalize, fuse, FuseTIR, lower) with our schedules after
+    fusion; `tuned` first applies the current MetaSchedule database's best records.
+    `kernels`, when given, receives the number of kernels `main` launches."""
     import tvm
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
+    @tvm.transform.module_pass(opt_level=0, name="vcompile.CountKernels")
+    def _count(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        if kernels is not None:
+            kernels.append(count_kernels(mod))
+        return mod
+
     @tvm.transform.module_pass(opt_level=0, name="vcompile.RelaxPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            seq = (fusion_passes(target)
+            lower = cpu.dataflow_lower_passes(target)
+            seq = (fusion_passes(target, fusion)
                    + ([relax.transform.MetaScheduleApplyDatabase()] if tuned else [])
                    + ([schedule] if schedule is not None else [])
-                   + cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))
+                   + lower[:1] + [_count] + lower[1:] + cpu.finalize_passes(target))
             return tvm.transform.Sequential(seq)(mod)
     return _pipeline
+
 
 
 def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
@@ -88,7 +187,8 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
 
     At -O1 and above (and when no level is given) a CPU target gets the packed kernels
     of `emit_tiled` and the rule-based schedules of `codegen.schedules`; -O0 builds
-    TVM's plain, unscheduled TIR. With `tuning_db`, kernels that have records there
+    TVM's plain, unscheduled TIR. Kernels are fused as `fusion_mode` says; the
+    metadata records the mode and the number of kernels `main` launches. With `tuning_db`, kernels that have records there
     use the best record (see `codegen.tune`), the rest the rules.
     """
     import tvm
@@ -96,9 +196,11 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
     from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
     target = targets.resolve(target_name, mcpu=mcpu)
     tiles = cpu_tiles(target) if opt_level != 0 else None
-    mod = to_relax(g, io_names(g)[0], tiles)
+    fusion = fusion_mode(g, opt_level)
+    mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
+    kernels: list[int] = []
     pipeline = relax_pipeline(target, ScheduleCPU(tiles) if tiles is not None else None,
-                              tuned=tuning_db is not None)
+                              tuned=tuning_db is not None, fusion=fusion, kernels=kernels)
     try:
         if tuning_db is not None:
             from vcompile.codegen.tune import open_db
@@ -110,7 +212,9 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
         msg = str(e).strip().splitlines()
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
                          f"{msg[-1] if msg else type(e).__name__}") from e
-    return ex, metadata(g, target_name, target, opt_level, passes)
+    meta = metadata(g, target_name, target, opt_level, passes)
+    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None)
+    return ex, meta
 
 
 def export(ex: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> str:

@@ -12,8 +12,10 @@ Symbolic dims become one `tirx.Var` per name, shared by every shape that names i
 
 With CPU tiles, `emit_tiled.TILED` rules are tried first and fall back to `EMIT`.
 
-Precondition: a verified graph whose ops are all in `vcompile.ir.ops.OPS`; a fused node
-(one with a `region`) is emitted by inlining its region.
+Precondition: a verified graph whose ops are all in `vcompile.ir.ops.OPS`, or fused
+nodes (with a `region`) whose bodies are. Each fused node becomes a private Relax
+function with the attribute `Primitive`, called from `main`: TVM's FuseTIR turns each
+into one PrimFunc, so one fusion group of the `fuse` pass is one kernel.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class Ctx:
     bb: relax.BlockBuilder
     syms: dict[str, tirx.Var] = field(default_factory=dict)
     tiles: Any = None  # schedules.tiles.CpuTiles: emit the tiled CPU kernels (emit_tiled)
+    regions: dict[int, Any] = field(default_factory=dict)  # id(fused node) -> its GlobalVar
 
     def dim(self, d: Dim) -> Any:
         if isinstance(d, str):
@@ -95,7 +98,13 @@ def np_const(arr: np.ndarray) -> relax.Expr:
 
 def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, ...]:
     if n.region is not None:
-        return tuple(_emit_body(ctx, n.region, args))
+        gv = ctx.regions.get(id(n))
+        if gv is None:  # a region inside a region: inline it
+            return tuple(_emit_body(ctx, n.region, args))
+        return _call_region(ctx, n, gv, args)
+    if id(n) in ctx.regions:  # one node as one kernel
+        args = [a for v, a in dict(zip(n.inputs, args, strict=True)).items() if not _is_const(v, a)]
+        return _call_region(ctx, n, ctx.regions[id(n)], args)
     if ctx.tiles is not None and n.op in TILED:
         out = _guarded(TILED[n.op], ctx, n, args)
         if out is not None:
@@ -108,6 +117,17 @@ def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, .
         return tuple(ctx.emit(relax.op.zeros(ctx.shape(v.shape), TVM_DTYPE[v.dtype]))
                      for v in n.outputs)
     return _check_arity(n, _guarded(EMIT[n.op], ctx, n, args))
+
+
+def _is_const(v: Value, a: relax.Expr) -> bool:
+    return isinstance(a, tvm.ir.expr.Constant)
+
+
+def _call_region(ctx: Ctx, n: Node, gv: Any, args: list[relax.Expr]) -> tuple[relax.Expr, ...]:
+    out = ctx.emit(relax.Call(gv, args))
+    if len(n.outputs) == 1:
+        return (out,)
+    return tuple(ctx.emit(relax.TupleGetItem(out, i)) for i in range(len(n.outputs)))
 
 
 def _guarded(fn: Callable[..., Any], ctx: Ctx, n: Node, args: list[relax.Expr]) -> Any:
@@ -138,14 +158,26 @@ def _emit_body(ctx: Ctx, g: Graph, args: list[relax.Expr]) -> list[relax.Expr]:
     return [env[v] for v in g.outputs]
 
 
-def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None) -> tvm.IRModule:
+VIEWS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})  # no kernel: a view
+
+
+def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None,
+             one_kernel_per_node: bool = False) -> tvm.IRModule:
     """The Relax module whose `main` computes `g` (inputs in order; returns a tuple).
 
     With `tiles` (a `schedules.tiles.CpuTiles`), convs and matmuls become the packed,
-    tiled kernels of `emit_tiled` that the CPU schedules claim.
+    tiled kernels of `emit_tiled` that the CPU schedules claim. With
+    `one_kernel_per_node`, every single-output node that is not a view becomes a
+    `Primitive` function as fused nodes do, so that it is one kernel too (an op such as
+    linear otherwise emits a contraction and a bias add that TVM would launch apart).
     """
     from vcompile.codegen import emit_basic, emit_nn, emit_pool, emit_shape, emit_tiled  # noqa: F401  (register rules)
     ctx = Ctx(relax.BlockBuilder(), tiles=tiles)
+    for i, n in enumerate(g.nodes):
+        if n.region is not None:
+            ctx.regions[id(n)] = _emit_region(ctx, n, i)
+        elif one_kernel_per_node and len(n.outputs) == 1 and n.op not in VIEWS:
+            ctx.regions[id(n)] = _emit_region(ctx, _as_region(g, n), i)
     names = input_names or [v.hint or f"input{i}" for i, v in enumerate(g.inputs)]
     params = [relax.Var(_ident(nm, i), ctx.sinfo(v.type))
               for i, (nm, v) in enumerate(zip(names, g.inputs, strict=True))]
@@ -155,6 +187,31 @@ def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None) 
             result = ctx.bb.emit_output(relax.Tuple(outs))
         ctx.bb.emit_func_output(result)
     return ctx.bb.get()
+
+
+def _as_region(g: Graph, n: Node) -> Node:
+    """A one-node fused node computing `n` (constant inputs move inside)."""
+    ins = [v for v in dict.fromkeys(n.inputs) if v not in g.consts]
+    fresh = {v: Value(v.type, v.hint) for v in ins}
+    inner = Node(n.op, tuple(fresh.get(v, v) for v in n.inputs), n.outputs, n.attrs, n.loc)
+    body = Graph(n.op, tuple(fresh[v] for v in ins), (inner,), n.outputs,
+                 {v: g.consts[v] for v in n.inputs if v in g.consts})
+    return Node("fused", tuple(ins), n.outputs, {"kernel": n.op}, n.loc, body)
+
+
+def _emit_region(ctx: Ctx, n: Node, index: int) -> Any:
+    """A fused node's body as a private `Primitive` function; returns its GlobalVar."""
+    body = n.region
+    assert body is not None
+    name = _ident(f"fused_{n.attrs.get('kernel', n.op)}_{index}", index)
+    params = [relax.Var(f"p{i}", ctx.sinfo(v.type)) for i, v in enumerate(body.inputs)]
+    with ctx.bb.function(name, params=params, attrs={"Primitive": True}, private=True):
+        with ctx.bb.dataflow():
+            outs = _emit_body(ctx, body, list(params))
+            result = ctx.bb.emit_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
+        # NOTE: the builder returns an existing function's GlobalVar for an identical body
+        gv = ctx.bb.emit_func_output(result)
+    return gv
 
 
 def _ident(name: str, i: int) -> str:

@@ -82,11 +82,12 @@ def fused_module(g: Any, target: Any, tiles: Any) -> Any:
     """The Relax module after legalization and fusion: what gets scheduled or tuned."""
     import tvm
 
-    from vcompile.codegen.build import fusion_passes, io_names
+    from vcompile.codegen.build import fusion_mode, fusion_passes, io_names
     from vcompile.codegen.relax import to_relax
-    mod = to_relax(g, io_names(g)[0], tiles)
+    fusion = fusion_mode(g, 3)
+    mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
     with target:
-        return tvm.transform.Sequential(fusion_passes(target))(mod)
+        return tvm.transform.Sequential(fusion_passes(target, fusion))(mod)
 
 
 def _builder_runner() -> tuple[Any, Any]:

@@ -62,7 +62,7 @@ def _fold_linear(m: Match, bb: RewriteBuilder, lin_name: str) -> Value | None:
     return emit_linear(bb, lin, lin.w * s[None, :], b)
 
 
-@rule(bn(P.op(("matmul", "add", "gemm"), any_inputs=True, name="lin").one_use()))
+@rule(bn(P.op(("matmul", "add", "gemm", "linear"), any_inputs=True, name="lin").one_use()))
 def fold_bn_into_linear(m: Match, bb: RewriteBuilder) -> Value | None:
     if m["lin"].type.rank != 2:
         return None
@@ -91,14 +91,14 @@ def fold_pre_bn_into_conv(m: Match, bb: RewriteBuilder) -> Value | None:
                    **conv.attrs)
 
 
-@rule(P.op(("matmul", "gemm"), bn(X), P.const("w"), any_inputs=True))
+@rule(P.op(("matmul", "gemm", "linear"), bn(X), P.const("w"), any_inputs=True))
 def fold_pre_bn_into_linear(m: Match, bb: RewriteBuilder) -> Value | None:
     lin = linear_of(m.root, m.ed)
     if lin is None or m["x"].type.rank != 2:
         return None
     s, t = _affine(m)
     extra = t @ lin.w
-    lin = Linear(m["x"], lin.w, lin.b, lin.w_value, lin.gemm)
+    lin = Linear(m["x"], lin.w, lin.b, lin.w_value, lin.kind)
     return emit_linear(bb, lin, lin.w * s[:, None], extra if lin.b is None else lin.b + extra)
 
 

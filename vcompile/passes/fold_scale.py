@@ -9,7 +9,8 @@
     matmul(chain(mul(x, s)), w)           => matmul(chain(x), s * w)    chain: reshapes and
     matmul(chain(add(x, t)), w)           => add(matmul(chain(x), w), t @ w)  transposes that keep
                                                                           the channel axis whole
-where linear(x, w, b) is `matmul(x, w)`, `add(matmul(x, w), b)` or a canonical `gemm`.
+where linear(x, w, b) is a `linear` op, `matmul(x, w)`, `add(matmul(x, w), b)` or a
+canonical `gemm`.
 This folds layer scales (`x + gamma * f(x)`) and the scale-shifts that standalone
 BatchNorms become. The conv or linear output must have no other user (output side).
 """
@@ -58,7 +59,7 @@ class Linear:
     w: np.ndarray
     b: np.ndarray | None
     w_value: Value
-    gemm: bool
+    kind: str  # the op to emit: "gemm", "linear" or "matmul" (+ "add")
 
 
 def linear_of(n: Node, ed: GraphEditor) -> Linear | None:
@@ -72,12 +73,17 @@ def linear_of(n: Node, ed: GraphEditor) -> Linear | None:
         bv = per_channel(b, n.outputs[0].type.rank, -1, n_out) if isinstance(n_out, int) else None
         if lin is None or bv is None or n.outputs[0].type != mm.outputs[0].type:
             return None
-        return Linear(lin.x, lin.w, bv, lin.w_value, False)
+        return Linear(lin.x, lin.w, bv, lin.w_value, "matmul")
     w = ed.consts.get(n.inputs[1]) if len(n.inputs) > 1 else None
     if w is None or w.ndim != 2:
         return None
     if n.op == "matmul" and n.inputs[0].type.rank >= 2:
-        return Linear(n.inputs[0], f64(w), None, n.inputs[1], False)
+        return Linear(n.inputs[0], f64(w), None, n.inputs[1], "matmul")
+    if n.op == "linear":
+        b = ed.consts.get(n.inputs[2]) if len(n.inputs) == 3 else None
+        if len(n.inputs) == 3 and b is None:
+            return None
+        return Linear(n.inputs[0], f64(w), None if b is None else f64(b), n.inputs[1], "linear")
     if n.op == "gemm" and not n.attrs["trans_a"] and n.attrs["alpha"] == 1.0 and n.attrs["beta"] == 1.0:
         wk = f64(w.T if n.attrs["trans_b"] else w)
         b = None
@@ -86,27 +92,27 @@ def linear_of(n: Node, ed: GraphEditor) -> Linear | None:
             b = None if c is None else per_channel(c, 2, -1, wk.shape[1])
             if b is None:
                 return None
-        return Linear(n.inputs[0], wk, b, n.inputs[1], True)
+        return Linear(n.inputs[0], wk, b, n.inputs[1], "gemm")
     return None
 
 
 def emit_linear(bb: RewriteBuilder, lin: Linear, w: np.ndarray, b: np.ndarray | None) -> Value:
     wv = _const(bb, w, lin.w_value)
     bv = None if b is None else bb.const(b.astype(lin.w_value.type.np_dtype), hint="b")
-    if lin.gemm:
-        return bb.emit("gemm", lin.x, wv) if bv is None else bb.emit("gemm", lin.x, wv, bv)
+    if lin.kind in ("gemm", "linear"):
+        return bb.emit(lin.kind, lin.x, wv) if bv is None else bb.emit(lin.kind, lin.x, wv, bv)
     y = bb.emit("matmul", lin.x, wv)
     return y if bv is None else bb.emit("add", y, bv)
 
 
-@rule(P.op(("mul", "div", "add"), P.op(("matmul", "add", "gemm"), any_inputs=True, name="lin")
+@rule(P.op(("mul", "div", "add"), P.op(("matmul", "add", "gemm", "linear"), any_inputs=True, name="lin")
            .one_use(), P.const("c"), commute=True))
 def scale_after_linear(m: Match, bb: RewriteBuilder) -> Value | None:
     y, op = m["lin"], m.root.op
     if op == "div" and m.root.inputs[1] is not m["c"]:
         return None
     lin = linear_of(m.node("lin"), m.ed)
-    if lin is None or m.root.outputs[0].type != y.type or (op == "add" and not lin.gemm):
+    if lin is None or m.root.outputs[0].type != y.type or (op == "add" and lin.kind == "matmul"):
         return None
     c = per_channel(m.array("c"), y.type.rank, -1, lin.w.shape[1])
     if c is None or (op == "div" and not np.all(c)):
@@ -160,7 +166,7 @@ def _scale_chain(v: Value, ed: GraphEditor) -> tuple[Node, list[Node]] | None:
     return n, chain[::-1]
 
 
-@rule(P.op(("matmul", "gemm"), P.any("a"), P.const("w"), any_inputs=True))
+@rule(P.op(("matmul", "gemm", "linear"), P.any("a"), P.const("w"), any_inputs=True))
 def scale_before_linear(m: Match, bb: RewriteBuilder) -> Value | None:
     lin = linear_of(m.root, m.ed)
     found = _scale_chain(m.root.inputs[0], m.ed)
@@ -180,7 +186,7 @@ def scale_before_linear(m: Match, bb: RewriteBuilder) -> Value | None:
         return None
     for n in chain:
         x = bb.emit(n.op, x, **n.attrs)
-    lin = Linear(x, lin.w, lin.b, lin.w_value, lin.gemm)
+    lin = Linear(x, lin.w, lin.b, lin.w_value, lin.kind)
     if s.op == "mul":
         return emit_linear(bb, lin, lin.w * best[:, None], lin.b)
     extra = best @ lin.w

@@ -12,11 +12,16 @@ O0: tuple[str, ...] = ("canonicalize", "dce")
 # BN folding first: it turns conv+BN pairs into plain convs and standalone BNs into
 # scale-shifts, the shapes reparameterize and fold-scale look for.
 O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
-# Branch merging exposes BNs after the merged conv (RepViT) and layer scales next
-# to it (FastViT), hence fold-batchnorm and fold-scale again after it.
-O2: tuple[str, ...] = O1 + ("reparameterize", "fold-batchnorm", "fold-scale", "canonicalize", "dce")
+# Recognition comes before fold-scale, which would otherwise fold GELU's 0.5 into the
+# next linear and leave a product no pattern names. Branch merging exposes BNs after
+# the merged conv (RepViT) and layer scales next to it (FastViT), hence fold-batchnorm
+# and fold-scale again after it.
+# Fusion comes last: it groups what the rewrites leave into kernels.
+_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "canonicalize", "reparameterize", "fold-batchnorm",
+                                      "fold-scale", "canonicalize", "dce")
+O2: tuple[str, ...] = _O2_REWRITES + ("fuse",)
 # A second round picks up merges that the first round's folding exposed.
-O3: tuple[str, ...] = O2 + ("reparameterize", "fold-scale", "canonicalize", "dce")
+O3: tuple[str, ...] = _O2_REWRITES + ("reparameterize", "fold-scale", "canonicalize", "dce", "fuse")
 
 LEVELS: dict[int, tuple[str, ...]] = {0: O0, 1: O1, 2: O2, 3: O3}
 

@@ -91,11 +91,27 @@ def consumers_chain(sch: Sch, block: Any) -> list[Any]:
     return seen
 
 
+def _out_shape(sch: Sch, block: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in sch.get(block).writes[0].source.shape)
+
+
 def fuse_epilogue(sch: Sch, block: Any, loop: Any, vector_limit: int) -> None:
     """Move the elementwise consumers of `block` under `loop` (the tile), vectorizing the
-    innermost loop of each; consumers that cannot move stay where they are."""
+    innermost loop of each; consumers that cannot move stay where they are.
+
+    NOTE: past the anchor's own write-back (which cuts its padding off), only consumers
+    with the shape of what they read move: a reshape moved under a padded tile (a 1x1
+    conv on 7x7 computed as one row of 49 pixels, padded to 52, then reshaped back) gave
+    wrong results in TVM 0.27. A reshape left outside costs one copy."""
+    direct = {sch.get(b).name_hint for b in sch.get_consumers(block)}
     for b in consumers_chain(sch, block):
-        if "R" in iter_kinds(sch, b) or try_(sch.reverse_compute_at, b, loop, True) is None:
+        if "R" in iter_kinds(sch, b):
+            continue
+        shape = _out_shape(sch, b)
+        if sch.get(b).name_hint not in direct and all(
+                tuple(int(d) for d in r.source.shape) != shape for r in sch.get(b).reads):
+            continue
+        if try_(sch.reverse_compute_at, b, loop, True) is None:
             continue
         inner = sch.get_loops(b)[-1]
         if 1 < extent(sch, inner) <= vector_limit:

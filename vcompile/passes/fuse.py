@@ -1,0 +1,184 @@
+"""Partition the graph into fusion groups; each group becomes one region node, one kernel.
+
+    %y = fused(%x) {kernel="linear_gelu"} : f32[1,197,768] {
+      graph @linear_gelu(%x: f32[1,197,192]) {
+        const %w: f32[192,768]
+        ...
+        %linear = linear(%x, %w, %b) : f32[1,197,768]
+        %gelu = gelu(%linear) : f32[1,197,768]
+        return %gelu
+      }
+    }
+
+Groups are grown over the nodes in order, by op kind (`OpDef.kind`):
+
+- an *anchor* (conv, linear, matmul, gemm, attention, pooling) starts a group and takes
+  its elementwise epilogue: bias, scale, activation, residual add;
+- a *reduction* (reduce_*, softmax) or a normalization (layer/group/instance/batch norm)
+  starts a group, takes the elementwise/injective chain that feeds it (its prologue)
+  and its elementwise epilogue;
+- elementwise and injective ops join the group of the value they consume, or chain
+  into a group of their own; an injective op (transpose, concat, slice) never joins an
+  anchor's group, whose schedule tiles the anchor's loops.
+
+A node joins the group that produced its input only when that value has no other user,
+so every group has one output, computes nothing twice and, with the `networkx` check
+below, is convex (no path leaves it and comes back). Groups hold at most `MAX_NODES`
+nodes. A group of one node stays a plain node: it is one kernel already. Constants
+used inside a group are copied into its region (codegen packs weights it can see).
+
+Data movement that is free at run time (reshape, squeeze, unsqueeze: views of the
+same buffer) is left out of groups that would otherwise be just that op.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.nx import is_convex, to_networkx
+from vcompile.ir.ops import OPS
+from vcompile.passes.registry import note, register
+from vcompile.passes.rewriter import use_counts
+
+MAX_NODES = 16
+NORMS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
+VIEWS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})
+
+
+def _kind(n: Node) -> str:
+    if n.op in NORMS:
+        return "reduce"
+    op = OPS.get(n.op)
+    return op.kind if op is not None else "opaque"
+
+
+@dataclass
+class Group:
+    nodes: list[Node] = field(default_factory=list)
+    anchor: str = ""  # "anchor", "reduce" or "" (elementwise/injective only)
+
+    @property
+    def output(self) -> Value:
+        return self.nodes[-1].outputs[0]
+
+
+class FuseError(RuntimeError):
+    """A group failed the legality check (a bug in the grouping rules)."""
+
+
+def partition(g: Graph) -> list[Group]:
+    """The fusion groups of `g`, in the order of their last nodes (a topological order
+    of the fused graph)."""
+    uses = use_counts(g)
+    outputs = set(g.outputs)
+    group_of: dict[Value, Group] = {}
+    groups: list[Group] = []
+
+    def joinable(v: Value) -> Group | None:
+        grp = group_of.get(v)
+        if grp is None or grp.output is not v or uses[v] != 1 or v in outputs:
+            return None
+        return grp if len(grp.nodes) < MAX_NODES else None
+
+    for n in g.nodes:
+        kind = _kind(n)
+        target: Group | None = None
+        if len(n.outputs) == 1 and n.region is None:
+            inputs = [v for v in n.inputs if v not in g.consts]
+            cands = [grp for v in inputs if (grp := joinable(v)) is not None]
+            if kind == "elementwise":
+                target = cands[0] if cands else None
+            elif kind == "injective":
+                target = next((c for c in cands if c.anchor != "anchor"), None)
+            elif kind == "reduce" and len(inputs) == 1 and cands and not cands[0].anchor:
+                target = cands[0]  # the elementwise prologue of a reduction
+                target.anchor = "reduce"
+        if target is None:
+            target = Group(anchor=kind if kind in ("anchor", "reduce") else "")
+            groups.append(target)
+        target.nodes.append(n)
+        if len(n.outputs) == 1:  # a split's outputs go their own ways: never joined
+            group_of[n.outputs[0]] = target
+    # a group's region node sits where its last node was: every input is defined by then
+    position = {id(n): i for i, n in enumerate(g.nodes)}
+    return sorted(groups, key=lambda grp: position[id(grp.nodes[-1])])
+
+
+def check(g: Graph, groups: list[Group]) -> None:
+    """Every node in exactly one group; every group convex. Raises FuseError."""
+    seen: set[int] = set()
+    for grp in groups:
+        for n in grp.nodes:
+            if id(n) in seen:
+                raise FuseError(f"node {n.op} is in two groups")
+            seen.add(id(n))
+    if len(seen) != len(g.nodes):
+        raise FuseError(f"{len(g.nodes) - len(seen)} nodes are in no group")
+    dg = to_networkx(g)
+    for grp in groups:
+        if len(grp.nodes) > 1 and not is_convex(dg, set(grp.nodes)):
+            raise FuseError(f"group {kernel_name(grp.nodes)} is not convex")
+
+
+def kernel_name(nodes: list[Node], limit: int = 4) -> str:
+    ops = [n.op for n in nodes if n.op not in VIEWS] or [nodes[0].op]
+    name = "_".join(ops[:limit])
+    return name + (f"_and_{len(ops) - limit}_more" if len(ops) > limit else "")
+
+
+def _region(g: Graph, grp: Group) -> tuple[Graph, list[Value]]:
+    """The group's body as a graph of fresh inputs; returns it and the outer inputs."""
+    inside = {v for n in grp.nodes for v in n.outputs}
+    outer: list[Value] = []
+    consts = {}
+    mapping: dict[Value, Value] = {}
+    for n in grp.nodes:
+        for v in n.inputs:
+            if v in inside or v in mapping:
+                continue
+            if v in g.consts:
+                consts[v] = g.consts[v]
+                mapping[v] = v
+            else:
+                mapping[v] = Value(v.type, v.hint)
+                outer.append(v)
+    nodes = tuple(Node(n.op, tuple(mapping.get(v, v) for v in n.inputs), n.outputs, n.attrs, n.loc)
+                  for n in grp.nodes)
+    body = Graph(kernel_name(grp.nodes), tuple(mapping[v] for v in outer), nodes,
+                 (grp.output,), consts)
+    return body, outer
+
+
+@register("fuse")
+def fuse(g: Graph) -> Graph:
+    if any(n.region is not None for n in g.nodes):
+        return g  # fused already: fusion is not repeated over regions
+    groups = partition(g)
+    check(g, groups)
+    if all(len(grp.nodes) == 1 for grp in groups):
+        return g
+    nodes: list[Node] = []
+    used_consts: set[Value] = set()
+    for grp in groups:
+        if len(grp.nodes) == 1:
+            nodes.append(grp.nodes[0])
+            used_consts.update(v for v in grp.nodes[0].inputs if v in g.consts)
+            continue
+        body, outer = _region(g, grp)
+        nodes.append(Node("fused", tuple(outer), (grp.output,), {"kernel": body.name},
+                          grp.nodes[-1].loc, body))
+        note("groups")
+        note("nodes fused", len(grp.nodes))
+    consts = {v: a for v, a in g.consts.items() if v in used_consts}
+    return g.replace(nodes=tuple(nodes), consts=consts)
+
+
+def kernel_groups(g: Graph) -> list[tuple[str, int]]:
+    """(kernel name, nodes) per top-level node of a fused graph, for `inspect --fusion`."""
+    return [(str(n.attrs["kernel"]) if n.region is not None else n.op,
+             len(n.region.nodes) if n.region is not None else 1) for n in g.nodes]
+
+
+__all__ = ["FuseError", "Group", "check", "fuse", "kernel_groups", "kernel_name", "nx", "partition"]
