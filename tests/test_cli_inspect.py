@@ -157,3 +157,16 @@ def test_vir_parse_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text("graph @g(%x: f32[1]) {\n  %y = relu(%x : f32[1]\n  return %y\n}\n")
     rc, out, err = _run(capsys, "inspect", str(path))
     assert (rc, out) == (1, "") and err.startswith("vcompile: error: line 2") and err.count("\n") == 1
+
+
+def test_fusion(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = _run(capsys, "inspect", str(small), "-O2", "--fusion")
+    assert (rc, err) == (0, "")
+    lines = out.splitlines()
+    # conv + relu is one group; the flatten is a view; the gemm becomes a linear
+    assert lines[1].split()[1:3] == ["conv2d_relu", "2"]
+    assert lines[2].split()[1:3] == ["linear", "1"]
+    assert lines[-1] == "kernels: 2 (1 fused groups; 3 ops unfused, views excluded)"
+    # -O0 recognizes nothing but --fusion still groups what is there
+    rc, out, _ = _run(capsys, "inspect", str(small), "-O0", "--fusion")
+    assert rc == 0 and out.splitlines()[-1].startswith("kernels: 2 ")

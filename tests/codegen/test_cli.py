@@ -179,3 +179,12 @@ def test_import_vcompile_stays_light() -> None:
     code = "import sys, vcompile; vcompile.compile; print('tvm' in sys.modules, 'onnx' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.strip() == "False False", r.stderr
+
+
+def test_bench_reports_kernels_and_agreement(built: tuple[Path, Path]) -> None:
+    r = vc("bench", str(built[0]), "--repeat", "3", "--warmup", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    # conv + relu + global pool + flatten: conv_relu and the pool are the two kernels
+    assert "vcompile launches 2 kernels per inference (fusion: vcompile)" in r.stdout
+    err = float(r.stdout.split("max relative difference vcompile vs onnxruntime: ")[1].split()[0])
+    assert err < 1e-4

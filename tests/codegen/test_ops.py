@@ -77,6 +77,10 @@ CASES: list[tuple[str, str, list[Any], dict[str, Any]]] = [
     ("matmul_1d", "matmul", [f(4), f(2, 4, 5)], {}),
     ("gemm", "gemm", [f(3, 4), f(5, 4), f(5)], {"alpha": 0.5, "beta": 2.0, "trans_b": True}),
     ("gemm_ta", "gemm", [f(4, 3), f(4, 5)], {"trans_a": True}),
+    ("linear", "linear", [f(2, 3, 4), f(4, 5), f(5)], {}),
+    ("linear_nobias", "linear", [f(6, 4), f(4, 5)], {}),
+    ("attention", "attention", [f(2, 3, 5, 4), f(2, 3, 7, 4), f(2, 3, 7, 6)], {"scale": 0.5}),
+    ("attention_bias", "attention", [f(2, 5, 4), f(2, 7, 4), f(2, 7, 6), f(5, 7)], {"scale": 0.5}),
     ("einsum", "einsum", [f(2, 3, 4), f(2, 4, 5)], {"equation": "bij,bjk->bik"}),
     ("einsum_tr", "einsum", [f(3, 4)], {"equation": "ij->ji"}),
     *[(op, op, [f(2, 3, 4)], {"axes": (1,), "keepdims": False}) for op in (

@@ -111,20 +111,22 @@ def test_every_kernel_of_resnet18_scheduled() -> None:
     from tests.models import onnx_model
     from vcompile.api import optimize, to_graph
     from vcompile.codegen import targets
-    from vcompile.codegen.build import fusion_passes, io_names
+    from vcompile.codegen.build import fusion_mode, fusion_passes, io_names
     from vcompile.codegen.relax import to_relax
     from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
     g, _ = optimize(to_graph(str(onnx_model("resnet18", "legacy"))), 2)
     t = targets.resolve("host")
     tiles = cpu_tiles(t)
+    assert fusion_mode(g, 2) == "vcompile"
     with t:
-        mod = tvm.transform.Sequential(fusion_passes(t))(to_relax(g, io_names(g)[0], tiles))
+        mod = tvm.transform.Sequential(fusion_passes(t, "vcompile"))(
+            to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=True))
         sched = ScheduleCPU(tiles)
         mod = sched(mod)
     funcs = {gv.name_hint: fn for gv, fn in mod.functions_items() if isinstance(fn, tvm.tirx.PrimFunc)}
     assert sched.failed == []
     convs = [n for n in funcs if "conv2d" in n]
-    assert len(convs) == 15  # resnet18: 20 convs after -O2, 15 distinct kernels (with epilogues)
+    assert len(convs) == 20  # resnet18: 20 convs after -O2, each one kernel with its epilogue
     for name in convs:
         assert "T.parallel" in funcs[name].script(), name
 

@@ -12,7 +12,7 @@ from vcompile import passes
 from vcompile.ir import interp
 
 PASSES = ["canonicalize", "dce", "cse", "fold-constants", "fold-batchnorm", "reparameterize",
-          "fold-scale"]
+          "fold-scale", "recognize", "fuse"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -37,7 +37,8 @@ def test_conv_graphs_sound_and_idempotent(spec: str, g) -> None:  # type: ignore
     _check(g, ",".join(passes.O2) if spec == "O2" else spec)
 
 
-@pytest.mark.parametrize("spec", ["canonicalize", "cse", "fold-constants", "fold-scale"])
+@pytest.mark.parametrize("spec", ["canonicalize", "cse", "fold-constants", "fold-scale", "recognize",
+                                  "fuse"])
 @SETTINGS
 @given(g=graphs())
 def test_general_graphs_sound_and_idempotent(spec: str, g) -> None:  # type: ignore[no-untyped-def]

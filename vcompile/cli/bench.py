@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     with steps("timing"):
         res = time_interleaved(fns, args.warmup, args.repeat)
     err = _max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
-    _print(res, args, err)
+    _print(res, args, err, m.meta)
     return 0
 
 
@@ -64,7 +64,7 @@ def _max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return worst
 
 
-def _print(res: dict, args: argparse.Namespace, err: float | None) -> None:
+def _print(res: dict, args: argparse.Namespace, err: float | None, meta: dict) -> None:
     from rich.console import Console
     from rich.table import Table
     base = res["vcompile"].median_ms
@@ -73,5 +73,8 @@ def _print(res: dict, args: argparse.Namespace, err: float | None) -> None:
     for name, r in res.items():
         t.add_row(name, f"{r.median_ms:.3f}", f"{r.p90_ms:.3f}", str(r.runs), f"{r.median_ms / base:.2f}")
     Console().print(t)
+    if meta.get("kernels") is not None:
+        print(f"vcompile launches {meta['kernels']} kernels per inference "
+              f"(fusion: {meta.get('fusion', '?')})")
     if err is not None:
         print(f"max relative difference vcompile vs onnxruntime: {err:.2e}")

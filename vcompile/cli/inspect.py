@@ -78,6 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"set an input's shape: {_SPEC_HELP}; repeat for more inputs")
     p.add_argument("--stats", action="store_true",
                    help="print op counts, parameter count and FLOPs instead of the IR")
+    p.add_argument("--fusion", action="store_true",
+                   help="print the fusion groups (one kernel each) and the kernel count "
+                   "instead of the IR; fuses the graph first if the passes did not")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="write to FILE instead of standard output")
     # ==== PASSES HOOK (arguments): pass options (-O, -p, --verify-each) are added here. ====
@@ -92,6 +95,9 @@ def _run_passes(args: argparse.Namespace, g: Graph) -> Graph:
 
 
 def _render(args: argparse.Namespace, g: Graph) -> str:
+    if args.fusion:
+        from vcompile.passes.fuse import format_groups
+        return format_groups(g)
     if args.stats:
         from vcompile.ir.stats import format_stats, graph_stats
         return format_stats(graph_stats(g))

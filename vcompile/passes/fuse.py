@@ -160,7 +160,7 @@ def fuse(g: Graph) -> Graph:
     if all(len(grp.nodes) == 1 for grp in groups):
         return g
     nodes: list[Node] = []
-    used_consts: set[Value] = set()
+    used_consts: set[Value] = set(g.outputs)
     for grp in groups:
         if len(grp.nodes) == 1:
             nodes.append(grp.nodes[0])
@@ -175,10 +175,35 @@ def fuse(g: Graph) -> Graph:
     return g.replace(nodes=tuple(nodes), consts=consts)
 
 
-def kernel_groups(g: Graph) -> list[tuple[str, int]]:
-    """(kernel name, nodes) per top-level node of a fused graph, for `inspect --fusion`."""
-    return [(str(n.attrs["kernel"]) if n.region is not None else n.op,
-             len(n.region.nodes) if n.region is not None else 1) for n in g.nodes]
+def kernel_groups(g: Graph) -> list[tuple[str, int, Node]]:
+    """(kernel name, nodes in it, top-level node) per kernel of `g` (fused first if it
+    is not): views (reshape, squeeze, unsqueeze) launch nothing and are left out."""
+    if not any(n.region is not None for n in g.nodes):
+        g = fuse(g)
+    out = []
+    for n in g.nodes:
+        if n.region is not None:
+            out.append((str(n.attrs["kernel"]), len(n.region.nodes), n))
+        elif n.op not in VIEWS:
+            out.append((n.op, 1, n))
+    return out
 
 
-__all__ = ["FuseError", "Group", "check", "fuse", "kernel_groups", "kernel_name", "nx", "partition"]
+def format_groups(g: Graph) -> str:
+    """The text of `vcompile inspect --fusion`: one line per kernel, then the counts."""
+    from vcompile.ir.printer import value_names
+    groups = kernel_groups(g)
+    plain = sum(1 for n in g.nodes if n.region is None and n.op not in VIEWS) + sum(
+        sum(1 for m in n.region.nodes if m.op not in VIEWS) for n in g.nodes if n.region is not None)
+    names = value_names(g) if any(n.region is not None for n in g.nodes) else value_names(fuse(g))
+    lines = [f"{'#':>4}  {'kernel':<40} {'ops':>3}  output"]
+    for i, (name, size, n) in enumerate(groups):
+        out = n.outputs[0]
+        lines.append(f"{i:>4}  {name:<40} {size:>3}  %{names.get(out, '?')}: {out.type}")
+    fused = sum(1 for _, size, _ in groups if size > 1)
+    lines.append(f"kernels: {len(groups)} ({fused} fused groups; {plain} ops unfused, views excluded)")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["FuseError", "Group", "check", "format_groups", "fuse", "kernel_groups", "kernel_name",
+           "nx", "partition"]
