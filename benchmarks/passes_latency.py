@@ -40,7 +40,8 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         cm = vcompile.compile(model, example_inputs=(x,), opt_level=level)
         xn = x.numpy()
         got = cm(xn)[0]
-        ops = [n.op for n in cm.graph.nodes]
+        from vcompile.ir.stats import all_nodes
+        ops = [n.op for n in all_nodes(cm.graph)]
         row[f"O{level}"] = {"nodes": len(ops), "conv2d": ops.count("conv2d"),
                             "batch_norm": ops.count("batch_norm"),
                             "max_rel_err_vs_eager": float(np.abs(got - ref).max() / np.abs(ref).max())}

@@ -26,6 +26,7 @@ import pytest
 from tests.models import SUITE, onnx_model, sample_input
 from vcompile import passes
 from vcompile.ir import interp, verify
+from vcompile.ir.stats import all_nodes
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -39,7 +40,7 @@ HEADER = (f"{'model':30s} {'torch IR':>8s} {'-O2':>6s} {'onnx -O2':>8s}  {'max r
 
 
 def _convs(g) -> int:  # type: ignore[no-untyped-def]
-    return sum(n.op.startswith("conv") for n in g.nodes)
+    return sum(n.op.startswith("conv") for n in all_nodes(g))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,7 +65,7 @@ def _onnx_o2_nodes(name: str) -> int | str:
         g = onnx_frontend.load(onnx_model(name, "dynamo"))
     except Exception as e:  # noqa: BLE001  (a missing exporter feature is reported, not fatal)
         return f"n/a ({type(e).__name__})"
-    return len(passes.run(g, passes.O2).nodes)
+    return len(all_nodes(passes.run(g, passes.O2)))
 
 
 @pytest.mark.slow
@@ -79,12 +80,12 @@ def test_model_matches_eager_at_o2(name: str) -> None:
     scale = float(np.abs(ref).max())
     err = float(np.abs(got - ref).max()) / scale
     onnx_nodes = _onnx_o2_nodes(name)
-    ROWS[name] = (f"{name:30s} {len(g.nodes):8d} {len(out.nodes):6d} {onnx_nodes!s:>8s}  "
+    ROWS[name] = (f"{name:30s} {len(g.nodes):8d} {len(all_nodes(out)):6d} {onnx_nodes!s:>8s}  "
                   f"{err:11.2e}")
     print("\n" + ROWS[name])
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * scale, err_msg=name)
     if isinstance(onnx_nodes, int):
-        assert len(out.nodes) <= onnx_nodes, f"{name}: torch IR larger than ONNX IR after -O2"
+        assert len(all_nodes(out)) <= onnx_nodes, f"{name}: torch IR larger than ONNX IR after -O2"
 
 
 @pytest.mark.slow
@@ -99,7 +100,7 @@ def test_training_form_reparameterizes_like_timm(name: str) -> None:
     out = passes.run(g, passes.O2)
     reparam = reparameterize_model(copy.deepcopy(model))
     want = _convs(torch_frontend.load(reparam, (torch.from_numpy(x),)))
-    assert not any(n.op == "batch_norm" for n in out.nodes)
+    assert not any(n.op == "batch_norm" for n in all_nodes(out))
     row = f"   {_convs(out)} / {want}"
     ROWS[name] = ROWS.get(name, f"{name:30s} {'':8s} {'':6s} {'':8s}  {'':11s}") + row
     assert _convs(out) == want

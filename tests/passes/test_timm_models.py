@@ -10,17 +10,18 @@ import pytest
 from tests.passes.timm_export import MODELS, export, onnx_op_count, sample
 from vcompile import passes
 from vcompile.ir import interp
+from vcompile.ir.stats import all_nodes
 
 pytest.importorskip("timm")
 ROWS: dict[str, str] = {}
 
 
 def _convs(g) -> int:  # type: ignore[no-untyped-def]
-    return sum(n.op.startswith("conv") for n in g.nodes)
+    return sum(n.op.startswith("conv") for n in all_nodes(g))
 
 
 def _bns(g) -> int:  # type: ignore[no-untyped-def]
-    return sum(n.op == "batch_norm" for n in g.nodes)
+    return sum(n.op == "batch_norm" for n in all_nodes(g))
 
 
 @pytest.mark.slow
@@ -34,7 +35,7 @@ def test_o2_folds_and_reparameterizes_like_timm(name: str) -> None:
     x = sample(timm_name)
     want, got = interp.run(g, x)[0], interp.run(out, x)[0]
     err = float(np.abs(got - want).max() / np.abs(want).max())
-    ROWS[name] = (f"{name:<16} {len(g.nodes):>6} {len(out.nodes):>6} {_bns(g):>5} {_bns(out):>5} "
+    ROWS[name] = (f"{name:<16} {len(g.nodes):>6} {len(all_nodes(out)):>6} {_bns(g):>5} {_bns(out):>5} "
                   f"{_convs(g):>6} {_convs(out):>6} {timm_convs:>6} {err:>9.1e}")
     print("\nmodel            nodes  -O2     BN   -O2  convs   -O2  timm   rel err\n" + ROWS[name])
     assert _bns(out) == 0

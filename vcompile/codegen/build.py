@@ -188,8 +188,9 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
     At -O1 and above (and when no level is given) a CPU target gets the packed kernels
     of `emit_tiled` and the rule-based schedules of `codegen.schedules`; -O0 builds
     TVM's plain, unscheduled TIR. Kernels are fused as `fusion_mode` says; the
-    metadata records the mode and the number of kernels `main` launches. With `tuning_db`, kernels that have records there
-    use the best record (see `codegen.tune`), the rest the rules.
+    metadata records the mode and the number of kernels `main` launches. With
+    `tuning_db`, kernels that have records there use the best record (see
+    `codegen.tune`), the rest the rules.
     """
     import tvm
 

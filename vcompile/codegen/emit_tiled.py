@@ -227,7 +227,7 @@ def _attention(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     if t is None or not _f32_static(n) or int(v.shape[-1]) % t.lanes:
         return None
     g = prod(int(d) for d in q.shape[:-2])
-    (nq, d), m, e = (int(x) for x in q.shape[-2:]), int(k.shape[-2]), int(v.shape[-1])
+    nq, m = int(q.shape[-2]), int(k.shape[-2])
     args = [ctx.emit(R.reshape(x, [g, *(int(s) for s in ty.shape[-2:])]))
             for x, ty in zip(a[:3], (q, k, v), strict=True)]
     bias = None

@@ -151,16 +151,17 @@ class Stats:
         return sum(self.op_counts.values())
 
 
-def _all_nodes(g: Graph) -> list[Node]:
+def all_nodes(g: Graph) -> list[Node]:
+    """Every node of `g`, with each fused node replaced by the nodes of its region."""
     out: list[Node] = []
     for n in g.nodes:
-        out.extend(_all_nodes(n.region) if n.region is not None else [n])
+        out.extend(all_nodes(n.region) if n.region is not None else [n])
     return out
 
 
 def graph_stats(g: Graph) -> Stats:
     """Op counts, parameters and FLOPs of `g` (nodes inside fused regions count as theirs)."""
-    nodes = _all_nodes(g)
+    nodes = all_nodes(g)
     flops: dict[str, int] = {}
     for n in nodes:
         flops[n.op] = flops.get(n.op, 0) + node_flops(n)

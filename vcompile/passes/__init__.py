@@ -5,7 +5,17 @@ manager, pattern rewriting and the -O pipelines.
     g = passes.run(g, "fold-batchnorm,canonicalize")      # or passes.run(g, passes.O2)
     line = passes.bisect_numerics(g, passes.O2).line     # which pass broke the numbers
 """
-from vcompile.passes import canonicalize, cse, dce, fold_batchnorm, fold_constants, fold_scale, fuse, recognize, reparameterize  # noqa: F401
+from vcompile.passes import (  # noqa: F401  (register the passes)
+    canonicalize,
+    cse,
+    dce,
+    fold_batchnorm,
+    fold_constants,
+    fold_scale,
+    fuse,
+    recognize,
+    reparameterize,
+)
 from vcompile.passes.bisect import BisectResult, bisect_numerics
 from vcompile.passes.manager import PassError, PassManager, PassStat, format_stats, run
 from vcompile.passes.pattern import Match, P, RewriteBuilder, RewriteError, rewrite, rule

@@ -146,7 +146,9 @@ def gelu(m: Match, bb: RewriteBuilder) -> Value | None:
                 continue
             y = bb.emit("gelu", x, approximate="tanh")
         k = 2.0 * split[0]
-        return y if _near(k, 1.0, 1e-6) else bb.emit("mul", y, bb.const(np.asarray(k, x.type.np_dtype), hint="c"))
+        if _near(k, 1.0, 1e-6):
+            return y
+        return bb.emit("mul", y, bb.const(np.asarray(k, x.type.np_dtype), hint="c"))
     return None
 
 
