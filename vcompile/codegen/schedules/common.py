@@ -91,13 +91,6 @@ def consumers_chain(sch: Sch, block: Any) -> list[Any]:
     return seen
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _out_shape(sch: Sch, block: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in sch.get(block).writes[0].source.shape)
 
@@ -109,18 +102,14 @@ def fuse_epilogue(sch: Sch, block: Any, loop: Any, vector_limit: int) -> None:
     NOTE: past the anchor's own write-back (which cuts its padding off), only consumers
     with the shape of what they read move: a reshape moved under a padded tile (a 1x1
     conv on 7x7 computed as one row of 49 pixels, padded to 52, then reshaped back) gave
-    wrong results in TVM 0.27. Without padding (56x56 = 224 tiles of 14 pixels) they
-    move; a reshape left outside costs one copy."""
+    wrong results in TVM 0.27, and NaNs in Swin even without padding. A reshape left
+    outside costs one copy."""
     direct = {sch.get(b).name_hint for b in sch.get_consumers(block)}
-    chain = consumers_chain(sch, block)
-    # unpadded: the anchor's write-back keeps its whole result (in numbers of elements)
-    first = next((b for b in chain if not sch.get(b).name_hint.endswith("_local")), None)
-    unpadded = first is not None and _numel(_out_shape(sch, first)) == _numel(_out_shape(sch, block))
-    for b in chain:
+    for b in consumers_chain(sch, block):
         if "R" in iter_kinds(sch, b):
             continue
         shape = _out_shape(sch, b)
-        if not unpadded and sch.get(b).name_hint not in direct and all(
+        if sch.get(b).name_hint not in direct and all(
                 tuple(int(d) for d in r.source.shape) != shape for r in sch.get(b).reads):
             continue
         if try_(sch.reverse_compute_at, b, loop, True) is None:
