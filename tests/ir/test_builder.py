@@ -59,6 +59,14 @@ def test_multi_output_ops_need_emit_multi_and_add_no_node():
     ("transpose", [(2, 3)], {"perm": (0, 0)}, r"transpose: perm \[0, 0\] is not a permutation"),
     ("concat", [(2, 3), (3, 3)], {"axis": 1}, r"concat: shapes f32\[2,3\], f32\[3,3\] differ off axis 1"),
     ("split", [(4,)], {"sizes": (1, 2)}, r"split: sizes \[1, 2\] do not add up to dim 4"),
+    ("linear", [(2, 3), (4, 5)], {}, r"linear: x's last dim 3 differs from w's first 4"),
+    ("linear", [(2, 4), (4, 5), (4,)], {}, r"linear: bias must be \[5\], got f32\[4\]"),
+    ("attention", [(2, 5, 4), (2, 7, 4)], {}, r"attention takes 3 to 4 inputs, got 2"),
+    ("attention", [(2, 5, 4), (2, 7, 3), (2, 7, 6)], {},
+     r"attention: q \[..., N, D\], k \[..., M, D\], v \[..., M, E\] expected"),
+    ("attention", [(2, 5, 4), (3, 7, 4), (3, 7, 6)], {}, r"attention: batch dims differ"),
+    ("attention", [(2, 5, 4), (2, 7, 4), (2, 7, 6), (5, 6)], {},
+     r"attention: bias f32\[5,6\] does not broadcast to the scores \[2,5,7\]"),
 ])
 def test_build_errors(op: str, shapes: list[tuple], attrs: dict, message: str):
     bb = Builder()

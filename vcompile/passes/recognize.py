@@ -299,6 +299,17 @@ def layer_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
                    bb.const(b.astype(dt), hint="bias"), **ln.attrs)
 
 
+def _per_group(a: np.ndarray | None, g: int, op: str) -> np.ndarray | None:
+    """A norm's scale or shift as one value per group: instance_norm's is per channel of
+    the [N, G, L] view, i.e. per group; layer_norm's (over L) must be one value."""
+    if a is None:
+        return None
+    flat = a.reshape(-1)
+    if op == "layer_norm" or flat.size == 1:
+        return np.full(g, flat[0], a.dtype) if np.all(flat == flat[0]) else None
+    return flat if flat.size == g else None
+
+
 @rule(P.op("reshape", P.op(("instance_norm", "layer_norm"), P.op("reshape", X), any_inputs=True,
                            name="norm").one_use()))
 def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
@@ -312,18 +323,12 @@ def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     c, g = int(xt.shape[1]), int(inner.shape[1])  # type: ignore[arg-type]
     if c % g:
         return None
-    gamma = m.const_of(norm.inputs[1])
-    beta = m.const_of(norm.inputs[2]) if len(norm.inputs) == 3 else np.zeros(1, xt.np_dtype)
+    gamma = _per_group(m.const_of(norm.inputs[1]), g, norm.op)
+    beta = (_per_group(m.const_of(norm.inputs[2]), g, norm.op) if len(norm.inputs) == 3
+            else np.zeros(g, xt.np_dtype))
     if gamma is None or beta is None:
         return None
-    # instance_norm's scale is per group; layer_norm's must be one value for its row
-    if norm.op == "layer_norm" and (np.ptp(gamma) != 0 or np.ptp(beta) != 0):
-        return None
-    per = c // g
-    gamma = np.repeat(np.broadcast_to(gamma.reshape(-1), (g,)) if gamma.size in (1, g) else gamma[:g], per) \
-        if norm.op == "instance_norm" else np.full(c, gamma.reshape(-1)[0])
-    beta = np.repeat(np.broadcast_to(beta.reshape(-1), (g,)), per) if norm.op == "instance_norm" \
-        else np.full(c, beta.reshape(-1)[0])
+    gamma, beta = np.repeat(gamma, c // g), np.repeat(beta, c // g)
     dt = xt.np_dtype
     if x.type != xt:  # groups are contiguous runs of each sample: any reshape keeps them
         x = bb.emit("reshape", x, shape=xt.shape)
@@ -428,43 +433,41 @@ def _apply(bb: RewriteBuilder, base: Value, perm: tuple[int, ...]) -> Value:
     return base if perm == tuple(range(len(perm))) else bb.emit("transpose", base, perm=perm)
 
 
-def _scores(ed: GraphEditor, s: Value) -> tuple[Node, float, list[tuple[Value, float, tuple]]] | None:
-    """Walk from softmax's input back to the Q @ KT matmul: (matmul, scale, biases), each
-    bias as (value, coefficient, shape of the stage it was added at)."""
+def _score_chain(ed: GraphEditor, s: Value) -> tuple[Node, list[Node]] | None:
+    """The Q @ KT matmul that softmax's input `s` comes from, and the reshapes, scalar
+    muls/divs and adds on the way (outermost first)."""
     chain: list[Node] = []
-    v = s
     for _ in range(12):
-        n = ed.producer.get(v)
+        n = ed.producer.get(s)
         if n is None:
             return None
         if n.op == "matmul":
-            break
-        if n.op == "reshape" or (n.op in ("mul", "div") and _scalar(ed, n.inputs[1]) is not None):
-            chain.append(n)
-            v = n.inputs[0]
-            continue
-        if n.op == "add" and n.inputs[0] not in ed.consts:
-            chain.append(n)
-            v = n.inputs[0]
-            continue
+            return n, chain
+        scalar = n.op in ("mul", "div") and (_scalar(ed, n.inputs[1]) or 0.0) != 0.0
+        if not (n.op == "reshape" or scalar or (n.op == "add" and n.inputs[0] not in ed.consts)):
+            return None
+        chain.append(n)
+        s = n.inputs[0]
+    return None
+
+
+def _scores(ed: GraphEditor, s: Value) -> tuple[Node, float, list[tuple[Value, float, tuple]]] | None:
+    """Walk from softmax's input back to the Q @ KT matmul: (matmul, scale, biases), each
+    bias as (value, coefficient, shape of the stage it was added at)."""
+    found = _score_chain(ed, s)
+    if found is None or found[0].outputs[0].shape != s.shape:
         return None
-    else:
-        return None
-    if n.outputs[0].shape != s.shape:
-        return None
+    mm, chain = found
     scale, biases = 1.0, []
     for c in reversed(chain):  # innermost first
         if c.op in ("mul", "div"):
-            k = _scalar(ed, c.inputs[1])
-            assert k is not None
+            k = float(_scalar(ed, c.inputs[1]))  # type: ignore[arg-type]
             k = k if c.op == "mul" else 1.0 / k
-            if k == 0:
-                return None
             scale *= k
             biases = [(b, coef * k, sh) for b, coef, sh in biases]
         elif c.op == "add":
             biases.append((c.inputs[1], 1.0, tuple(c.outputs[0].shape)))
-    return n, scale, biases
+    return mm, scale, biases
 
 
 def _bias(bb: RewriteBuilder, biases: list[tuple[Value, float, tuple]], shape: tuple) -> Value | None:

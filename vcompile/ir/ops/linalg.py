@@ -104,10 +104,14 @@ def _attention_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ..
         raise ShapeError(f"attention: q [..., N, D], k [..., M, D], v [..., M, E] expected, "
                          f"got {q}, {k}, {v}")
     scores = q.shape[:-1] + (k.shape[-2],)
-    if len(ts) == 4 and (ts[3].rank > len(scores)
-                         or broadcast_shapes(scores, ts[3].shape) != scores):
-        raise ShapeError(f"attention: bias {ts[3]} does not broadcast to the scores "
-                         f"[{','.join(map(str, scores))}]")
+    if len(ts) == 4:
+        try:
+            fits = ts[3].rank <= len(scores) and broadcast_shapes(scores, ts[3].shape) == scores
+        except ShapeError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"attention: bias {ts[3]} does not broadcast to the scores "
+                             f"[{','.join(map(str, scores))}]")
     return (TensorType(dt, q.shape[:-1] + (v.shape[-1],)),)
 
 
