@@ -73,9 +73,10 @@ def _conv2d(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return None
     wp = np_const(kernels.pack_conv_weight(w, ob))
     x, shape = a[0], n.output.shape
-    if kh == kw == 1 and s == [1, 1] and not any(p):
-        # a pointwise conv is a GEMM over all pixels: one row of H*W gives full tiles
-        # even on 7x7 maps
+    if kh == kw == 1 and s == [1, 1] and not any(p) and int(n.inputs[0].shape[3]) < t.rows:
+        # a pointwise conv is a GEMM over all pixels: on maps narrower than a row tile
+        # (7x7), one row of H*W gives full tiles. Wider maps keep their rows: the
+        # reshapes would be copies inside a fused kernel.
         nb, _, h, wd = (int(v) for v in n.inputs[0].shape)
         x = ctx.emit(R.reshape(x, [nb, c, 1, h * wd]))
         ow = h * wd
