@@ -144,3 +144,21 @@ def test_deit_kernels_fewer_than_tvm_fuseops() -> None:
     assert ours.meta["kernels"] < tvm_fused.meta["kernels"] < unfused.meta["kernels"]
     x = sample_input("deit_tiny_patch16_224")
     assert_close(ours(x)[0], tvm_fused(x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "efficientvit_m0"])
+def test_torch_frontend_attention_recognized(name: str) -> None:
+    import torch
+
+    from vcompile.frontends import torch as torch_frontend
+    from vcompile.ir.stats import all_nodes
+    from vcompile.models import create_timm
+    model, shape = create_timm(name)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    g = passes.run(torch_frontend.load(model, (x,)), passes.O2)
+    ops = Counter(n.op for n in all_nodes(g))
+    assert ops["attention"] == ATTENTION_BLOCKS[name] and ops["softmax"] == 0
+    with torch.inference_mode():
+        want = model(x).numpy()
+    assert_close(interp.run(g, x.numpy())[0], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
