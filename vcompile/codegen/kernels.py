@@ -111,19 +111,28 @@ def conv_out_size(size: int, k: int, stride: int, dil: int, before: int, after: 
     return (size + before + after - dil * (k - 1) - 1) // stride + 1
 
 
-def conv2d(x: te.Tensor, wp: te.Tensor, bias: te.Tensor, out_channels: int,
-           strides: Sequence[int], pads: Sequence[int], dils: Sequence[int], groups: int,
-           wt: int) -> te.Tensor:
-    """Direct NCHW convolution over packed weights; `wt` output columns per register tile."""
-    n, c, h, w = (_int(d) for d in x.shape)
-    oco, cg, kh, kw, ob = (_int(d) for d in wp.shape)
+def _window_input(x: te.Tensor, kh: int, kw: int, strides: Sequence[int], pads: Sequence[int],
+                  dils: Sequence[int], wt: int, name: str) -> tuple[te.Tensor, int, int, int]:
+    """x padded for a kh x kw window whose output columns are padded to a multiple of
+    `wt`; returns (padded x, output rows, output columns, padded output columns)."""
+    h, w = _int(x.shape[2]), _int(x.shape[3])
     (sh, sw), (dh, dw) = strides, dils
     oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
     ow = conv_out_size(w, kw, sw, dw, pads[1], pads[3])
     owp = ceil_to(ow, wt)
     hp = (oh - 1) * sh + dh * (kh - 1) + 1
     wpd = (owp - 1) * sw + dw * (kw - 1) + 1
-    xp = _pad_input(x, pads[0], pads[1], hp, wpd, "conv2d_pad")
+    return _pad_input(x, pads[0], pads[1], hp, wpd, name), oh, ow, owp
+
+
+def conv2d(x: te.Tensor, wp: te.Tensor, bias: te.Tensor, out_channels: int,
+           strides: Sequence[int], pads: Sequence[int], dils: Sequence[int], groups: int,
+           wt: int) -> te.Tensor:
+    """Direct NCHW convolution over packed weights; `wt` output columns per register tile."""
+    n = _int(x.shape[0])
+    oco, cg, kh, kw, ob = (_int(d) for d in wp.shape)
+    (sh, sw), (dh, dw) = strides, dils
+    xp, oh, ow, owp = _window_input(x, kh, kw, strides, pads, dils, wt, "conv2d_pad")
     ocg = out_channels // groups
     rc, rh, rw = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
 
@@ -139,15 +148,10 @@ def conv2d(x: te.Tensor, wp: te.Tensor, bias: te.Tensor, out_channels: int,
 def depthwise_conv2d(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: Sequence[int],
                      pads: Sequence[int], dils: Sequence[int], wt: int) -> te.Tensor:
     """One filter per channel (groups == channels, multiplier 1), NCHW in and out."""
-    n, c, h, wd = (_int(d) for d in x.shape)
+    n, c = _int(x.shape[0]), _int(x.shape[1])
     _, kh, kw = (_int(d) for d in w.shape)
     (sh, sw), (dh, dw) = strides, dils
-    oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
-    ow = conv_out_size(wd, kw, sw, dw, pads[1], pads[3])
-    owp = ceil_to(ow, wt)
-    hp = (oh - 1) * sh + dh * (kh - 1) + 1
-    wpd = (owp - 1) * sw + dw * (kw - 1) + 1
-    xp = _pad_input(x, pads[0], pads[1], hp, wpd, "depthwise_pad")
+    xp, oh, ow, owp = _window_input(x, kh, kw, strides, pads, dils, wt, "depthwise_pad")
     rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
     y = te.compute((n, c, oh, owp), lambda b, ch, i, j: te.sum(
         xp[b, ch, i * sh + rh * dh, j * sw + rw * dw] * w[ch, rh, rw], axis=[rh, rw]),
