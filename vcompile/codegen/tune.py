@@ -71,11 +71,14 @@ class TuneReport:
     seconds: float = 0.0
     best_ms: dict[str, float] = field(default_factory=dict)  # per task, after tuning
     rule_ms: dict[str, float] = field(default_factory=dict)  # per new task, rule-based
+    untunable: list[str] = field(default_factory=list)  # MetaSchedule failed on these
 
     def summary(self) -> str:
         won = sum(1 for k, v in self.best_ms.items() if k in self.rule_ms and v < self.rule_ms[k] * 0.98)
+        skipped = (f"; MetaSchedule could not search {len(self.untunable)} (kept their rules: "
+                   f"{', '.join(self.untunable[:3])})" if self.untunable else "")
         return (f"{self.tasks} kernels, {self.new} new, {self.trials} trials in {self.seconds:.0f} s; "
-                f"tuning beat the rule-based schedule on {won} of {len(self.rule_ms)}")
+                f"tuning beat the rule-based schedule on {won} of {len(self.rule_ms)}{skipped}")
 
 
 def fused_module(g: Any, target: Any, tiles: Any) -> Any:
@@ -165,21 +168,41 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
         _seed_rule_records(new, target, tiles, db, builder, runner, report)
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
             new, work_dir=str(Path(db_dir or default_db_dir()) / "logs"), seed=seed)
+        contexts, weights = _searchable(contexts, weights, new, report)
         cb = _ProgressCallback(trials, say, report)
-        with tvm.transform.PassContext(opt_level=3):
-            ms.tune.tune_tasks(
-                tasks=contexts, task_weights=weights,
-                work_dir=str(Path(db_dir or default_db_dir()) / "logs"),
-                max_trials_global=trials, num_trials_per_iter=min(64, max(4, trials // max(1, len(new)))),
-                builder=builder, runner=runner, database=db, cost_model="xgb",
-                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), cb],
-                task_scheduler="gradient")
+        if contexts:
+            with tvm.transform.PassContext(opt_level=3):
+                ms.tune.tune_tasks(
+                    tasks=contexts, task_weights=weights,
+                    work_dir=str(Path(db_dir or default_db_dir()) / "logs"),
+                    max_trials_global=trials, num_trials_per_iter=min(64, max(4, trials // max(1, len(new)))),
+                    builder=builder, runner=runner, database=db, cost_model="xgb",
+                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), cb],
+                    task_scheduler="gradient")
     for t in tasks:
         rec = db.query_tuning_record(t.dispatched[0], target, "main")
         if rec is not None and rec.run_secs:
             report.best_ms[t.task_name] = float(min(float(s) for s in rec.run_secs)) * 1e3
     report.seconds = time.monotonic() - start
     return report
+
+
+def _searchable(contexts: list[Any], weights: list[Any], tasks: list[Any],
+                report: TuneReport) -> tuple[list[Any], list[Any]]:
+    """The tune contexts whose design space MetaSchedule can generate. Its rules raise
+    on some fused kernels (a grouped conv with a reshape epilogue: "requires all the
+    producer(s) ... under the target loop"); one such task would end the whole search,
+    so it is left out and keeps its rule-based record."""
+    keep_c, keep_w = [], []
+    for ctx, w, task in zip(contexts, weights, tasks, strict=True):
+        try:
+            ctx.generate_design_space()
+        except Exception:  # noqa: BLE001  (TVM raises several error types here)
+            report.untunable.append(task.task_name)
+            continue
+        keep_c.append(ctx)
+        keep_w.append(w)
+    return keep_c, keep_w
 
 
 def _make_progress_callback() -> type:
