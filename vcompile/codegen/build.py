@@ -179,7 +179,6 @@ def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False, fusio
     return _pipeline
 
 
-
 def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
           passes: tuple[str, ...] = (), mcpu: str | None = None,
           tuning_db: str | os.PathLike[str] | None = None) -> tuple[Any, dict[str, Any]]:

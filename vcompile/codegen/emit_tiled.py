@@ -5,6 +5,10 @@
     matmul(x, w const)      => te gemm over packed weights, leading dims folded into rows
     matmul(x, y)            => te gemm with y packed at run time (attention's Q.K^T, P.V)
     gemm(a, b const, c)     => te gemm over alpha * op(b), packed; + beta * c
+    linear(x, w const, b)   => te gemm over packed w, leading dims folded into rows; + b
+    attention(q, k, v, b?)  => te attention (kernels.attention), batch dims folded; a
+                               constant bias broadcast at compile time
+    erf, gelu, exp, sigmoid, silu, softmax => topi.fast_erf / fast_exp (vectorizable)
 
 A rule returns None when it does not apply (a non-float32 or dynamic shape, a weight
 that is not a constant, a grouped conv whose groups do not fill a vector): the generic
@@ -85,8 +89,15 @@ def _conv2d(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     return y if x is a[0] else ctx.emit(R.reshape(y, ctx.shape(shape)))
 
 
-def _gemm_rows(ctx: Ctx, a: relax.Expr, rows: int, k: int) -> relax.Expr:
-    return ctx.emit(R.reshape(a, [1, rows, k]))
+def _dense(ctx: Ctx, x: relax.Expr, w: np.ndarray, out: Node) -> relax.Expr:
+    """x [..., K] @ w [K, N] (a constant, packed here, once) as the tiled gemm over all
+    leading dims folded into rows; reshaped to `out`'s output shape."""
+    k, nn = w.shape
+    rows = prod(int(d) for d in out.output.shape[:-1])
+    bp = np_const(kernels.pack_gemm_weight(np.ascontiguousarray(w, np.float32), ctx.tiles.block)[None])
+    y = ctx.emit_te(kernels.gemm, ctx.emit(R.reshape(x, [1, rows, k])), bp, nn,
+                    kernels.row_tile(rows, ctx.tiles.rows), primfunc_name_hint="dense")
+    return ctx.emit(R.reshape(y, ctx.shape(out.output.shape)))
 
 
 @tiled("matmul")
@@ -98,11 +109,7 @@ def _matmul(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     k, nn = int(ta.shape[-1]), int(tb.shape[-1])
     w = _const(a[1])
     if w is not None and prod(tb.shape[:-2]) == 1:
-        rows = prod(int(d) for d in ta.shape[:-1])
-        bp = np_const(kernels.pack_gemm_weight(w.reshape(k, nn), t.block)[None])
-        y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, a[0], rows, k), bp, nn,
-                        kernels.row_tile(rows, t.rows), primfunc_name_hint="dense")
-        return ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+        return _dense(ctx, a[0], w.reshape(k, nn), n)
     if ta.shape[:-2] != tb.shape[:-2]:
         return None  # broadcasting batch dims: the generic rule
     bt, m = prod(int(d) for d in ta.shape[:-2]), int(ta.shape[-2])
@@ -123,11 +130,7 @@ def _gemm(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     at = n.attrs
     x = ctx.emit(R.permute_dims(a[0], [1, 0])) if at["trans_a"] else a[0]
     b = (w.T if at["trans_b"] else w) * np.float32(at["alpha"])  # type: ignore[operator]
-    m, k = (int(d) for d in n.output.shape[0:1] + (b.shape[0],))
-    bp = np_const(kernels.pack_gemm_weight(np.ascontiguousarray(b, np.float32), ctx.tiles.block)[None])
-    y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, x, m, k), bp, int(b.shape[1]),
-                    kernels.row_tile(m, ctx.tiles.rows), primfunc_name_hint="dense")
-    y = ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    y = _dense(ctx, x, b, n)
     if len(a) == 3:
         c = a[2] if at["beta"] == 1.0 else ctx.emit(R.multiply(ctx.const(at["beta"], "f32"), a[2]))
         y = ctx.emit(R.add(y, c))
@@ -208,14 +211,9 @@ def _softmax(ctx: Ctx, n: Node, a: list) -> Emitted | None:
 @tiled("linear")
 def _linear(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     w = _const(a[1])
-    if w is None or ctx.tiles is None or not _f32_static(n) or n.inputs[0].type.rank < 1:
+    if w is None or ctx.tiles is None or not _f32_static(n):
         return None
-    k, nn = (int(d) for d in w.shape)
-    rows = prod(int(d) for d in n.inputs[0].shape[:-1])
-    bp = np_const(kernels.pack_gemm_weight(w, ctx.tiles.block)[None])
-    y = ctx.emit_te(kernels.gemm, _gemm_rows(ctx, a[0], rows, k), bp, nn,
-                    kernels.row_tile(rows, ctx.tiles.rows), primfunc_name_hint="dense")
-    y = ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    y = _dense(ctx, a[0], w, n)
     return ctx.emit(R.add(y, a[2])) if len(a) == 3 else y
 
 

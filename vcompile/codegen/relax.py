@@ -29,6 +29,7 @@ from tvm import relax, tirx
 
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.ops import VIEW_OPS
 from vcompile.ir.types import Dim, TensorType
 
 Emitted = relax.Expr | tuple[relax.Expr, ...]
@@ -103,7 +104,8 @@ def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, .
             return tuple(_emit_body(ctx, n.region, args))
         return _call_region(ctx, n, gv, args)
     if id(n) in ctx.regions:  # one node as one kernel
-        args = [a for v, a in dict(zip(n.inputs, args, strict=True)).items() if not _is_const(v, a)]
+        # the one-node region holds its constants; pass each other input once
+        args = [a for a in dict(zip(n.inputs, args, strict=True)).values() if not _is_const(a)]
         return _call_region(ctx, n, ctx.regions[id(n)], args)
     if ctx.tiles is not None and n.op in TILED:
         out = _guarded(TILED[n.op], ctx, n, args)
@@ -119,7 +121,7 @@ def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, .
     return _check_arity(n, _guarded(EMIT[n.op], ctx, n, args))
 
 
-def _is_const(v: Value, a: relax.Expr) -> bool:
+def _is_const(a: relax.Expr) -> bool:
     return isinstance(a, tvm.ir.expr.Constant)
 
 
@@ -158,9 +160,6 @@ def _emit_body(ctx: Ctx, g: Graph, args: list[relax.Expr]) -> list[relax.Expr]:
     return [env[v] for v in g.outputs]
 
 
-VIEWS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})  # no kernel: a view
-
-
 def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None,
              one_kernel_per_node: bool = False) -> tvm.IRModule:
     """The Relax module whose `main` computes `g` (inputs in order; returns a tuple).
@@ -176,7 +175,7 @@ def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None,
     for i, n in enumerate(g.nodes):
         if n.region is not None:
             ctx.regions[id(n)] = _emit_region(ctx, n, i)
-        elif one_kernel_per_node and len(n.outputs) == 1 and n.op not in VIEWS:
+        elif one_kernel_per_node and len(n.outputs) == 1 and n.op not in VIEW_OPS:
             ctx.regions[id(n)] = _emit_region(ctx, _as_region(g, n), i)
     names = input_names or [v.hint or f"input{i}" for i, v in enumerate(g.inputs)]
     params = [relax.Var(_ident(nm, i), ctx.sinfo(v.type))

@@ -27,24 +27,21 @@ below, is convex (no path leaves it and comes back). Groups hold at most `MAX_NO
 nodes. A group of one node stays a plain node: it is one kernel already. Constants
 used inside a group are copied into its region (codegen packs weights it can see).
 
-Data movement that is free at run time (reshape, squeeze, unsqueeze: views of the
-same buffer) is left out of groups that would otherwise be just that op.
+Views (`VIEW_OPS`: reshape, squeeze, unsqueeze) launch nothing when they stand alone,
+so the kernel counts of `kernel_groups` leave them out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.nx import is_convex, to_networkx
-from vcompile.ir.ops import OPS
+from vcompile.ir.ops import OPS, VIEW_OPS
 from vcompile.passes.registry import note, register
 from vcompile.passes.rewriter import use_counts
 
 MAX_NODES = 16
 NORMS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
-VIEWS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})
 
 
 def _kind(n: Node) -> str:
@@ -123,7 +120,7 @@ def check(g: Graph, groups: list[Group]) -> None:
 
 
 def kernel_name(nodes: list[Node], limit: int = 4) -> str:
-    ops = [n.op for n in nodes if n.op not in VIEWS] or [nodes[0].op]
+    ops = [n.op for n in nodes if n.op not in VIEW_OPS] or [nodes[0].op]
     name = "_".join(ops[:limit])
     return name + (f"_and_{len(ops) - limit}_more" if len(ops) > limit else "")
 
@@ -176,34 +173,34 @@ def fuse(g: Graph) -> Graph:
 
 
 def kernel_groups(g: Graph) -> list[tuple[str, int, Node]]:
-    """(kernel name, nodes in it, top-level node) per kernel of `g` (fused first if it
-    is not): views (reshape, squeeze, unsqueeze) launch nothing and are left out."""
-    if not any(n.region is not None for n in g.nodes):
-        g = fuse(g)
+    """(kernel name, nodes in it, top-level node) per kernel of a fused graph: views
+    (reshape, squeeze, unsqueeze) launch nothing and are left out."""
     out = []
     for n in g.nodes:
         if n.region is not None:
             out.append((str(n.attrs["kernel"]), len(n.region.nodes), n))
-        elif n.op not in VIEWS:
+        elif n.op not in VIEW_OPS:
             out.append((n.op, 1, n))
     return out
 
 
 def format_groups(g: Graph) -> str:
-    """The text of `vcompile inspect --fusion`: one line per kernel, then the counts."""
+    """The text of `vcompile inspect --fusion` (`g` is fused first if it is not): one
+    line per kernel, then the counts."""
     from vcompile.ir.printer import value_names
+    from vcompile.ir.stats import all_nodes
+    g = g if any(n.region is not None for n in g.nodes) else fuse(g)
     groups = kernel_groups(g)
-    plain = sum(1 for n in g.nodes if n.region is None and n.op not in VIEWS) + sum(
-        sum(1 for m in n.region.nodes if m.op not in VIEWS) for n in g.nodes if n.region is not None)
-    names = value_names(g) if any(n.region is not None for n in g.nodes) else value_names(fuse(g))
+    names = value_names(g)
     lines = [f"{'#':>4}  {'kernel':<40} {'ops':>3}  output"]
     for i, (name, size, n) in enumerate(groups):
         out = n.outputs[0]
         lines.append(f"{i:>4}  {name:<40} {size:>3}  %{names.get(out, '?')}: {out.type}")
     fused = sum(1 for _, size, _ in groups if size > 1)
+    plain = sum(1 for n in all_nodes(g) if n.op not in VIEW_OPS)
     lines.append(f"kernels: {len(groups)} ({fused} fused groups; {plain} ops unfused, views excluded)")
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["FuseError", "Group", "check", "format_groups", "fuse", "kernel_groups", "kernel_name",
-           "nx", "partition"]
+           "partition"]

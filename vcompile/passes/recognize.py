@@ -35,6 +35,7 @@ from vcompile.ir.graph import Graph, Node, Value
 from vcompile.passes.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
 from vcompile.passes.registry import register
 from vcompile.passes.rewriter import GraphEditor
+from vcompile.passes.weights import per_channel
 
 X = P.any("x")
 SQRT2 = math.sqrt(2.0)
@@ -262,9 +263,9 @@ def layer_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     return bb.emit("layer_norm", x, ones, axis=axis - x.type.rank, epsilon=eps)
 
 
-def _affine_const(c: np.ndarray, lead: int, target: tuple[int, ...]) -> np.ndarray | None:
-    """c as an array of shape `target` if it broadcasts there and is constant over the
-    first `lead` dims of the full shape (c's rank may not reach into them)."""
+def _affine_const(c: np.ndarray, target: tuple[int, ...]) -> np.ndarray | None:
+    """c as an array of shape `target` (the normalized dims) if it broadcasts there
+    without reaching into the dims before them."""
     shape = c.shape
     while len(shape) > len(target) and shape[0] == 1:
         shape = shape[1:]
@@ -282,7 +283,7 @@ def layer_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
     x, rank, axis = ln.inputs[0], ln.inputs[0].type.rank, int(ln.attrs["axis"])  # type: ignore[arg-type]
     axis %= rank
     norm = tuple(int(d) for d in x.shape[axis:])  # type: ignore[arg-type]
-    c = _affine_const(m.array("c"), axis, norm)
+    c = _affine_const(m.array("c"), norm)
     if c is None or m.root.outputs[0].type != ln.outputs[0].type:
         return None
     s = m.const_of(ln.inputs[1])
@@ -340,17 +341,9 @@ def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
            P.const("c")))
 def group_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
     x = m["x"]
-    ch = int(x.shape[1])  # type: ignore[arg-type]
-    c = m.array("c")
-    want = (ch,) + (1,) * (x.type.rank - 2)
-    shape = c.shape
-    while len(shape) > len(want) and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) != len(want) or any(d != 1 for d in shape[1:]) or shape[0] not in (1, ch):
+    cv = per_channel(m.array("c"), x.type.rank, 1, int(x.shape[1]))  # type: ignore[arg-type]
+    if cv is None or m.root.outputs[0].type != x.type:
         return None
-    if m.root.outputs[0].type != x.type:
-        return None
-    cv = np.broadcast_to(c.reshape(-1), (ch,))
     s, b = m.arrays("s", "b")
     s, b = (s * cv, b * cv) if m.root.op == "mul" else (s, b + cv)
     return bb.emit("group_norm", x, bb.const(s.astype(x.type.np_dtype), hint="scale"),
@@ -358,15 +351,6 @@ def group_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
 
 
 # ---- linear -------------------------------------------------------------------------------
-
-def _vector(c: np.ndarray, n: int) -> np.ndarray | None:
-    """c as a length-n vector when it is [n] or [1, ..., 1, n] (or a scalar)."""
-    if c.size == 1:
-        return np.full(n, c.reshape(-1)[0], c.dtype)
-    if c.shape[-1] == n and c.size == n:
-        return c.reshape(n)
-    return None
-
 
 @rule(P.op("matmul", X, P.const("w")))
 def linear(m: Match, bb: RewriteBuilder) -> Value | None:
@@ -378,11 +362,11 @@ def linear(m: Match, bb: RewriteBuilder) -> Value | None:
 
 @rule(P.op("add", P.op("linear", X, P.const("w"), name="lin").one_use(), P.const("b")))
 def linear_bias(m: Match, bb: RewriteBuilder) -> Value | None:
-    n = int(m.array("w").shape[1])
-    b = _vector(m.array("b"), n)
-    if b is None or m.root.outputs[0].type != m.node("lin").outputs[0].type:
+    y = m.node("lin").outputs[0]
+    b = per_channel(m.array("b"), y.type.rank, -1, int(m.array("w").shape[1]))
+    if b is None or m.root.outputs[0].type != y.type:
         return None
-    return bb.emit("linear", m["x"], m["w"], bb.const(b, hint=m["b"].hint or "bias"))
+    return bb.emit("linear", m["x"], m["w"], bb.const(b.astype(y.type.np_dtype), hint=m["b"].hint or "bias"))
 
 
 @rule(P.op("gemm", X, P.const("w"), any_inputs=True))
@@ -393,11 +377,11 @@ def linear_gemm(m: Match, bb: RewriteBuilder) -> Value | None:
     if len(m.root.inputs) == 2:
         return bb.emit("linear", m["x"], m["w"])
     c = m.const_of(m.root.inputs[2])
-    b = _vector(c, int(m.array("w").shape[1])) if c is not None and c.ndim <= 2 and (
-        c.ndim < 2 or c.shape[0] == 1) else None
+    b = None if c is None else per_channel(c, 2, -1, int(m.array("w").shape[1]))
     if b is None:
         return None
-    return bb.emit("linear", m["x"], m["w"], bb.const(b, hint=m.root.inputs[2].hint or "bias"))
+    bias = bb.const(b.astype(c.dtype), hint=m.root.inputs[2].hint or "bias")
+    return bb.emit("linear", m["x"], m["w"], bias)
 
 
 # ---- attention ----------------------------------------------------------------------------

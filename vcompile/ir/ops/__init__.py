@@ -16,6 +16,7 @@ from vcompile.ir.ops.registry import (
                                       broadcast_shapes,
                                       register_op,
 )
+from vcompile.ir.ops.shape import VIEW_OPS
 
-__all__ = ["OPS", "REQUIRED", "AttrError", "AttrSpec", "OpDef", "ShapeError",
+__all__ = ["OPS", "REQUIRED", "VIEW_OPS", "AttrError", "AttrSpec", "OpDef", "ShapeError",
            "broadcast_shapes", "register_op"]

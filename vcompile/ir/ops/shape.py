@@ -14,6 +14,10 @@ from vcompile.ir.graph import Attrs
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op, same_dtype
 from vcompile.ir.types import Dim, TensorType
 
+# Ops whose output is its input's buffer relabelled: no kernel at run time (TVM makes
+# them views), so fusion does not count them and codegen launches nothing for them.
+VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})
+
 
 def _reshape_target(src: tuple[Dim, ...], target: Sequence[Dim]) -> tuple[Dim, ...]:
     if list(target).count(-1) > 1:
