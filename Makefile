@@ -8,7 +8,22 @@ ARTIFACTS ?= .cache/models
 
 .PHONY: setup demo test test-fast lint clean
 
-$(STAMP): pyproject.toml
+# Debian packages the tests use: Graphviz and Chromium (report, issue 11), the aarch64
+# cross toolchain and qemu, clang+lld for Android, PoCL for OpenCL (targets, issue 8).
+APT_PACKAGES := graphviz chromium gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user \
+	clang lld pocl-opencl-icd ocl-icd-opencl-dev
+APT_STAMP := $(VENV)/.apt
+
+$(APT_STAMP):
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing Debian packages: $$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	mkdir -p $(VENV) && touch $(APT_STAMP)
+
+$(STAMP): pyproject.toml $(APT_STAMP)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch 2.14.1 + torchvision 0.29.1 come from the machine's local wheel cache.
