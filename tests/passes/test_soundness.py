@@ -12,7 +12,7 @@ from vcompile import passes
 from vcompile.ir import interp
 
 PASSES = ["canonicalize", "dce", "cse", "fold-constants", "fold-batchnorm", "reparameterize",
-          "fold-scale", "recognize", "fuse"]
+          "fold-scale", "recognize", "simplify-layout", "fuse"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -38,7 +38,7 @@ def test_conv_graphs_sound_and_idempotent(spec: str, g) -> None:  # type: ignore
 
 
 @pytest.mark.parametrize("spec", ["canonicalize", "cse", "fold-constants", "fold-scale", "recognize",
-                                  "fuse"])
+                                  "simplify-layout", "fuse"])
 @SETTINGS
 @given(g=graphs())
 def test_general_graphs_sound_and_idempotent(spec: str, g) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from vcompile.passes import (  # noqa: F401  (register the passes)
     fold_constants,
     fold_scale,
     fuse,
+    layout,
     recognize,
     reparameterize,
 )

@@ -16,9 +16,11 @@ O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
 # next linear and leave a product no pattern names. Branch merging exposes BNs after
 # the merged conv (RepViT) and layer scales next to it (FastViT), hence fold-batchnorm
 # and fold-scale again after it.
+# simplify-layout respells reshape+transpose pairs, so it runs once recognize has
+# matched the exporters' spelling of attention (it canonicalizes too).
 # Fusion comes last: it groups what the rewrites leave into kernels.
-_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "canonicalize", "reparameterize", "fold-batchnorm",
-                                      "fold-scale", "canonicalize", "dce")
+_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "simplify-layout", "reparameterize",
+                                      "fold-batchnorm", "fold-scale", "canonicalize", "dce")
 O2: tuple[str, ...] = _O2_REWRITES + ("fuse",)
 # A second round picks up merges that the first round's folding exposed.
 O3: tuple[str, ...] = _O2_REWRITES + ("reparameterize", "fold-scale", "canonicalize", "dce", "fuse")

@@ -1,0 +1,87 @@
+"""simplify-layout: transposes move whole dims, activations sit before layout moves.
+
+    transpose(reshape(x)) => reshape(transpose(x))  (groups kept together), exact
+    transpose of size-1 dims => reshape
+    gelu(transpose(x)) => transpose(gelu(x))
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vcompile import passes
+from vcompile.ir import interp
+from vcompile.ir.builder import Builder
+from vcompile.passes.layout import dim_groups
+
+RNG = np.random.default_rng(3)
+
+
+def _ops(g: Any) -> list[tuple[str, Any]]:
+    return [(n.op, n.attrs.get("perm")) for n in g.nodes]
+
+
+def _run(g: Any) -> Any:
+    out = passes.run(g, "simplify-layout", verify_each=True)
+    x = RNG.standard_normal(tuple(g.inputs[0].type.shape)).astype(np.float32)
+    np.testing.assert_array_equal(interp.run(out, x)[0], interp.run(g, x)[0])
+    return out
+
+
+def test_dim_groups() -> None:
+    assert dim_groups((1, 256, 56, 56), (1, 256, 3136)) == [
+        (range(0, 1), range(0, 1)), (range(1, 2), range(1, 2)), (range(2, 4), range(2, 3))]
+    assert dim_groups((1, 3136, 256), (1, 56, 56, 256))[1] == (range(1, 2), range(1, 3))
+    assert dim_groups((2, 3, 4), (4, 6)) == [(range(0, 3), range(0, 2))]
+    assert dim_groups((1, 8, 1), (8,)) == [(range(0, 3), range(0, 1))]
+    assert dim_groups((2, 3), (7,)) is None
+
+
+def test_flatten_then_transpose_becomes_transpose_then_view() -> None:
+    """PVT's x.flatten(2).transpose(1, 2): the transpose reads plain strides after."""
+    bb = Builder("pvt")
+    x = bb.input((1, 16, 7, 8), hint="x")
+    y = bb.emit("transpose", bb.emit("reshape", x, shape=(1, 16, 56)), perm=(0, 2, 1))
+    out = _run(bb.build(y))
+    assert _ops(out) == [("transpose", (0, 2, 3, 1)), ("reshape", None)]
+
+
+def test_unflatten_then_transpose() -> None:
+    """[1, HW, C] -> [1, H, W, C] -> [1, C, H, W]: one transpose of the 3-d tensor."""
+    bb = Builder("tokens_to_image")
+    x = bb.input((1, 56, 24), hint="x")
+    r = bb.emit("reshape", x, shape=(1, 7, 8, 24))
+    out = _run(bb.build(bb.emit("transpose", r, perm=(0, 3, 1, 2))))
+    assert _ops(out) == [("transpose", (0, 2, 1)), ("reshape", None)]
+
+
+def test_transpose_that_splits_a_group_is_kept() -> None:
+    bb = Builder("heads")
+    x = bb.input((1, 10, 24), hint="x")
+    r = bb.emit("reshape", x, shape=(1, 10, 4, 6))
+    out = _run(bb.build(bb.emit("transpose", r, perm=(0, 2, 1, 3))))
+    assert [op for op, _ in _ops(out)] == ["reshape", "transpose"]
+
+
+def test_transpose_of_unit_dims_is_a_reshape() -> None:
+    bb = Builder("unit")
+    x = bb.input((1, 49, 1, 32), hint="x")
+    out = _run(bb.build(bb.emit("transpose", x, perm=(0, 2, 1, 3))))
+    assert [op for op, _ in _ops(out)] == ["reshape"]
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu", "hard_swish"])
+def test_activation_moves_before_the_layout_op(act: str) -> None:
+    """conv -> transpose -> reshape -> gelu: the gelu joins the conv's epilogue."""
+    bb = Builder("act")
+    x = bb.input((1, 8, 4, 4), hint="x")
+    c = bb.emit("conv2d", x, bb.const(RNG.standard_normal((8, 1, 3, 3)).astype(np.float32)),
+                bb.const(np.zeros(8, np.float32)), pads=(1, 1, 1, 1), groups=8)
+    t = bb.emit("reshape", bb.emit("transpose", c, perm=(0, 2, 3, 1)), shape=(1, 16, 8))
+    out = _run(bb.build(bb.emit(act, t)))
+    assert [op for op, _ in _ops(out)] == ["conv2d", act, "transpose", "reshape"]
+    fused = passes.run(out, "fuse")
+    assert [n.op for n in fused.nodes][0] == "fused"
+    assert [o.op for o in fused.nodes[0].region.nodes] == ["conv2d", act]

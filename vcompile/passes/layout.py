@@ -1,0 +1,114 @@
+"""simplify-layout: make every transpose move whole dims of a tensor, and nothing else.
+
+    transpose(reshape(x), p)  => reshape(transpose(x, p'))   when the reshape's dim
+                                 groups stay together and in order under p
+    transpose(x, p)           => reshape(x)                  when p moves only size-1 dims
+    unary(reshape|transpose(x)) => reshape|transpose(unary(x))  (gelu, relu, ...: one
+                                 input, elementwise), so the activation joins the
+                                 producer's epilogue and the layout op stays a plain copy
+
+Exporters write token <-> image moves as `reshape` + `transpose`: PVT's
+`x.flatten(2).transpose(1, 2)` is [1,C,H,W] -> [1,C,HW] -> [1,HW,C]. Transposing the
+merged dim reads the input through a division and a remainder per element (HW -> H, W),
+which no vector unit likes; the same transpose on the unmerged dims ([1,C,H,W] ->
+[1,H,W,C], then a free reshape) reads with plain strides, and the schedules tile it.
+Both rewrites are exact: they move the same elements.
+
+The pass runs after `recognize` (at -O2): the attention patterns match the reshapes and
+transposes the exporters write, and this pass would respell them.
+"""
+from __future__ import annotations
+
+from math import prod
+
+from vcompile.ir.graph import Graph, Value
+from vcompile.ir.ops import OPS
+from vcompile.passes.canonicalize import canonicalize
+from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.registry import register
+
+X = P.any("x")
+
+
+def dim_groups(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[range, range]] | None:
+    """Split a reshape src -> dst into the fewest runs (src dims, dst dims) of equal
+    product, in order: [2,3,4] -> [6,4] is ([0,1] -> [0]), ([2] -> [1]). Trailing
+    size-1 dims join the last run. None if a dim is 0 or the products disagree."""
+    if prod(src) != prod(dst) or 0 in src or 0 in dst:
+        return None
+    groups: list[tuple[range, range]] = []
+    i = j = 0
+    while i < len(src) and j < len(dst):
+        i0, j0 = i, j
+        a, b = src[i], dst[j]
+        i, j = i + 1, j + 1
+        while a != b:
+            if a < b:
+                a, i = a * src[i], i + 1
+            else:
+                b, j = b * dst[j], j + 1
+        groups.append((range(i0, i), range(j0, j)))
+    if groups and (i < len(src) or j < len(dst)):
+        (si, sj) = groups[-1]
+        groups[-1] = (range(si.start, len(src)), range(sj.start, len(dst)))
+    return groups or None
+
+
+def _static(shape: tuple) -> tuple[int, ...] | None:
+    return tuple(shape) if all(isinstance(d, int) for d in shape) else None
+
+
+@rule(P.op("transpose", P.op("reshape", X, name="reshape").one_use()))
+def transpose_before_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
+    src = _static(m["x"].type.shape)
+    mid = _static(m.node("reshape").output.type.shape)
+    if src is None or mid is None:
+        return None
+    groups = dim_groups(src, mid)
+    if groups is None:
+        return None
+    perm = tuple(m.root.attrs["perm"])  # type: ignore[arg-type]
+    owner = {d: k for k, (_, ds) in enumerate(groups) for d in ds}
+    order: list[int] = []  # groups in the order the transpose puts them
+    pos = 0
+    while pos < len(perm):
+        k = owner[perm[pos]]
+        run = tuple(groups[k][1])
+        if tuple(perm[pos:pos + len(run)]) != run:
+            return None  # the transpose splits a group or reverses it
+        order.append(k)
+        pos += len(run)
+    new_perm = tuple(s for k in order for s in groups[k][0])
+    if new_perm == tuple(range(len(src))):
+        return bb.emit("reshape", m["x"], shape=m.root.output.type.shape)
+    t = bb.emit("transpose", m["x"], perm=new_perm)
+    return bb.emit("reshape", t, shape=m.root.output.type.shape)
+
+
+@rule(P.op("transpose", X))
+def unit_transpose_to_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
+    shape = m["x"].type.shape
+    moved = [d for d in m.root.attrs["perm"] if shape[d] != 1]  # type: ignore[union-attr]
+    if moved != sorted(moved) or tuple(m.root.attrs["perm"]) == tuple(range(len(shape))):  # type: ignore[arg-type]
+        return None
+    return bb.emit("reshape", m["x"], shape=m.root.output.type.shape)
+
+
+# One input, same shape out: these commute with any data movement.
+UNARY = tuple(sorted(name for name, d in OPS.items()
+                     if d.kind == "elementwise" and d.arity == (1, 1)))
+
+
+@rule(P.op(UNARY, P.op(("reshape", "transpose"), X, name="layout").one_use()))
+def unary_before_layout(m: Match, bb: RewriteBuilder) -> Value | None:
+    y = bb.emit(m.root.op, m["x"], **m.root.attrs)
+    lay = m.node("layout")
+    return bb.emit(lay.op, y, **lay.attrs)
+
+
+RULES = [transpose_before_reshape, unit_transpose_to_reshape, unary_before_layout]
+
+
+@register("simplify-layout")
+def simplify_layout(g: Graph) -> Graph:
+    return canonicalize(rewrite(g, RULES))
