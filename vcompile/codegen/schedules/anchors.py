@@ -16,9 +16,11 @@ from vcompile.codegen.schedules.common import (
     extent,
     finish_reduction,
     fuse_epilogue,
+    lane_rfactor,
     largest_divisor,
     register_tile,
     try_,
+    vectorize_lanes,
 )
 from vcompile.codegen.schedules.tiles import CpuTiles
 
@@ -113,35 +115,6 @@ def _row_tile_fma(sch: Sch, block: Any, lanes: int) -> None:
     sch.decompose_reduction(block, r)
 
 
-def _lane_rfactor(sch: Sch, block: Any, lanes: int) -> Any:
-    """Split a row reduction (max, sum) into `lanes` running partials (the returned
-    block, a reduction whose lanes are spatial) and one horizontal step: scalar, each
-    element would wait on the previous one. Must run before compute_at."""
-    r = sch.get_loops(block)[-1]
-    # measured: a gain from ~200 keys (deit 0.48 -> 0.39 ms), a loss on Swin's 49
-    if extent(sch, r) % lanes or extent(sch, r) < 8 * lanes:
-        return None
-    _, r1 = sch.split(r, [None, lanes])
-    return sch.rfactor(r1, len(sch.get(block).writes[0].source.shape))  # lanes innermost
-
-
-def _vectorize_lanes(sch: Sch, rf: Any, lanes: int) -> None:
-    """Put the lanes of an rfactor block innermost and vectorize them."""
-    loops = sch.get_loops(rf)
-    lane = next(lp for lp in loops if extent(sch, lp) == lanes and
-                any(extent(sch, x) > 1 for x in loops[loops.index(lp) + 1:]))
-    rest = loops[loops.index(lane) + 1:]
-    sch.reorder(*rest, lane)
-    r0 = rest[-1]
-    init = try_(sch.decompose_reduction, rf, r0)
-    # NOTE: TVM refuses to vectorize a loop inside the reduction loop here (no "compact
-    # dataflow"); unrolled, the lanes are independent and LLVM's SLP pass packs them.
-    if try_(sch.vectorize, lane) is None:
-        sch.unroll(lane)
-    if init is not None:
-        try_(sch.vectorize, sch.get_loops(init)[-1])
-
-
 def attention(sch: Sch, tiles: CpuTiles) -> bool:
     """Claims "attention_out" blocks (`kernels.attention`) and everything they read.
 
@@ -161,7 +134,7 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         mx = _producer(sch, z, "attn_max")
         lg = _producer(sch, mx, "attn_logit")
         score = _producer(sch, lg, "attn_score")
-        rfs = [_lane_rfactor(sch, b, tiles.lanes) for b in (mx, sm)]
+        rfs = [lane_rfactor(sch, b, tiles.lanes, min_lanes=8) for b in (mx, sm)]
         g, i, c = sch.get_loops(out)
         rt = _attn_rows(sch, out, extent(sch, i))
         i0, i1 = sch.split(i, [None, rt])
@@ -176,7 +149,7 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         _row_tile_fma(sch, score, tiles.lanes)
         for rf in rfs:
             if rf is not None:
-                _vectorize_lanes(sch, rf, tiles.lanes)
+                vectorize_lanes(sch, rf, tiles.lanes)
         for b in (exp, lg):
             try_(sch.vectorize, sch.get_loops(b)[-1])
     return bool(found)

@@ -16,11 +16,24 @@ from typing import Any
 
 from tvm import tirx
 
-from vcompile.codegen.schedules.common import Sch, extent, iter_kinds, largest_divisor, try_
+from vcompile.codegen.schedules.common import (
+    Sch,
+    extent,
+    iter_kinds,
+    lane_rfactor,
+    largest_divisor,
+    try_,
+    vectorize_lanes,
+)
 from vcompile.codegen.schedules.tiles import CpuTiles
 
 # Below this many iterations a nest runs on one thread.
 PARALLEL_MIN = 4096
+# Nests with fewer rows than this (a group norm with one group: one row of C*H*W) split
+# their rows: a reduction sums each row in vector lanes instead of one scalar chain, an
+# injective map runs the row's vectors in parallel.
+LONG_ROWS_MAX = 16
+LONG_ROW = 1024  # and rows at least this long sum in lanes however many rows there are
 
 
 def injective(sch: Sch, block: Any, tiles: CpuTiles) -> None:
@@ -37,11 +50,12 @@ def injective(sch: Sch, block: Any, tiles: CpuTiles) -> None:
     if vec > 1 and total >= PARALLEL_MIN and _transpose_tile(sch, block, loops, exts, vec, tiles):
         return
     outer = loops[:-1]
+    rows = total // exts[-1]
     if vec > 1:
         o, inner = sch.split(loops[-1], [None, vec])
         try_(sch.vectorize, inner)
-        if not outer:
-            outer = [o]
+        if not outer or rows < LONG_ROWS_MAX:  # few long rows: split the row too
+            outer = [*outer, o]
     if total >= PARALLEL_MIN and outer:
         try_(sch.parallel, sch.fuse(*outer) if len(outer) > 1 else outer[0])
 
@@ -105,6 +119,17 @@ def reduction(sch: Sch, block: Any, tiles: CpuTiles) -> None:
     for e in exts:
         total *= e
     if total >= PARALLEL_MIN:
+        rows = 1
+        for e in exts[:first_r]:
+            rows *= e
+        if kinds.count("R") == 1 and (rows < LONG_ROWS_MAX or exts[-1] >= LONG_ROW):
+            rf = try_(lane_rfactor, sch, block, tiles.lanes, 16)
+            if rf is not None:  # long rows: 16 lanes of partials per row
+                vectorize_lanes(sch, rf, tiles.lanes)
+                spatial = sch.get_loops(rf)[:-2]
+                if rows > 1 and spatial:
+                    try_(sch.parallel, sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
+                return
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
         try_(sch.parallel, fused)
 
