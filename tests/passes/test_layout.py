@@ -85,3 +85,25 @@ def test_activation_moves_before_the_layout_op(act: str) -> None:
     fused = passes.run(out, "fuse")
     assert [n.op for n in fused.nodes][0] == "fused"
     assert [o.op for o in fused.nodes[0].region.nodes] == ["conv2d", act]
+
+
+def test_attention_bias_folds_past_the_growth_limit() -> None:
+    """Swin's shifted-window mask + relative-position bias is a constant, however big:
+    folded once instead of expanded and added per inference; other expands stay."""
+    from vcompile.passes.fold_constants import GROWTH_LIMIT
+    w, h, n, d = 64, 3, 49, 8
+    assert w * h * n * n > GROWTH_LIMIT
+    bb = Builder("swin")
+    q = bb.input((w, h, n, d), hint="q")
+    mask = bb.const(RNG.standard_normal((w, 1, n, n)).astype(np.float32), hint="mask")
+    pos = bb.const(RNG.standard_normal((1, h, n, n)).astype(np.float32), hint="pos")
+    bias = bb.emit("add", bb.emit("expand", mask, shape=(w, h, n, n)),
+                   bb.emit("expand", pos, shape=(w, h, n, n)))
+    y = bb.emit("attention", q, q, q, bias, scale=0.25)
+    big = bb.emit("expand", pos, shape=(w, h, n, n))  # not a bias: stays an expand
+    g = bb.build(y, big)
+    out = passes.run(g, "fold-constants", verify_each=True)
+    assert [nd.op for nd in out.nodes] == ["attention", "expand"]
+    x = RNG.standard_normal((w, h, n, d)).astype(np.float32)
+    for a, b in zip(interp.run(out, x), interp.run(g, x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
