@@ -42,7 +42,7 @@ ANDROID_API = range(21, 36)
 _ARM64 = dict(triple="aarch64-linux-gnu", mattr=("+neon",), cc="aarch64-linux-gnu-gcc",
               link_options=("-lm",), mcpus=ARM_CPUS,
               needs=(Tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),))
-_NVCC = Tool("nvcc", "nvidia-cuda-toolkit (or NVIDIA's CUDA toolkit, /usr/local/cuda/bin)")
+_NVCC = Tool("nvcc", "nvidia-cuda-toolkit")  # or NVIDIA's CUDA toolkit
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,10 @@ def target_dict(name: str, mcpu: str | None = None, num_cores: int | None = None
 def require_toolchain(name: str) -> None:
     missing = spec(name).missing()
     if missing:
+        pkgs = " ".join(t.package for t in missing)
+        cuda = " (or NVIDIA's CUDA toolkit, with its bin/ on PATH)" if "nvcc" in pkgs else ""
         raise TargetError(f"target {name!r} needs {', '.join(t.exe for t in missing)} on PATH; "
-                          f"install {' '.join(t.package for t in missing)} "
-                          f"(e.g. apt-get install {' '.join(t.package.split()[0] for t in missing)})")
+                          f"install the Debian package {pkgs}{cuda}: apt-get install {pkgs}")
 
 
 def resolve(name: str, mcpu: str | None = None, num_cores: int | None = None,
