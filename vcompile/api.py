@@ -105,6 +105,15 @@ class _Unrunnable:
     def __init__(self, ex: Any, meta: dict[str, Any], graph: Graph) -> None:
         self._executable, self.meta, self.graph = ex, meta, graph
 
+    @property
+    def input_names(self) -> list[str]:
+        return [d["name"] for d in self.meta["inputs"]]
+
+    @property
+    def input_types(self) -> list[Any]:
+        from vcompile.ir.types import TensorType
+        return [TensorType(d["dtype"], tuple(d["shape"])) for d in self.meta["inputs"]]
+
     def export(self, path: str | os.PathLike[str]) -> str:
         from vcompile.codegen.build import export
         return export(self._executable, self.meta, path)
