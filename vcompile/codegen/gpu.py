@@ -48,21 +48,30 @@ def gpu_pipeline(target: Any, fusion: str = "tvm", kernels: list[int] | None = N
     """TVM's generic GPU pipeline with vcompile's fusion passes in place of its legalize list."""
     import tvm
     from tvm.relax.backend.gpu_generic import pipeline as gpu
-    from tvm.s_tir import dlight as dl
 
-    from vcompile.codegen.build import count_kernels, fusion_passes
+    from vcompile.codegen.build import count_kernels
 
     @tvm.transform.module_pass(opt_level=0, name="vcompile.GpuPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            rules = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                            dl.gpu.GeneralReduction(), dl.gpu.Fallback())
-            mod = tvm.transform.Sequential(fusion_passes(target, fusion) + [rules])(mod)
+            mod = schedule_gpu(mod, target, fusion)
             if kernels is not None:
                 kernels.append(count_kernels(mod))
             seq = gpu.dataflow_lower_passes(target) + gpu.finalize_passes(target)
             return tvm.transform.Sequential(seq)(mod)
     return _pipeline
+
+
+def schedule_gpu(mod: Any, target: Any, fusion: str = "tvm") -> Any:
+    """Legalize, fuse and schedule with dlight: `main` calls one scheduled PrimFunc per kernel."""
+    import tvm
+    from tvm.s_tir import dlight as dl
+
+    from vcompile.codegen.build import fusion_passes
+    with target:
+        rules = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+        return tvm.transform.Sequential(fusion_passes(target, fusion) + [rules])(mod)
 
 
 def _sidecar() -> Path:
