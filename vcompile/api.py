@@ -51,7 +51,8 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
             example_inputs: Sequence[Any] | None = None,
             passes: str | Sequence[str] | None = None, mcpu: str | None = None,
             progress: Progress | None = None, tune_trials: int | None = None,
-            tuning_db: str | os.PathLike[str] | None = None) -> CompiledModel:
+            tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
+            api_level: int | None = None) -> CompiledModel:
     """Compile `model` for `target`; the result runs in this process and can `.export`.
 
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
@@ -61,14 +62,16 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     from the tuning database (`tuning_db`, default `codegen.tune.default_db_dir()`) are
     tuned first with MetaSchedule (`tune_trials` candidates, default
     `codegen.tune.DEFAULT_TRIALS`; 0 tunes nothing), and every kernel with a record is
-    built from its best record. Tuning measures on this machine, so it runs only for
+    built from its best record (CPU targets). `arch` is a CUDA target's `sm_XX`,
+    `api_level` an Android target's API level. Tuning measures on this machine, so it runs only for
     targets that run here; other targets use the records already in the database."""
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B
     from vcompile.codegen import targets
     say = progress or (lambda s: None)
-    targets.spec(target)  # unknown names fail before any work
+    targets.check_options(target, mcpu, arch, api_level)  # bad names fail before any work
+    targets.require_toolchain(target)
     if tune_trials is not None and tune_trials < 0:
         raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
     say("importing")
@@ -77,14 +80,15 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     g, ran = optimize(g, opt_level, passes)
     level = _level(opt_level)
     db = None
-    if level == 3 and B.targets.resolve(target, mcpu=mcpu).kind.name == "llvm":
+    if level == 3 and targets.spec(target).kind == "llvm":
         from vcompile.codegen import tune as T
         db = tuning_db or T.default_db_dir()
         if targets.spec(target).runs_here and (tune_trials is None or tune_trials > 0):
             T.tune(g, target, trials=T.DEFAULT_TRIALS if tune_trials is None else tune_trials,
                    db_dir=db, mcpu=mcpu, progress=say)
     say("generating code")
-    ex, meta = B.build(g, target, opt_level=level, passes=ran, mcpu=mcpu, tuning_db=db)
+    ex, meta = B.build(g, target, opt_level=level, passes=ran, mcpu=mcpu, tuning_db=db,
+                       arch=arch, api_level=api_level)
     if not targets.spec(target).runs_here:
         return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
     return CompiledModel(ex, meta, graph=g, executable=ex)
@@ -100,6 +104,15 @@ class _Unrunnable:
 
     def __init__(self, ex: Any, meta: dict[str, Any], graph: Graph) -> None:
         self._executable, self.meta, self.graph = ex, meta, graph
+
+    @property
+    def input_names(self) -> list[str]:
+        return [d["name"] for d in self.meta["inputs"]]
+
+    @property
+    def input_types(self) -> list[Any]:
+        from vcompile.ir.types import TensorType
+        return [TensorType(d["dtype"], tuple(d["shape"])) for d in self.meta["inputs"]]
 
     def export(self, path: str | os.PathLike[str]) -> str:
         from vcompile.codegen.build import export

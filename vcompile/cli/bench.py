@@ -3,7 +3,8 @@
 Compiles the model, then times it and each contender interleaved in one process
 (after warm-up, with the same thread count) and prints median and p90 latency and
 each contender's ratio to vcompile. Outputs are compared too, so a fast wrong answer
-shows up in the table.
+shows up in the table. With `--rpc HOST:PORT` (or `--rpc-tracker HOST:PORT --rpc-key
+KEY`) the library is timed on a remote device instead (see `cli.bench_remote`).
 """
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--input", action="append", metavar="NAME=DIMS", help="fix an input's shape")
+    p.add_argument("--rpc", metavar="HOST:PORT",
+                   help="run and time on the device behind this TVM RPC server (tvm.exec.rpc_server)")
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT",
+                   help="run and time on a free device of --rpc-key behind this TVM RPC tracker")
+    p.add_argument("--rpc-key", metavar="KEY", help="the device key boards registered with the tracker")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.rpc or args.rpc_tracker or args.rpc_key:
+        from vcompile.cli.bench_remote import main_remote
+        return main_remote(args)
     from vcompile.runtime.bench import onnxruntime_session, set_threads, time_interleaved
     set_threads(args.threads)  # before TVM's thread pool exists
     from vcompile.api import compile as compile_model

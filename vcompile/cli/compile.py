@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
+    p.add_argument("--bundle", metavar="DIR",
+                   help="also write a deployment bundle: library, TVM runtime libraries, C++ "
+                        "runner (source, CMakeLists, cross-built binary) and manifest.json")
     add_tuning_arguments(p)
 
 
@@ -47,7 +50,9 @@ def add_tuning_arguments(p: argparse.ArgumentParser, trials_flag: str = "--tune-
 
 def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="host", help="named target (see `vcompile targets`)")
-    p.add_argument("--mcpu", help="override the target's CPU (validated against LLVM)")
+    p.add_argument("--mcpu", help="override the target's CPU (validated: see `vcompile targets`)")
+    p.add_argument("--arch", help="CUDA targets: the GPU arch, e.g. sm_80, sm_87, sm_90")
+    p.add_argument("--api-level", type=int, help="Android targets: the API level (default 24)")
     p.add_argument("-O", dest="opt_level", default="2", choices=["0", "1", "2", "3"],
                    help="optimization level (default 2)")
 
@@ -56,14 +61,22 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
     out = args.output or os.path.splitext(args.model)[0] + ".so"
     from vcompile.codegen import targets
-    targets.spec(args.target)  # an unknown name fails before any import of the model
+    # bad names and missing toolchains fail before any import of the model
+    targets.check_options(args.target, args.mcpu, args.arch, args.api_level)
+    targets.require_toolchain(args.target)
     with steps(f"compiling {args.model} for {args.target}") as say:
         from vcompile.api import compile as compile_model
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,
                           mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
-                          tuning_db=args.tuning_db)
+                          tuning_db=args.tuning_db, arch=args.arch, api_level=args.api_level)
         say("exporting")
         m.export(out)
+        if args.bundle:
+            say("writing the bundle")
+            from vcompile.codegen.bundle import write_bundle
+            report = write_bundle(out, args.bundle)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    if args.bundle:
+        print(f"wrote bundle {args.bundle}: {report}")
     return 0

@@ -181,7 +181,8 @@ def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False, fusio
 
 def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
           passes: tuple[str, ...] = (), mcpu: str | None = None,
-          tuning_db: str | os.PathLike[str] | None = None) -> tuple[Any, dict[str, Any]]:
+          tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
+          api_level: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Compile a verified, canonical graph; returns (VM executable, metadata).
 
     At -O1 and above (and when no level is given) a CPU target gets the packed kernels
@@ -189,20 +190,26 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
     TVM's plain, unscheduled TIR. Kernels are fused as `fusion_mode` says; the
     metadata records the mode and the number of kernels `main` launches. With
     `tuning_db`, kernels that have records there use the best record (see
-    `codegen.tune`), the rest the rules.
+    `codegen.tune`), the rest the rules. GPU targets (CUDA, OpenCL) get TVM's GPU
+    pipeline with dlight's schedules (`codegen.gpu`); `arch` and `api_level` are the
+    CUDA arch and Android API level of the targets that take them.
     """
     import tvm
 
+    from vcompile.codegen import gpu
     from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
-    target = targets.resolve(target_name, mcpu=mcpu)
-    tiles = cpu_tiles(target) if opt_level != 0 else None
+    target = targets.resolve(target_name, mcpu=mcpu, arch=arch, api_level=api_level)
+    on_cpu = target.kind.name == "llvm"
+    tiles = cpu_tiles(target) if opt_level != 0 and on_cpu else None
     fusion = fusion_mode(g, opt_level)
     mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
     kernels: list[int] = []
     pipeline = relax_pipeline(target, ScheduleCPU(tiles) if tiles is not None else None,
                               tuned=tuning_db is not None, fusion=fusion, kernels=kernels)
     try:
-        if tuning_db is not None:
+        if not on_cpu:
+            ex = gpu.compile_gpu(mod, target, gpu.gpu_pipeline(target, fusion, kernels))
+        elif tuning_db is not None:
             from vcompile.codegen.tune import open_db
             with open_db(tuning_db):
                 ex = tvm.compile(mod, target, relax_pipeline=pipeline)
@@ -213,7 +220,9 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
                          f"{msg[-1] if msg else type(e).__name__}") from e
     meta = metadata(g, target_name, target, opt_level, passes)
-    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None)
+    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None,
+                target_options={"mcpu": mcpu, "arch": arch, "api_level": api_level},
+                device=target.kind.name if not on_cpu else "cpu")
     return ex, meta
 
 
@@ -229,7 +238,8 @@ def export(ex: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> str:
     os.close(fd)
     try:
         with artifact.quiet_stderr():
-            ex.export_library(tmp, fcompile=targets.fcompile(meta["target"]))
+            ex.export_library(tmp, fcompile=targets.fcompile(
+                meta["target"], (meta.get("target_options") or {}).get("api_level")))
         artifact.append_metadata(tmp, meta)
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)

@@ -1,56 +1,127 @@
 """Named targets: each name maps to a TVM target dict, a toolchain and a run check.
 
-    resolve("host") => Target({"kind": "llvm", "mcpu": <detected, validated>, "num-cores": N})
+    resolve("host")  => Target({"kind": "llvm", "mcpu": <detected, validated>, "num-cores": N})
+    resolve("arm64", mcpu="cortex-a76") => Target({"kind": "llvm", "mtriple": "aarch64-linux-gnu", ...})
+    resolve("cuda", arch="sm_90") => Target({"kind": "cuda", "arch": "sm_90"}, host=<x86_64 dict>)
 
 TVM only logs and falls back to a generic CPU on an unknown `mcpu`, so every mcpu is
-checked against LLVM's CPU list for the triple, and the host's detected CPU must not
-imply ISA features the kernel hides from us (a VM may mask AVX-512 while LLVM's
-cpuid-based name says znver5): then a lower x86-64 level is used instead.
-Listing targets needs no TVM; resolving one imports it.
+checked against the target's list and LLVM's CPU list for the triple, and the host's
+detected CPU must not imply ISA features the kernel hides from us (a VM may mask
+AVX-512 while LLVM's cpuid-based name says znver5): then a lower x86-64 level is used.
+GPU targets (`kind` cuda/opencl) name a CPU target for their host code. Listing
+targets needs no TVM; resolving one imports it.
 """
 from __future__ import annotations
 
+import ctypes.util
+import importlib.util
 import os
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vcompile.errors import VcompileError
 
 
 class TargetError(VcompileError, ValueError):
-    """An unknown target name, a bad mcpu, or a missing toolchain."""
+    """An unknown target name, a bad mcpu/arch/API level, or a missing toolchain."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    exe: str
+    package: str  # the Debian package that installs it
+
+
+ARM_CPUS = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a73", "cortex-a75",
+            "cortex-a76", "cortex-a77", "cortex-a78", "cortex-a78ae", "cortex-a510", "cortex-a710",
+            "cortex-x1", "cortex-x2", "neoverse-n1", "neoverse-n2", "neoverse-v1", "neoverse-v2")
+CUDA_ARCHES = ("sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
+ANDROID_API = range(21, 36)
+_ARM64 = dict(triple="aarch64-linux-gnu", mattr=("+neon",), cc="aarch64-linux-gnu-gcc",
+              link_options=("-lm",), mcpus=ARM_CPUS,
+              needs=(Tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),))
+_NVCC = Tool("nvcc", "nvidia-cuda-toolkit")  # or NVIDIA's CUDA toolkit
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
     description: str
-    triple: str | None = None  # None: the host's
+    kind: str = "llvm"  # llvm | cuda | opencl
+    triple: str | None = None  # None: the host's; "{api}" is the Android API level
     mcpu: str | None = None  # None: detect the host's
+    mcpus: tuple[str, ...] = ()  # the accepted --mcpu values (empty: any CPU LLVM knows)
     mattr: tuple[str, ...] = ()
     cc: str | None = None  # cross compiler for export_library; None: the host's cc
+    cc_options: tuple[str, ...] = ()  # "{api}" is the Android API level
     link_options: tuple[str, ...] = ()
-    needs: tuple[str, ...] = field(default_factory=tuple)  # executables the build needs
-    runs_here: bool = True
-    implemented: bool = True
+    needs: tuple[Tool, ...] = ()
+    host: str | None = None  # GPU targets: the named CPU target of the host code
+    device: str | None = None  # OpenCL device key (mali, adreno)
+    arch: str | None = None  # CUDA default arch
+    arches: tuple[str, ...] = ()
+    api_level: int | None = None  # Android default API level
+    platform: str | None = None  # the machine the code runs on: x86_64 | aarch64
+    qemu: bool = False  # its CPU code runs here under qemu-user
 
-    def missing(self) -> list[str]:
-        return [t for t in self.needs if shutil.which(t) is None]
+    def toolchain(self) -> tuple[Tool, ...]:
+        """Every tool the build needs: its own and its host target's."""
+        return self.needs + (TARGETS[self.host].toolchain() if self.host else ())
+
+    def missing(self) -> list[Tool]:
+        return [t for t in self.toolchain() if shutil.which(t.exe) is None]
+
+    @property
+    def cpu(self) -> TargetSpec:
+        """The spec that describes the CPU code (the host target of a GPU target)."""
+        return TARGETS[self.host] if self.host else self
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether a model built for it runs in this process (TVM's runtime, this machine)."""
+        if self.kind == "cuda":
+            return self.cpu.runs_here and ctypes.util.find_library("cuda") is not None
+        if self.kind == "opencl":
+            return False  # TVM's wheel has no OpenCL runtime; the kernels run through PoCL
+        return self.platform in (None, platform.machine())
+
+    def run_note(self) -> str:
+        """How (or whether) its code runs on this machine, for `vcompile targets`."""
+        if self.runs_here:
+            return "yes"
+        if self.kind == "opencl":
+            ok = importlib.util.find_spec("pyopencl") is not None
+            return "kernels on the CPU through PoCL" if ok else "no (pyopencl missing)"
+        if self.kind == "cuda":
+            return "no (needs an NVIDIA GPU and driver)"
+        if self.qemu:
+            ok = shutil.which("qemu-aarch64") is not None
+            return "under qemu-aarch64 (bundle runner, RPC)" if ok else "no (install qemu-user)"
+        return "no (needs an Android device)"
 
 
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in [
     TargetSpec("host", "this machine's CPU (LLVM; mcpu detected and validated)"),
     TargetSpec("x86_64", "portable x86-64 Linux (AVX2+FMA: x86-64-v3)",
-               triple="x86_64-linux-gnu", mcpu="x86-64-v3",
-               runs_here=platform.machine() == "x86_64"),
-    TargetSpec("arm64", "aarch64 Linux with NEON (cross-compiled; default mcpu cortex-a72)",
-               triple="aarch64-linux-gnu", mcpu="cortex-a72", mattr=("+neon",),
-               cc="aarch64-linux-gnu-gcc", link_options=("-lm",), needs=("aarch64-linux-gnu-gcc",),
-               runs_here=platform.machine() == "aarch64"),
-    TargetSpec("cuda", "NVIDIA GPU (planned: needs GPU schedules)", needs=("nvcc",),
-               runs_here=False, implemented=False),
+               triple="x86_64-linux-gnu", mcpu="x86-64-v3", platform="x86_64"),
+    TargetSpec("arm64", "aarch64 Linux with NEON (--mcpu, default cortex-a72)", mcpu="cortex-a72",
+               platform="aarch64", qemu=True, **_ARM64),  # type: ignore[arg-type]
+    TargetSpec("android-arm64", "Android aarch64 with NEON (--api-level, default 24; clang+lld)",
+               triple="aarch64-linux-android{api}", mcpu="cortex-a55", mcpus=ARM_CPUS,
+               mattr=("+neon",), cc="clang", api_level=24, platform="android-aarch64",
+               cc_options=("--target=aarch64-linux-android{api}", "-fuse-ld=lld", "-nostdlib"),
+               needs=(Tool("clang", "clang"), Tool("ld.lld", "lld"))),
+    TargetSpec("cuda", "NVIDIA GPU, cubin embedded (--arch sm_80|sm_86|sm_87|sm_89|sm_90)",
+               kind="cuda", host="x86_64", arch="sm_80", arches=CUDA_ARCHES, needs=(_NVCC,)),
+    TargetSpec("jetson-orin", "NVIDIA Jetson Orin: CUDA sm_87 with an arm64 (cortex-a78) host",
+               kind="cuda", host="arm64", arch="sm_87", arches=("sm_87",), mcpu="cortex-a78",
+               needs=(_NVCC,)),
+    TargetSpec("opencl-mali", "Arm Mali GPU through OpenCL, arm64 Linux host",
+               kind="opencl", host="arm64", device="mali", mcpu="cortex-a55"),
+    TargetSpec("opencl-adreno", "Qualcomm Adreno GPU through OpenCL, Android arm64 host",
+               kind="opencl", host="android-arm64", device="adreno", mcpu="cortex-a76"),
 ]}
 
 # The features a given x86 CPU name implies that must also be in /proc/cpuinfo.
@@ -119,14 +190,34 @@ def validate_mcpu(mcpu: str, triple: str) -> None:
                           f"use a generic CPU); known: {', '.join(sorted(str(c) for c in known))}")
 
 
-def target_dict(name: str, mcpu: str | None = None, num_cores: int | None = None) -> dict[str, Any]:
-    """The TVM target dict for a named target (mcpu validated)."""
+def check_options(name: str, mcpu: str | None = None, arch: str | None = None,
+                  api_level: int | None = None) -> None:
+    """Reject an --mcpu, --arch or --api-level the target does not take (no TVM import)."""
     s = spec(name)
-    if not s.implemented:
-        raise TargetError(f"target {name!r} is listed but not implemented yet; "
-                          f"implemented: {', '.join(n for n, t in TARGETS.items() if t.implemented)}")
+    cpu = s.cpu
+    if mcpu is not None and cpu.mcpus and mcpu not in cpu.mcpus:
+        raise TargetError(f"unknown --mcpu {mcpu!r} for target {name!r}; choose one of: "
+                          f"{', '.join(cpu.mcpus)}")
+    if arch is not None and arch not in s.arches:
+        if not s.arches:
+            raise TargetError(f"--arch applies to CUDA targets (cuda, jetson-orin), not {name!r}")
+        raise TargetError(f"unknown --arch {arch!r} for target {name!r}; choose one of: "
+                          f"{', '.join(s.arches)}")
+    if api_level is not None:
+        if cpu.api_level is None:
+            raise TargetError(f"--api-level applies to Android targets (android-arm64, "
+                              f"opencl-adreno), not {name!r}")
+        if api_level not in ANDROID_API:
+            raise TargetError(f"--api-level {api_level} is out of range; Android API levels "
+                              f"{ANDROID_API.start}..{ANDROID_API.stop - 1} are supported")
+
+
+def cpu_dict(s: TargetSpec, mcpu: str | None = None, num_cores: int | None = None,
+             api_level: int | None = None) -> dict[str, Any]:
+    """The TVM llvm target dict of a CPU target (mcpu validated)."""
     from tvm.target import codegen
-    triple = s.triple or str(codegen.llvm_get_system_triple())
+    api = api_level or s.api_level
+    triple = s.triple.format(api=api) if s.triple else str(codegen.llvm_get_system_triple())
     cpu = mcpu or s.mcpu or host_mcpu()
     validate_mcpu(cpu, triple)
     d: dict[str, Any] = {"kind": "llvm", "mtriple": triple, "mcpu": cpu,
@@ -136,20 +227,46 @@ def target_dict(name: str, mcpu: str | None = None, num_cores: int | None = None
     return d
 
 
-def resolve(name: str, mcpu: str | None = None, num_cores: int | None = None) -> Any:
-    """A `tvm.target.Target` for a named target."""
-    import tvm
+def target_dict(name: str, mcpu: str | None = None, num_cores: int | None = None,
+                arch: str | None = None, api_level: int | None = None) -> dict[str, Any]:
+    """The TVM target dict for a named target; a GPU target's has its CPU host under "host"."""
+    check_options(name, mcpu, arch, api_level)
+    s = spec(name)
+    if s.host is None:
+        return cpu_dict(s, mcpu, num_cores, api_level)
+    host = cpu_dict(s.cpu, mcpu or s.mcpu, num_cores, api_level)
+    if s.kind == "cuda":
+        return {"kind": "cuda", "arch": arch or s.arch, "host": host}
+    return {"kind": "opencl", "device": s.device, "host": host}
+
+
+def require_toolchain(name: str) -> None:
     missing = spec(name).missing()
     if missing:
-        raise TargetError(f"target {name!r} needs {', '.join(missing)} on PATH")
-    return tvm.target.Target(target_dict(name, mcpu, num_cores))
+        pkgs = " ".join(t.package for t in missing)
+        cuda = " (or NVIDIA's CUDA toolkit, with its bin/ on PATH)" if "nvcc" in pkgs else ""
+        raise TargetError(f"target {name!r} needs {', '.join(t.exe for t in missing)} on PATH; "
+                          f"install the Debian package {pkgs}{cuda}: apt-get install {pkgs}")
 
 
-def fcompile(name: str) -> Any:
+def resolve(name: str, mcpu: str | None = None, num_cores: int | None = None,
+            arch: str | None = None, api_level: int | None = None) -> Any:
+    """A `tvm.target.Target` for a named target (toolchain present, options validated)."""
+    import tvm
+    check_options(name, mcpu, arch, api_level)
+    require_toolchain(name)
+    d = target_dict(name, mcpu, num_cores, arch, api_level)
+    host = d.pop("host", None)
+    return tvm.target.Target(d, host=host) if host else tvm.target.Target(d)
+
+
+def fcompile(name: str, api_level: int | None = None) -> Any:
     """The `fcompile` for export_library: None for the host's cc, else a fresh cross compiler
     (TVM's cross_compiler accumulates options across calls, so never reuse one)."""
-    s = spec(name)
+    s = spec(name).cpu
     if s.cc is None:
         return None
     from tvm.support import cc
-    return cc.cross_compiler(s.cc, options=list(s.link_options))
+    api = api_level or s.api_level
+    opts = [o.format(api=api) for o in s.cc_options] + list(s.link_options)
+    return cc.cross_compiler(s.cc, options=opts)

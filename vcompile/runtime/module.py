@@ -40,7 +40,7 @@ class CompiledModel:
         self._executable = executable
         self._path = path
         self._in_types = _types(meta["inputs"])
-        self._device = tvm.cpu()
+        self._device = tvm.cuda() if meta.get("device") == "cuda" else tvm.cpu()
         self._vm = relax.VirtualMachine(module, self._device)
         self._main = self._vm["main"]
         self._tensor = tvm.runtime.tensor
