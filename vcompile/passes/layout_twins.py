@@ -1,0 +1,175 @@
+"""Layout propagation by index maps: the machinery behind `attention-to-conv`.
+
+    old value x (as the source graph has it)  <=>  twin (t, idx): x.flat[i] = t.flat[idx[i]]
+
+The pass rebuilds the graph node by node. A value computed in another layout (a
+channel-first conv output, an attention output laid out [B, h, D, N]) is recorded as
+a *twin* of the old value instead of being converted back. View ops (reshape,
+transpose, split, squeeze, slice, ...) on a value with a twin emit nothing: their
+index map is the op's own numpy eval applied to the twin's index array, so any chain
+of them is followed exactly. A consumer that wants the channel-first layout asks
+`view_of`: when the index map says the wanted tensor is the twin itself, a reshape of
+it, or a channel slice of it, that is all it costs; a transpose/reshape pair between
+token and channel-first layouts therefore cancels, across block boundaries. Only a
+consumer that needs the old layout materializes it (`tok`): by the twin's recipe (the
+views that turn t into x) or by re-emitting the old view nodes on materialized inputs.
+
+Every value keeps its exact numbers: twins are permutations of the same elements.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vcompile.ir.builder import Builder
+from vcompile.ir.graph import Graph, Node, Value
+
+Recipe = tuple[tuple[str, dict[str, Any]], ...]
+MAX_TWIN = 1 << 23  # elements; index maps of larger values are not tracked (memory)
+
+
+@dataclass(frozen=True, slots=True)
+class Twin:
+    t: Value                  # the value in the new graph
+    idx: np.ndarray           # old.flat[i] == t.flat[idx.flat[i]], shaped like the old value
+    recipe: Recipe | None     # views turning t into the old layout; None: re-emit the old node
+
+    @property
+    def full(self) -> bool:
+        """Every element of t appears once (views keep elements distinct; slices drop some)."""
+        return self.idx.size == self.t.type.size
+
+
+def token_twin(t: Value, old_rank: int) -> tuple[np.ndarray, Recipe]:
+    """Index map and recipe of tokens [B, N, C] (rank 3) or [B, H, W, C] (rank 4) held as
+    t = [B, C, H, W]."""
+    b, c, h, w = (int(d) for d in t.shape)
+    ar = np.arange(b * c * h * w).reshape(b, c, h, w)
+    if old_rank == 3:
+        return (ar.reshape(b, c, h * w).transpose(0, 2, 1),
+                (("reshape", {"shape": (b, c, h * w)}), ("transpose", {"perm": (0, 2, 1)})))
+    return ar.transpose(0, 2, 3, 1), (("transpose", {"perm": (0, 2, 3, 1)}),)
+
+
+def trackable(v: Value) -> bool:
+    t = v.type
+    return t.is_static and t.rank >= 1 and t.dtype[0] in "fib" and t.size <= MAX_TWIN
+
+
+class Relayout:
+    """The rebuilt graph under construction: materialized values, twins, pending views."""
+
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.bb = Builder(g.name)
+        self.bb.inputs = list(g.inputs)
+        self.bb.consts = dict(g.consts)
+        self.consts = g.consts
+        self.tok: dict[Value, Value] = {v: v for v in (*g.inputs, *g.consts)}
+        self.twins: dict[Value, Twin] = {}
+        self.pending: dict[Value, Node] = {}
+        self.cache: dict[tuple[Value, str], Value] = {}
+
+    # ---- the old layout --------------------------------------------------------------------
+    def emit(self, op: str, *ins: Value, like: Node | None = None, **attrs: Any) -> Value:
+        hint, loc = (like.outputs[0].hint, like.loc) if like is not None else ("", "")
+        return self.bb.emit(op, *ins, hint=hint, loc=loc, **attrs)
+
+    def emit_as_is(self, n: Node) -> None:
+        ins = [self.tok_of(i) for i in n.inputs]
+        outs = self.bb.emit_multi(n.op, *ins, hint=n.outputs[0].hint, loc=n.loc, region=n.region,
+                                  **n.attrs)
+        for o, new in zip(n.outputs, outs, strict=True):
+            self.tok[o] = new
+            self.pending.pop(o, None)
+
+    def tok_of(self, v: Value) -> Value:
+        """v in its original layout, materialized on first use."""
+        if v not in self.tok:
+            tw = self.twins.get(v)
+            if tw is not None and tw.recipe is not None:
+                self.tok[v] = self.apply(tw.t, tw.recipe)
+            else:
+                self.emit_as_is(self.pending[v])
+        return self.tok[v]
+
+    def apply(self, x: Value, recipe: Recipe) -> Value:
+        for op, attrs in recipe:
+            x = self.bb.emit(op, x, **attrs)
+        return x
+
+    # ---- twins -----------------------------------------------------------------------------
+    def twin_of(self, v: Value) -> Twin | None:
+        """v's twin; a materialized value of rank 3 or 4 is its own (identity) twin."""
+        tw = self.twins.get(v)
+        if tw is None and v in self.tok and v not in self.consts and trackable(v) and v.type.rank in (3, 4):
+            t = self.tok[v]
+            tw = self.twins[v] = Twin(t, np.arange(t.type.size).reshape(t.shape), ())
+        return tw
+
+    def reshape(self, x: Value, shape: tuple[int, ...]) -> Value:
+        return x if tuple(x.shape) == tuple(shape) else self.bb.emit("reshape", x, shape=tuple(shape))
+
+    def view_of(self, tw: Twin, q: np.ndarray) -> Value | None:
+        """The tensor whose element i is tw.t.flat[q.flat[i]], when it is t itself, a
+        reshape of t, or a slice of t's channel axis (1) reshaped; else None."""
+        t, flat = tw.t, q.reshape(-1)
+        size = t.type.size
+        if flat.size == size and np.array_equal(flat, np.arange(size)):
+            return self.reshape(t, q.shape)
+        b = q.shape[0]
+        if t.type.rank < 2 or t.shape[0] != b or flat.size % b:
+            return None
+        per = flat.reshape(b, -1)
+        n, stride, inner = per.shape[1], size // b, int(np.prod(t.shape[2:], dtype=np.int64))
+        off = int(per[0, 0])
+        if off % inner or n % inner:
+            return None
+        want = off + np.arange(n)[None, :] + (np.arange(b) * stride)[:, None]
+        if not np.array_equal(per, want):
+            return None
+        c0 = off // inner
+        s = self.bb.emit("slice", t, starts=(c0,), ends=(c0 + n // inner,), axes=(1,), steps=(1,))
+        return self.reshape(s, q.shape)
+
+    def as_layout(self, base: Twin, v: Value, *, convert: bool = True) -> Value | None:
+        """v laid out like base.t (so that base.idx maps it back), or None."""
+        tw = self.twin_of(v)
+        if tw is not None and tw.idx.shape == base.idx.shape:
+            q = np.empty(base.t.type.size, np.int64)
+            q[base.idx.reshape(-1)] = tw.idx.reshape(-1)
+            got = self.view_of(tw, q.reshape(base.t.shape))
+            if got is not None:
+                return got
+        if base.recipe is None or not convert:
+            return None
+        return self.apply(self.tok_of(v), invert(base.recipe, tuple(int(d) for d in base.t.shape)))
+
+    def relay_const(self, base: Twin, c: np.ndarray, shape: tuple[int, ...], hint: str) -> Value:
+        """Constant c (broadcast to the old `shape`) laid out like base.t, each axis
+        along which it does not vary kept at size 1."""
+        full = np.broadcast_to(c, shape).reshape(-1)
+        out = np.empty(base.t.type.size, c.dtype)
+        out[base.idx.reshape(-1)] = full
+        out = out.reshape(base.t.shape)
+        for ax in range(out.ndim):
+            first = out.take([0], axis=ax)
+            if np.array_equal(out, np.broadcast_to(first, out.shape)):
+                out = first
+        return self.bb.const(np.ascontiguousarray(out), hint=hint)
+
+
+def invert(recipe: Recipe, shape: tuple[int, ...]) -> Recipe:
+    """The views that undo `recipe` applied to a value of `shape`."""
+    shapes, steps = [shape], []
+    for op, a in recipe:
+        s = shapes[-1]
+        shapes.append(tuple(a["shape"]) if op == "reshape" else tuple(s[p] for p in a["perm"]))
+    for (op, a), before in zip(reversed(recipe), reversed(shapes[:-1]), strict=True):
+        if op == "reshape":
+            steps.append(("reshape", {"shape": before}))
+        else:
+            steps.append(("transpose", {"perm": tuple(int(i) for i in np.argsort(a["perm"]))}))
+    return tuple(steps)
