@@ -73,10 +73,10 @@ class _Pass(Relayout):
                 self.emit_as_is(n)
         return self.bb.build(*(self.tok_of(o) for o in self.g.outputs))
 
-    def tokens(self, v: Value) -> Value:
-        """Tokens v ([B, N, C] or [B, H, W, C]) as [B, C, H, W]: a view of its twin when
-        the index map allows, else a transpose (+ reshape)."""
-        key = (v, self.layout)
+    def tokens(self, v: Value, *, flat: bool = False) -> Value:
+        """Tokens v ([B, N, C] or [B, H, W, C]) as [B, C, H, W] ([B, C, 1, N] if `flat`):
+        a view of its twin when the index map allows, else a transpose (+ reshape)."""
+        key = (v, "flat" if flat else self.layout)
         if key in self.cache:
             return self.cache[key]
         tw = self.twin_of(v)
@@ -86,7 +86,7 @@ class _Pass(Relayout):
         else:
             n = int(v.shape[1])
             grid = (1, n)
-            if self.layout == "bchw" and tw is not None and tw.t.type.rank == 4 \
+            if self.layout == "bchw" and not flat and tw is not None and tw.t.type.rank == 4 \
                     and int(tw.t.shape[2]) * int(tw.t.shape[3]) == n:
                 grid = (int(tw.t.shape[2]), int(tw.t.shape[3]))
             shape = (b, c, *grid)
@@ -104,7 +104,8 @@ class _Pass(Relayout):
         """v laid out like base.t: a view of v's twin, the cached token conversion, or
         the inverse of base's recipe applied to v."""
         got = self.as_layout(base, v, convert=False)
-        if got is None and _tokens_ok(v) and base.recipe == token_twin(base.t, v.type.rank)[1]:
+        if got is None and _tokens_ok(v) and base.t.type.rank == 4 and base.recipe \
+                and base.recipe == token_twin(base.t, v.type.rank)[1]:
             got = self.tokens(v)
             got = got if got.shape == base.t.shape else None
         return got if got is not None else self.as_layout(base, v)
@@ -144,6 +145,30 @@ def _layer_norm(p: _Pass, n: Node) -> bool:
     y = p.emit("layer_norm", p.tokens(x), *params, like=n, axis=1, naxes=1, epsilon=n.attrs["epsilon"])
     p.set_tokens(n.outputs[0], y)
     p.changed = True
+    return True
+
+
+def _concat(p: _Pass, n: Node) -> bool:
+    """concat of tokens along N (a class token before the patches) => concat along W of
+    [B, C, 1, N] views."""
+    out = n.outputs[0]
+    if not _tokens_ok(out) or out.type.rank != 3 or int(n.attrs["axis"]) % 3 != 1 \
+            or not any(p.twin_of(i) is not None for i in n.inputs if i not in p.consts):
+        return False
+    ins = [p.bb.const(np.ascontiguousarray(p.consts[i].transpose(0, 2, 1)[:, :, None, :]), hint=i.hint)
+           if i in p.consts else p.tokens(i, flat=True) for i in n.inputs]
+    p.set_tokens(out, p.emit("concat", *ins, like=n, axis=3))
+    return True
+
+
+def _gather(p: _Pass, n: Node) -> bool:
+    """x[:, i] of tokens (the class token) => the same pick along W of [B, C, 1, N]."""
+    x, i = n.inputs
+    if not _tokens_ok(x) or x.type.rank != 3 or i not in p.consts or p.consts[i].ndim \
+            or int(n.attrs["axis"]) % 3 != 1 or p.twin_of(x) is None or not p.twin_of(x).recipe:  # type: ignore[union-attr]
+        return False
+    y = p.emit("gather", p.tokens(x, flat=True), i, axis=3)
+    p.tok[n.outputs[0]] = p.reshape(y, tuple(int(d) for d in n.outputs[0].shape))
     return True
 
 
@@ -201,7 +226,8 @@ def _attention(p: _Pass, n: Node) -> bool:
         s_shape = (*q.shape[:-1], n.inputs[1].shape[-2])
         b = n.inputs[3]
         if b in p.consts:
-            bias = p.bb.const(np.ascontiguousarray(np.swapaxes(np.broadcast_to(p.consts[b], s_shape), -1, -2)),
+            bt = np.swapaxes(np.broadcast_to(p.consts[b], s_shape), -1, -2)
+            bias = p.bb.const(np.ascontiguousarray(bt),
                               hint=b.hint or "bias")
         elif b.type.rank == q.type.rank:
             bias = p.emit("transpose", p.tok_of(b), perm=_swap(b.type.rank))
@@ -247,7 +273,8 @@ def _per_head(p: _Pass, n: Node, q: Value, k: Value, v: Value, bias: Value | Non
 
 
 RULES: dict[str, Callable[[_Pass, Node], bool]] = {
-    "linear": _linear, "layer_norm": _layer_norm, "attention": _attention,
+    "linear": _linear, "layer_norm": _layer_norm, "attention": _attention, "concat": _concat,
+    "gather": _gather,
     **{op: _view for op in VIEWS},
 }
 

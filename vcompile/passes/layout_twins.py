@@ -122,6 +122,10 @@ class Relayout:
         b = q.shape[0]
         if t.type.rank < 2 or t.shape[0] != b or flat.size % b:
             return None
+        if q.ndim == 4 and t.type.rank == 4:
+            got = self._head_group(t, q)
+            if got is not None:
+                return got
         per = flat.reshape(b, -1)
         n, stride, inner = per.shape[1], size // b, int(np.prod(t.shape[2:], dtype=np.int64))
         off = int(per[0, 0])
@@ -133,6 +137,23 @@ class Relayout:
         c0 = off // inner
         s = self.bb.emit("slice", t, starts=(c0,), ends=(c0 + n // inner,), axes=(1,), steps=(1,))
         return self.reshape(s, q.shape)
+
+    def _head_group(self, t: Value, q: np.ndarray) -> Value | None:
+        """q = [B, h, D, HW] taking D channels at the same offset from each of h equal
+        channel groups of t = [B, C, H, W] (LeViT interleaves q, k, v per head)."""
+        b, h, d, n = q.shape
+        c, hw = int(t.shape[1]), int(t.shape[2]) * int(t.shape[3])
+        if n != hw or c % h or h == 1:
+            return None
+        grp = c // h
+        s = int(q.reshape(-1)[0]) // hw
+        base = np.arange(t.type.size).reshape(b, h, grp, hw)
+        if s + d > grp or not np.array_equal(q, base[:, :, s:s + d, :]):
+            return None
+        r = self.reshape(t, (b, h, grp, hw))
+        if d == grp:
+            return r
+        return self.bb.emit("slice", r, starts=(s,), ends=(s + d,), axes=(2,), steps=(1,))
 
     def as_layout(self, base: Twin, v: Value, *, convert: bool = True) -> Value | None:
         """v laid out like base.t (so that base.idx maps it back), or None."""
