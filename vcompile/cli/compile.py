@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
+    from vcompile.cli.passopts import add_attn_layout_argument
+    add_attn_layout_argument(p)
     add_tuning_arguments(p)
 
 
@@ -62,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,
                           mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
-                          tuning_db=args.tuning_db)
+                          tuning_db=args.tuning_db, attn_layout=args.attn_layout)
         say("exporting")
         m.export(out)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
