@@ -194,6 +194,11 @@ def _elementwise(p: _Pass, n: Node) -> bool:
         return False
     if not trackable(out) or base.idx.shape != tuple(out.shape):
         return False
+    if not base.recipe and _tokens_ok(out) and out.type.rank == 3 and any(tw.recipe is None for tw in twins):
+        # an input comes out of channel-first code through views (Swin's window
+        # reverse): compute in the canonical channel-first token layout instead
+        first = p.tokens(live[0])
+        base = Twin(first, *token_twin(first, out.type.rank))
     ins: list[Value] = []
     for i in n.inputs:
         got = (p.relay_const(base, p.consts[i], tuple(out.shape), i.hint or "c") if i in p.consts

@@ -89,10 +89,13 @@ class Relayout:
         """v in its original layout, materialized on first use."""
         if v not in self.tok:
             tw = self.twins.get(v)
-            if tw is not None and tw.recipe is not None:
-                self.tok[v] = self.apply(tw.t, tw.recipe)
-            else:
+            got = None
+            if tw is not None:  # the recipe, or one reshape/slice/transpose of the twin
+                got = self.apply(tw.t, tw.recipe) if tw.recipe is not None else self.view_of(tw, tw.idx)
+            if got is None:
                 self.emit_as_is(self.pending[v])
+            else:
+                self.tok[v] = got
         return self.tok[v]
 
     def apply(self, x: Value, recipe: Recipe) -> Value:
@@ -119,6 +122,11 @@ class Relayout:
         size = t.type.size
         if flat.size == size and np.array_equal(flat, np.arange(size)):
             return self.reshape(t, q.shape)
+        if flat.size == size:
+            moved = as_transpose(flat, size)
+            if moved is not None:  # one transpose: a window partition, a token/channel switch
+                x = self.bb.emit("transpose", self.reshape(t, moved[0]), perm=moved[1])
+                return self.reshape(x, q.shape)
         b = q.shape[0]
         if t.type.rank < 2 or t.shape[0] != b or flat.size % b:
             return None
@@ -194,3 +202,34 @@ def invert(recipe: Recipe, shape: tuple[int, ...]) -> Recipe:
         else:
             steps.append(("transpose", {"perm": tuple(int(i) for i in np.argsort(a["perm"]))}))
     return tuple(steps)
+
+
+def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(shape, perm) with arange(size).reshape(shape).transpose(perm).ravel() == flat, when
+    the permutation `flat` is one transpose of some reshape; else None. Dims are peeled
+    innermost first (run length and stride), merged where contiguous, then checked."""
+    dims: list[tuple[int, int]] = []  # (length, stride in t), innermost first
+    step = 1
+    while step < size:
+        st = int(flat[step] - flat[0])
+        n = size // step
+        ks = np.arange(n)
+        run = flat[: n * step: step] == flat[0] + ks * st
+        length = int(np.argmin(run)) if not run.all() else n
+        if length < 2 or size % (step * length):
+            return None
+        dims.append((length, st))
+        step *= length
+    merged: list[tuple[int, int]] = []
+    for length, st in dims:
+        if merged and st == merged[-1][1] * merged[-1][0]:
+            merged[-1] = (merged[-1][0] * length, merged[-1][1])
+        else:
+            merged.append((length, st))
+    order = merged[::-1]  # outermost first, as q holds them
+    by_stride = sorted(range(len(order)), key=lambda i: -order[i][1])
+    shape = tuple(order[i][0] for i in by_stride)
+    perm = tuple(by_stride.index(i) for i in range(len(order)))
+    if np.array_equal(np.arange(size).reshape(shape).transpose(perm).reshape(-1), flat):
+        return shape, perm
+    return None
