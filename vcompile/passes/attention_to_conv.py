@@ -232,10 +232,9 @@ def _attention(p: _Pass, n: Node) -> bool:
         b = n.inputs[3]
         if b in p.consts:
             bt = np.swapaxes(np.broadcast_to(p.consts[b], s_shape), -1, -2)
-            bias = p.bb.const(np.ascontiguousarray(bt),
-                              hint=b.hint or "bias")
+            bias = p.bb.const(np.ascontiguousarray(bt), hint=b.hint or "bias")
         elif b.type.rank == q.type.rank:
-            bias = p.emit("transpose", p.tok_of(b), perm=_swap(b.type.rank))
+            bias = _swapped(p, b)
         else:
             return False
     qc, kc, vc = qkv  # type: ignore[misc]
@@ -249,6 +248,26 @@ def _attention(p: _Pass, n: Node) -> bool:
     p.changed = True
     note("attention-to-conv: channel-first attention")
     return True
+
+
+def _swapped(p: _Pass, v: Value, depth: int = 4) -> Value:
+    """v with its last two axes swapped; through expand and add/mul of constants (Swin's
+    relative-position bias plus shifted-window mask), so that the swap lands on the
+    small constants instead of the expanded [B*nW, h, N, N] tensor."""
+    n = p.producer.get(v)
+    if v in p.consts:
+        c = p.consts[v]
+        c = c.reshape((1,) * (2 - c.ndim) + c.shape) if c.ndim < 2 else c
+        return p.bb.const(np.ascontiguousarray(np.swapaxes(c, -1, -2)), hint=v.hint or "bias")
+    if depth and n is not None and n.region is None and n.op in ("expand", "add", "mul") \
+            and all(i.type.rank == v.type.rank or i in p.consts for i in n.inputs):
+        if n.op == "expand" and len(n.attrs["shape"]) == v.type.rank:  # type: ignore[arg-type]
+            shape = tuple(n.attrs["shape"])  # type: ignore[arg-type]
+            return p.emit("expand", _swapped(p, n.inputs[0], depth - 1),
+                          shape=(*shape[:-2], shape[-1], shape[-2]))
+        if n.op != "expand":
+            return p.emit(n.op, *(_swapped(p, i, depth - 1) for i in n.inputs))
+    return p.emit("transpose", p.tok_of(v), perm=_swap(v.type.rank))
 
 
 def _swap(rank: int) -> tuple[int, ...]:

@@ -67,6 +67,7 @@ class Relayout:
         self.bb.inputs = list(g.inputs)
         self.bb.consts = dict(g.consts)
         self.consts = g.consts
+        self.producer = g.producers()
         self.tok: dict[Value, Value] = {v: v for v in (*g.inputs, *g.consts)}
         self.twins: dict[Value, Twin] = {}
         self.pending: dict[Value, Node] = {}
