@@ -104,7 +104,8 @@ def _instance_group_norm(ctx: Ctx, n: Node, a: list) -> Any:
 def _layer_norm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
     ax = int(n.attrs["axis"]) % t.rank  # type: ignore[arg-type]
-    stop = ax + int(n.attrs["naxes"]) or t.rank  # type: ignore[arg-type]
+    naxes = int(n.attrs["naxes"])  # type: ignore[arg-type]
+    stop = ax + naxes if naxes else t.rank
     x = _up(ctx, a[0], t.dtype)
     y = _standardize(ctx, x, list(range(ax, stop)), float(n.attrs["epsilon"]), _cdt(t.dtype))  # type: ignore[arg-type]
 

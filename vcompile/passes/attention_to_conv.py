@@ -31,7 +31,7 @@ from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.dce import dce
-from vcompile.passes.layout_twins import Relayout, Twin, token_twin, trackable
+from vcompile.passes.layout_twins import Relayout, Twin, token_twin, tokens_ok, trackable
 from vcompile.passes.registry import note, register
 
 LAYOUTS = ("bnc", "bchw", "ane")
@@ -62,8 +62,7 @@ def attn_layout(layout: str) -> Iterator[None]:
 
 class _Pass(Relayout):
     def __init__(self, g: Graph, layout: str) -> None:
-        super().__init__(g)
-        self.layout = layout
+        super().__init__(g, layout)
         self.changed = False
 
     def run(self) -> Graph:
@@ -73,55 +72,9 @@ class _Pass(Relayout):
                 self.emit_as_is(n)
         return self.bb.build(*(self.tok_of(o) for o in self.g.outputs))
 
-    def tokens(self, v: Value, *, flat: bool = False) -> Value:
-        """Tokens v ([B, N, C] or [B, H, W, C]) as [B, C, H, W] ([B, C, 1, N] if `flat`):
-        a view of its twin when the index map allows, else a transpose (+ reshape)."""
-        key = (v, "flat" if flat else self.layout)
-        if key in self.cache:
-            return self.cache[key]
-        tw = self.twin_of(v)
-        b, c = int(v.shape[0]), int(v.shape[-1])
-        if v.type.rank == 4:
-            shape = (b, c, int(v.shape[1]), int(v.shape[2]))
-        else:
-            n = int(v.shape[1])
-            grid = (1, n)
-            if self.layout == "bchw" and not flat and tw is not None and tw.t.type.rank == 4 \
-                    and int(tw.t.shape[2]) * int(tw.t.shape[3]) == n:
-                grid = (int(tw.t.shape[2]), int(tw.t.shape[3]))
-            shape = (b, c, *grid)
-        perm = (0, 2, 1) if v.type.rank == 3 else (0, 3, 1, 2)
-        out = None
-        if tw is not None:
-            out = self.view_of(tw, tw.idx.transpose(perm).reshape(shape))
-        if out is None:
-            note("attention-to-conv: token->channel-first transposes")
-            out = self.reshape(self.bb.emit("transpose", self.tok_of(v), perm=perm), shape)
-        self.cache[key] = out
-        return out
-
-    def follow(self, base: Twin, v: Value) -> Value | None:
-        """v laid out like base.t: a view of v's twin, the cached token conversion, or
-        the inverse of base's recipe applied to v."""
-        got = self.as_layout(base, v, convert=False)
-        if got is None and _tokens_ok(v) and base.t.type.rank == 4 and base.recipe \
-                and base.recipe == token_twin(base.t, v.type.rank)[1]:
-            got = self.tokens(v)
-            got = got if got.shape == base.t.shape else None
-        return got if got is not None else self.as_layout(base, v)
-
-    def set_tokens(self, old: Value, t: Value) -> None:
-        idx, recipe = token_twin(t, old.type.rank)
-        self.twins[old] = Twin(t, idx, recipe)
-
-
-def _tokens_ok(v: Value) -> bool:
-    return v.type.rank in (3, 4) and trackable(v) and v.dtype[0] == "f"
-
-
 def _linear(p: _Pass, n: Node) -> bool:
     x, w = n.inputs[0], n.inputs[1]
-    if not _tokens_ok(x) or w not in p.consts or (len(n.inputs) == 3 and n.inputs[2] not in p.consts):
+    if not tokens_ok(x) or w not in p.consts or (len(n.inputs) == 3 and n.inputs[2] not in p.consts):
         return False
     wa = p.consts[w]
     b = p.consts[n.inputs[2]] if len(n.inputs) == 3 else np.zeros(wa.shape[1], wa.dtype)
@@ -136,7 +89,7 @@ def _linear(p: _Pass, n: Node) -> bool:
 
 def _layer_norm(p: _Pass, n: Node) -> bool:
     x = n.inputs[0]
-    if not _tokens_ok(x) or int(n.attrs["axis"]) % x.type.rank != x.type.rank - 1 or n.attrs["naxes"] \
+    if not tokens_ok(x) or int(n.attrs["axis"]) % x.type.rank != x.type.rank - 1 or n.attrs["naxes"] \
             or any(i not in p.consts for i in n.inputs[1:]):  # type: ignore[arg-type]
         return False
     c = int(x.shape[-1])
@@ -152,7 +105,7 @@ def _concat(p: _Pass, n: Node) -> bool:
     """concat of tokens along N (a class token before the patches) => concat along W of
     [B, C, 1, N] views."""
     out = n.outputs[0]
-    if not _tokens_ok(out) or out.type.rank != 3 or int(n.attrs["axis"]) % 3 != 1 \
+    if not tokens_ok(out) or out.type.rank != 3 or int(n.attrs["axis"]) % 3 != 1 \
             or not any(p.twin_of(i) is not None for i in n.inputs if i not in p.consts):
         return False
     ins = [p.bb.const(np.ascontiguousarray(p.consts[i].transpose(0, 2, 1)[:, :, None, :]), hint=i.hint)
@@ -164,7 +117,7 @@ def _concat(p: _Pass, n: Node) -> bool:
 def _gather(p: _Pass, n: Node) -> bool:
     """x[:, i] of tokens (the class token) => the same pick along W of [B, C, 1, N]."""
     x, i = n.inputs
-    if not _tokens_ok(x) or x.type.rank != 3 or i not in p.consts or p.consts[i].ndim \
+    if not tokens_ok(x) or x.type.rank != 3 or i not in p.consts or p.consts[i].ndim \
             or int(n.attrs["axis"]) % 3 != 1 or p.twin_of(x) is None or not p.twin_of(x).recipe:  # type: ignore[union-attr]
         return False
     y = p.emit("gather", p.tokens(x, flat=True), i, axis=3)
@@ -194,7 +147,7 @@ def _elementwise(p: _Pass, n: Node) -> bool:
         return False
     if not trackable(out) or base.idx.shape != tuple(out.shape):
         return False
-    if not base.recipe and _tokens_ok(out) and out.type.rank == 3 and any(tw.recipe is None for tw in twins):
+    if not base.recipe and tokens_ok(out) and out.type.rank == 3 and any(tw.recipe is None for tw in twins):
         # an input comes out of channel-first code through views (Swin's window
         # reverse): compute in the canonical channel-first token layout instead
         first = p.tokens(live[0])

@@ -25,6 +25,7 @@ import numpy as np
 
 from vcompile.ir.builder import Builder
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.passes.registry import note
 
 Recipe = tuple[tuple[str, dict[str, Any]], ...]
 MAX_TWIN = 1 << 23  # elements; index maps of larger values are not tracked (memory)
@@ -61,8 +62,9 @@ def trackable(v: Value) -> bool:
 class Relayout:
     """The rebuilt graph under construction: materialized values, twins, pending views."""
 
-    def __init__(self, g: Graph) -> None:
+    def __init__(self, g: Graph, layout: str = "bchw") -> None:
         self.g = g
+        self.layout = layout  # bchw: tokens keep a conv's [H, W] grid; else [1, N]
         self.bb = Builder(g.name)
         self.bb.inputs = list(g.inputs)
         self.bb.consts = dict(g.consts)
@@ -189,6 +191,52 @@ class Relayout:
             if np.array_equal(out, np.broadcast_to(first, out.shape)):
                 out = first
         return self.bb.const(np.ascontiguousarray(out), hint=hint)
+
+
+    def tokens(self, v: Value, *, flat: bool = False) -> Value:
+        """Tokens v ([B, N, C] or [B, H, W, C]) as [B, C, H, W] ([B, C, 1, N] if `flat`):
+        a view of its twin when the index map allows, else a transpose (+ reshape)."""
+        key = (v, "flat" if flat else self.layout)
+        if key in self.cache:
+            return self.cache[key]
+        tw = self.twin_of(v)
+        b, c = int(v.shape[0]), int(v.shape[-1])
+        if v.type.rank == 4:
+            shape = (b, c, int(v.shape[1]), int(v.shape[2]))
+        else:
+            n = int(v.shape[1])
+            grid = (1, n)
+            if self.layout == "bchw" and not flat and tw is not None and tw.t.type.rank == 4 \
+                    and int(tw.t.shape[2]) * int(tw.t.shape[3]) == n:
+                grid = (int(tw.t.shape[2]), int(tw.t.shape[3]))
+            shape = (b, c, *grid)
+        perm = (0, 2, 1) if v.type.rank == 3 else (0, 3, 1, 2)
+        out = None
+        if tw is not None:
+            out = self.view_of(tw, tw.idx.transpose(perm).reshape(shape))
+        if out is None:
+            note("attention-to-conv: token->channel-first transposes")
+            out = self.reshape(self.bb.emit("transpose", self.tok_of(v), perm=perm), shape)
+        self.cache[key] = out
+        return out
+
+    def follow(self, base: Twin, v: Value) -> Value | None:
+        """v laid out like base.t: a view of v's twin, the cached token conversion, or
+        the inverse of base's recipe applied to v."""
+        got = self.as_layout(base, v, convert=False)
+        if got is None and tokens_ok(v) and base.t.type.rank == 4 and base.recipe \
+                and base.recipe == token_twin(base.t, v.type.rank)[1]:
+            got = self.tokens(v)
+            got = got if got.shape == base.t.shape else None
+        return got if got is not None else self.as_layout(base, v)
+
+    def set_tokens(self, old: Value, t: Value) -> None:
+        idx, recipe = token_twin(t, old.type.rank)
+        self.twins[old] = Twin(t, idx, recipe)
+
+
+def tokens_ok(v: Value) -> bool:
+    return v.type.rank in (3, 4) and trackable(v) and v.dtype[0] == "f"
 
 
 def invert(recipe: Recipe, shape: tuple[int, ...]) -> Recipe:
