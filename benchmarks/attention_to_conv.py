@@ -62,8 +62,9 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    (HERE / "attention_to_conv.json").write_text(json.dumps({"threads": args.threads, "date": time.strftime(
-        "%Y-%m-%d %H:%M"), "load_average": os.getloadavg(), "results": rows}, indent=1) + "\n")
+    meta = {"threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg()}
+    out = HERE / f"attention_to_conv{args.tag}.json"
+    out.write_text(json.dumps({**meta, "results": rows}, indent=1) + "\n")
     lines = [f"# attention-to-conv on the CPU ({time.strftime('%Y-%m-%d %H:%M')}, {args.threads} thread(s), "
              "batch 1, -O2, host target; median ms, interleaved; no GPU here, so no CUDA column)", "",
              "| model | transposes bnc / bchw / ane | kernels bnc / bchw / ane | bnc ms | bchw ms | ane ms "
@@ -82,7 +83,7 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     lines += ["", f"'yes' needs a speedup of at least {args.threshold:.2f}x (the machine's run-to-run "
               "noise); "
               "'no' is a slowdown beyond it. Transposes are counted inside the fused kernels."]
-    (HERE / "attention_to_conv.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"attention_to_conv{args.tag}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--max-seconds", type=float, default=20.0)
     p.add_argument("--threshold", type=float, default=1.05)
+    p.add_argument("--tag", default="", help="suffix of the output files (a confirming rerun)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from vcompile.runtime.bench import set_threads

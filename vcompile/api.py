@@ -70,6 +70,9 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     `codegen.tune.DEFAULT_TRIALS`; 0 tunes nothing), and every kernel with a record is
     built from its best record. Tuning measures on this machine, so it runs only for
     targets that run here; other targets use the records already in the database."""
+    if attn_layout is not None:
+        from vcompile.passes.attention_to_conv import check_layout
+        check_layout(attn_layout)  # a bad value fails before the model loads
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B

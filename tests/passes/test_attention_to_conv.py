@@ -228,3 +228,37 @@ def test_suite_outputs_and_transposes(name: str) -> None:
     want = interp.run(g, x)[0]
     assert_close(interp.run(out, x)[0], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
     assert print_graph(out)
+
+
+@pytest.mark.parametrize("layout", ["bchw", "ane"])
+def test_compiled_block_matches_interpreter(layout: str) -> None:
+    """The channel-first ops (layer_norm over C, softmax over keys, 1x1 convs on
+    [B, C, 1, N]) through TVM, fused, against the interpreter on the original block."""
+    pytest.importorskip("tvm")
+    import vcompile
+    g = _golden_input("hybrid_block")
+    m = vcompile.compile(g, target="host", opt_level=2, attn_layout=layout)
+    assert "attention-to-conv" in m.meta["passes"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(g.inputs[0].shape).astype(np.float32)
+    want = interp.run(g, x)[0]
+    assert_close(m(x)[0], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+def test_compile_cli_rejects_a_bad_layout_before_loading(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    missing = tmp_path / "never_read.onnx"
+    missing.write_bytes(b"not onnx")
+    rc = main([str(missing), "--attn-layout", "nhwc", "-o", str(tmp_path / "m.so")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "unknown --attn-layout 'nhwc'" in err and "not onnx" not in err.lower()
+
+
+def test_o3_uses_the_measured_table() -> None:
+    from vcompile import api
+    from vcompile.passes import pipeline
+    assert ("host", "deit_tiny_patch16_224") in pipeline.O3_ATTN_LAYOUT  # measured ...
+    assert pipeline.o3_attn_layout("host", "deit_tiny_patch16_224") is None  # ... slower
+    assert pipeline.o3_attn_layout("cuda", "deit_tiny_patch16_224") is None  # not measured
+    name = api._model_name("/cache/levit_128s.legacy.s0.onnx")
+    assert name == api._model_name("timm:levit_128s") == "levit_128s"
