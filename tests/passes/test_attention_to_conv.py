@@ -256,9 +256,9 @@ def test_compile_cli_rejects_a_bad_layout_before_loading(capsys: pytest.CaptureF
 
 def test_o3_uses_the_measured_table() -> None:
     from vcompile import api
-    from vcompile.passes import pipeline
-    assert ("host", "deit_tiny_patch16_224") in pipeline.O3_ATTN_LAYOUT  # measured ...
-    assert pipeline.o3_attn_layout("host", "deit_tiny_patch16_224") is None  # ... slower
-    assert pipeline.o3_attn_layout("cuda", "deit_tiny_patch16_224") is None  # not measured
+    from vcompile.passes.pipeline import O3_ATTN_LAYOUT, o3_attn_layout
+    assert ("host", "deit_tiny_patch16_224") in O3_ATTN_LAYOUT  # measured ...
+    assert o3_attn_layout("host", "deit_tiny_patch16_224") is None  # ... slower
+    assert o3_attn_layout("cuda", "deit_tiny_patch16_224") is None  # not measured
     name = api._model_name("/cache/levit_128s.legacy.s0.onnx")
     assert name == api._model_name("timm:levit_128s") == "levit_128s"
