@@ -36,14 +36,20 @@ def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None
 
 
 def optimize(g: Graph, opt_level: int | str | None = 2,
-             passes: str | Sequence[str] | None = None) -> tuple[Graph, tuple[str, ...]]:
-    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run)."""
+             passes: str | Sequence[str] | None = None,
+             attn_layout: str | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run).
+    `attn_layout` (bnc, bchw, ane) adds or removes attention-to-conv, as --attn-layout."""
     from vcompile import passes as P
     from vcompile.ir.verify import verify
+    from vcompile.passes.attention_to_conv import attn_layout as layout_ctx
+    from vcompile.passes.pipeline import with_attn_layout
     verify(g)
     names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
         if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
-    return (P.run(g, names) if names else g), names
+    names = tuple(with_attn_layout(names, attn_layout))
+    with layout_ctx(attn_layout or "bchw"):
+        return (P.run(g, names) if names else g), names
 
 
 def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
@@ -52,7 +58,7 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
             passes: str | Sequence[str] | None = None, mcpu: str | None = None,
             progress: Progress | None = None, tune_trials: int | None = None,
             tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
-            api_level: int | None = None) -> CompiledModel:
+            api_level: int | None = None, attn_layout: str | None = None) -> CompiledModel:
     """Compile `model` for `target`; the result runs in this process and can `.export`.
 
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
@@ -65,6 +71,9 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     built from its best record (CPU targets). `arch` is a CUDA target's `sm_XX`,
     `api_level` an Android target's API level. Tuning measures on this machine, so it runs only for
     targets that run here; other targets use the records already in the database."""
+    if attn_layout is not None:
+        from vcompile.passes.attention_to_conv import check_layout
+        check_layout(attn_layout)  # a bad value fails before the model loads
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B
@@ -72,12 +81,15 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     say = progress or (lambda s: None)
     targets.check_options(target, mcpu, arch, api_level)  # bad names fail before any work
     targets.require_toolchain(target)
+    if attn_layout is None and passes is None and _level(opt_level) == 3:
+        from vcompile.passes.pipeline import o3_attn_layout
+        attn_layout = o3_attn_layout(targets.spec(target).name, _model_name(model))
     if tune_trials is not None and tune_trials < 0:
         raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
     say("importing")
     g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
-    g, ran = optimize(g, opt_level, passes)
+    g, ran = optimize(g, opt_level, passes, attn_layout)
     level = _level(opt_level)
     db = None
     if level == 3 and targets.spec(target).kind == "llvm":
@@ -92,6 +104,13 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     if not targets.spec(target).runs_here:
         return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
     return CompiledModel(ex, meta, graph=g, executable=ex)
+
+
+def _model_name(model: Any) -> str:
+    """'deit_tiny_patch16_224' for timm:deit_tiny_patch16_224 or .../deit_tiny_patch16_224.legacy.s0.onnx."""
+    if isinstance(model, str | os.PathLike):
+        return os.path.basename(os.fspath(model)).removeprefix("timm:").split(".")[0]
+    return getattr(model, "name", "") if isinstance(model, Graph) else ""
 
 
 def _level(opt_level: int | str) -> int | None:

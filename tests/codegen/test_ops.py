@@ -117,6 +117,7 @@ CASES: list[tuple[str, str, list[Any], dict[str, Any]]] = [
     ("group_norm", "group_norm", [f(1, 4, 3, 3), C(f(4)), C(f(4))], {"num_groups": 2}),
     ("layer_norm", "layer_norm", [f(2, 3, 8), C(f(8)), C(f(8))], {}),
     ("layer_norm_ax", "layer_norm", [f(2, 3, 8), C(f(3, 8))], {"axis": 1}),
+    ("layer_norm_channels", "layer_norm", [f(2, 8, 3, 4), C(f(8)), C(f(8))], {"axis": 1, "naxes": 1}),
     ("max_pool2d", "max_pool2d", [f(1, 2, 7, 7)], {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1),
                                                    "ceil_mode": True}),
     ("max_pool1d_dil", "max_pool1d", [f(1, 2, 9)], {"kernel": (2,), "dilations": (2,)}),

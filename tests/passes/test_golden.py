@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.strategies import assert_close, seeded_inputs
@@ -35,5 +36,9 @@ def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
     else:
         assert got == expected, f"{path.name}: IR after {spec} differs; rerun with --update-golden to review"
     x = seeded_inputs(g, seed=1)
-    assert_close(interp.run(out, *x), interp.run(g, *x), rtol=1e-5, atol=1e-5)
+    want = interp.run(g, *x)
+    # fp32 rounding scales with the values: the N(0, 1) weights parse draws make whole
+    # transformer blocks (attention-to-conv) reach |y| ~ 1e3
+    scale = max([1.0, *(float(np.abs(w).max()) for w in want if w.size and w.dtype.kind == "f")])
+    assert_close(interp.run(out, *x), want, rtol=1e-5, atol=1e-5 * scale)
     assert passes.run(out, spec) is out, "running the passes again must change nothing"

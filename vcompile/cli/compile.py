@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", metavar="DIR",
                    help="also write a deployment bundle: library, TVM runtime libraries, C++ "
                         "runner (source, CMakeLists, cross-built binary) and manifest.json")
+    from vcompile.cli.passopts import add_attn_layout_argument
+    add_attn_layout_argument(p)
     add_tuning_arguments(p)
 
 
@@ -69,7 +71,8 @@ def main(args: argparse.Namespace) -> int:
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,
                           mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
-                          tuning_db=args.tuning_db, arch=args.arch, api_level=args.api_level)
+                          tuning_db=args.tuning_db, arch=args.arch, api_level=args.api_level,
+                          attn_layout=args.attn_layout)
         say("exporting")
         m.export(out)
         if args.bundle:

@@ -10,6 +10,8 @@
     --pass-stats              per-pass time, node counts and changes, to stderr
     --bisect-numerics         interpret on seeded inputs after every pass and report
                               the first pass that changes the outputs (one line, stderr)
+    --attn-layout L           bnc (transformer blocks unchanged), bchw or ane: run
+                              attention-to-conv in that layout (added before fusion)
 """
 from __future__ import annotations
 
@@ -38,8 +40,17 @@ def add_pass_arguments(p: argparse.ArgumentParser) -> None:
                    help="print per-pass time, node counts and changes to stderr")
     g.add_argument("--bisect-numerics", action="store_true",
                    help="find the first pass whose outputs depart from the original model's")
+    add_attn_layout_argument(g)
     g.add_argument("--bisect-tol", type=float, default=1e-4, metavar="TOL",
                    help="relative tolerance for --bisect-numerics (default 1e-4)")
+
+
+def add_attn_layout_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    # NOTE: no argparse `choices`: a bad value gets our one-line error (exit 1), as every
+    # other bad option value does.
+    p.add_argument("--attn-layout", metavar="bnc|bchw|ane",
+                   help="transformer block layout: bnc (unchanged), bchw (channel-first, "
+                        "attention-to-conv), ane ([B,C,1,N], per-head attention)")
 
 
 def _split(items: list[str]) -> list[str]:
@@ -60,6 +71,8 @@ def pass_list(args: argparse.Namespace, default_level: int | None = None) -> lis
         names = list(pipeline(default_level))
     else:
         names = []
+    from vcompile.passes.pipeline import with_attn_layout
+    names = with_attn_layout(names, getattr(args, "attn_layout", None))
     disabled = parse_pass_list(_split(getattr(args, "disable_pass", [])))
     parse_pass_list(_split(getattr(args, "print_after", [])))
     return [n for n in names if n not in disabled]
@@ -67,8 +80,14 @@ def pass_list(args: argparse.Namespace, default_level: int | None = None) -> lis
 
 def apply_passes(args: argparse.Namespace, graph: Graph, default_level: int | None = None) -> Graph:
     """Run the passes `args` asks for on `graph`, with the requested diagnostics."""
-    from vcompile.passes import PassManager, bisect_numerics, format_stats
+    from vcompile.passes.attention_to_conv import attn_layout
     names = pass_list(args, default_level)
+    with attn_layout(getattr(args, "attn_layout", None) or "bchw"):
+        return _apply(args, graph, names)
+
+
+def _apply(args: argparse.Namespace, graph: Graph, names: list[str]) -> Graph:
+    from vcompile.passes import PassManager, bisect_numerics, format_stats
     if not names:
         return graph
     if getattr(args, "bisect_numerics", False):

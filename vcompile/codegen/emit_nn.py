@@ -104,11 +104,18 @@ def _instance_group_norm(ctx: Ctx, n: Node, a: list) -> Any:
 def _layer_norm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
     ax = int(n.attrs["axis"]) % t.rank  # type: ignore[arg-type]
+    naxes = int(n.attrs["naxes"])  # type: ignore[arg-type]
+    stop = ax + naxes if naxes else t.rank
     x = _up(ctx, a[0], t.dtype)
-    y = _standardize(ctx, x, list(range(ax, t.rank)), float(n.attrs["epsilon"]), _cdt(t.dtype))  # type: ignore[arg-type]
-    y = ctx.emit(R.multiply(y, _up(ctx, a[1], n.inputs[1].dtype)))
+    y = _standardize(ctx, x, list(range(ax, stop)), float(n.attrs["epsilon"]), _cdt(t.dtype))  # type: ignore[arg-type]
+
+    def param(v: Any, pt: Any) -> Any:  # scale/bias cover [ax, stop): trailing axes broadcast
+        v = _up(ctx, v, pt.dtype)
+        tail = [1] * (t.rank - stop)
+        return ctx.emit(R.reshape(v, [int(d) for d in pt.shape] + tail)) if tail else v
+    y = ctx.emit(R.multiply(y, param(a[1], n.inputs[1].type)))
     if len(a) == 3:
-        y = ctx.emit(R.add(y, _up(ctx, a[2], n.inputs[2].dtype)))
+        y = ctx.emit(R.add(y, param(a[2], n.inputs[2].type)))
     return _down(ctx, y, t.dtype)
 
 

@@ -6,6 +6,7 @@ manager, pattern rewriting and the -O pipelines.
     line = passes.bisect_numerics(g, passes.O2).line     # which pass broke the numbers
 """
 from vcompile.passes import (  # noqa: F401  (register the passes)
+    attention_to_conv,
     canonicalize,
     cse,
     dce,

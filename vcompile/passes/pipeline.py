@@ -27,6 +27,24 @@ O3: tuple[str, ...] = _O2_REWRITES + ("reparameterize", "fold-scale", "canonical
 
 LEVELS: dict[int, tuple[str, ...]] = {0: O0, 1: O1, 2: O2, 3: O3}
 
+# attention-to-conv runs after the rewrites (it moves the linear, layer_norm and attention
+# ops `recognize` makes) and before fusion (which groups the conv epilogues it exposes).
+ATTN_TO_CONV: tuple[str, ...] = ("attention-to-conv", "canonicalize", "dce")
+
+
+def with_attn_layout(names: tuple[str, ...] | list[str], layout: str | None) -> list[str]:
+    """`names` with attention-to-conv put in (bchw, ane) or taken out (bnc); None: as is."""
+    from vcompile.passes.attention_to_conv import check_layout
+    out = list(names)
+    if layout is None:
+        return out
+    if check_layout(layout) == "bnc":
+        return [n for n in out if n != "attention-to-conv"]
+    if "attention-to-conv" in out:
+        return out
+    at = out.index("fuse") if "fuse" in out else len(out)
+    return out[:at] + list(ATTN_TO_CONV) + out[at:]
+
 
 def pipeline(level: int | str) -> tuple[str, ...]:
     """The pass list of `-O<level>` (0..3, or "O2"/"-O2")."""
@@ -34,3 +52,24 @@ def pipeline(level: int | str) -> tuple[str, ...]:
     if not key.isdigit() or int(key) not in LEVELS:
         raise VcompileError(f"unknown optimization level {level!r}; use -O0, -O1, -O2 or -O3")
     return LEVELS[int(key)]
+
+
+# -O3 turns attention-to-conv on only for the (target, model) pairs where
+# benchmarks/attention_to_conv.py measured it faster, by at least 1.05x (README,
+# "attention-to-conv"). Measured 2026-11-23 on the host CPU (x86-64, 2 threads), pass-off
+# / pass-on latency, bchw and ane: deit 0.88x 0.80x, swin 0.77x 0.74x, levit 0.93x 0.87x,
+# efficientvit_m0 1.00x 1.00x (rerun 0.99x 1.00x), mobilevitv2_050 1.00x 1.03x (graph
+# unchanged: noise), nextvit_small 1.00x 1.01x (rerun 1.04x 1.01x), lowformer_b0 1.06x
+# 1.05x (rerun 1.00x 0.99x). Nothing is faster on the CPU, so every entry is off (None).
+# CUDA was not measured (no GPU on the build machine): no entry, so the pass stays off.
+O3_ATTN_LAYOUT: dict[tuple[str, str], str | None] = {
+    (target, model): None
+    for target in ("host", "x86_64")
+    for model in ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128s",
+                  "efficientvit_m0", "mobilevitv2_050", "nextvit_small", "lowformer_b0")
+}
+
+
+def o3_attn_layout(target: str, model: str) -> str | None:
+    """The layout -O3 uses for `model` on `target` (None: the pass stays off)."""
+    return O3_ATTN_LAYOUT.get((target, model))

@@ -312,30 +312,44 @@ def _group_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (y.astype(x.dtype, copy=False),)
 
 
+def _layer_span(x: TensorType | np.ndarray, a: Attrs) -> tuple[int, int]:
+    """The normalized axes [start, stop): [axis, rank) or, with naxes > 0, [axis, axis + naxes)
+    (naxes=1 at axis=1 is a channel-first LayerNorm over C of [N, C, H, W])."""
+    rank = x.rank if isinstance(x, TensorType) else x.ndim
+    ax = norm_axis(int(a["axis"]), rank, "layer_norm")  # type: ignore[arg-type]
+    n = int(a["naxes"])  # type: ignore[arg-type]
+    if n < 0 or ax + n > rank:
+        raise ShapeError(f"layer_norm: naxes={n} at axis {ax} reaches past rank {rank}; "
+                         f"use 0 (through the last axis) or at most {rank - ax}")
+    return ax, (ax + n if n else rank)
+
+
 def _layer_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     x = ts[0]
-    ax = norm_axis(int(a["axis"]), x.rank, "layer_norm")  # type: ignore[arg-type]
+    ax, stop = _layer_span(x, a)
     for t in ts:
         if t.dtype not in FLOAT_DTYPES:
             raise ShapeError(f"layer_norm: inputs must be float, got {t}")
     for t in ts[1:]:
-        ok = t.rank <= x.rank - ax
+        ok = t.rank <= stop - ax
         try:
-            ok = ok and broadcast_shapes(x.shape[ax:], t.shape) == x.shape[ax:]
+            ok = ok and broadcast_shapes(x.shape[ax:stop], t.shape) == x.shape[ax:stop]
         except ShapeError:
             ok = False
         if not ok:
             raise ShapeError(f"layer_norm: scale/bias {t} must broadcast to the normalized "
-                             f"dims [{','.join(map(str, x.shape[ax:]))}] of {x}")
+                             f"dims [{','.join(map(str, x.shape[ax:stop]))}] of {x}")
     return (x,)
 
 
 def _layer_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0]
-    ax = int(a["axis"]) % x.ndim  # type: ignore[arg-type]
-    y = _standardize(x, tuple(range(ax, x.ndim)), float(a["epsilon"])) * xs[1]  # type: ignore[arg-type]
+    ax, stop = _layer_span(x, a)
+    tail = (1,) * (x.ndim - stop)  # scale/bias are laid out over [ax, stop) only
+    y = _standardize(x, tuple(range(ax, stop)), float(a["epsilon"]))  # type: ignore[arg-type]
+    y = y * xs[1].reshape(xs[1].shape + tail)
     if len(xs) == 3:
-        y = y + xs[2]
+        y = y + xs[2].reshape(xs[2].shape + tail)
     return (y.astype(x.dtype, copy=False),)
 
 
@@ -348,5 +362,6 @@ register_op("group_norm", 3, _group_infer, _group_eval,
             attrs={**_EPS, "num_groups": ("int",)},
             doc="GroupNormalization (opset 21): gamma and beta per channel")
 register_op("layer_norm", (2, 3), _layer_infer, _layer_eval,
-            attrs={**_EPS, "axis": ("int", -1)},
-            doc="LayerNormalization over axes [axis, rank); statistics in float32 at least")
+            attrs={**_EPS, "axis": ("int", -1), "naxes": ("int", 0)},
+            doc="LayerNormalization over axes [axis, rank), or [axis, axis + naxes) when "
+                "naxes > 0; statistics in float32 at least")
