@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "time a model against other runtimes"),
     "targets": ("targets", "list the named targets and what each needs"),
     "tune": ("tune", "tune a model's kernels without building"),
+    "profile": ("profile", "time every kernel of a compiled model"),
+    "report": ("report", "write one HTML page: graphs, passes, kernel profile, benchmark"),
 }
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def steps(title: str) -> Iterator[Callable[[str], None]]:
-    """Yields `say(step)`; shows `title: step` with a spinner and elapsed time."""
-    if not sys.stderr.isatty():
+def steps(title: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """Yields `say(step)`; shows `title: step` with a spinner and elapsed time (nothing
+    when `quiet` or when standard error is not a terminal)."""
+    if quiet or not sys.stderr.isatty():
         yield lambda s: None
         return
     from rich.console import Console

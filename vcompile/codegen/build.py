@@ -213,7 +213,9 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
                          f"{msg[-1] if msg else type(e).__name__}") from e
     meta = metadata(g, target_name, target, opt_level, passes)
-    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None)
+    from vcompile.report.kernels import kernel_table
+    # the table lets `vcompile profile` name a loaded library's kernels without its IR
+    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None, kernel_table=kernel_table(g))
     return ex, meta
 
 

@@ -41,6 +41,7 @@ class CompiledModel:
         self._path = path
         self._in_types = _types(meta["inputs"])
         self._device = tvm.cpu()
+        self._module = module
         self._vm = relax.VirtualMachine(module, self._device)
         self._main = self._vm["main"]
         self._tensor = tvm.runtime.tensor
@@ -106,6 +107,10 @@ class CompiledModel:
         return [np.asarray(t.numpy()) for t in outs]
 
     run = __call__
+
+    def vm_module(self) -> Any:
+        """What the Relax VM runs (an executable or a loaded library), for profiling."""
+        return self._module
 
     # ---- saving -----------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str]) -> str:
