@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -56,10 +56,13 @@ class PassManager:
     print_after: frozenset[str] | str = frozenset()  # pass names, or "all"
     print_to: TextIO | str | Path | None = None  # stream (default stderr) or a directory
     stats: list[PassStat] | None = None
+    on_pass: Callable[[str, int, int], None] | None = None  # (name, index, count), before each
 
     def run(self, g: Graph, passes: str | Iterable[str]) -> Graph:
         names = parse_pass_list(passes if isinstance(passes, str) else list(passes))
         for i, name in enumerate(names):
+            if self.on_pass is not None:
+                self.on_pass(name, i, len(names))
             g = self._run_one(g, name, i, names[:i])
         return g
 

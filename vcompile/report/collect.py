@@ -21,7 +21,7 @@ from typing import Any
 from vcompile.errors import VcompileError
 
 STAGES = ("import", "passes", "fusion", "build", "profile", "benchmark")
-Say = Callable[[str], None]
+Say = Callable[..., None]  # say(step) or say(step, done, total): see cli.progress
 
 
 @dataclass
@@ -71,10 +71,11 @@ def collect(opts: Options, say: Say | None = None) -> Report:
     """Run every stage (see the module docstring); never raises for a model's failure."""
     from vcompile.report import stages
     rep = Report(opts)
-    state: dict[str, Any] = {}
+    tell = say or (lambda *_a: None)
+    state: dict[str, Any] = {"say": tell}
     for name in STAGES:
         st = rep.stage(name)
-        (say or (lambda s: None))(name)
+        tell(name)
         t0 = time.perf_counter()
         try:
             note = getattr(stages, f"stage_{name}")(opts, rep, state)

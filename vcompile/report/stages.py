@@ -39,7 +39,9 @@ def stage_passes(opts: Options, rep: Report, state: dict[str, Any]) -> str:
     from vcompile.passes import PassManager, pipeline
     names = pipeline(opts.opt_level)
     stats: list[Any] = []
-    g = PassManager(verify_each=True, stats=stats).run(state["graph"], names)
+    say = state["say"]
+    g = PassManager(verify_each=True, stats=stats,
+                    on_pass=lambda name, i, n: say(f"passes: {name}", i, n)).run(state["graph"], names)
     rep.passes = stats
     state["graph"], state["passes"] = g, names
     return f"{len(names)} passes, {stats[0].nodes_before if stats else len(g.nodes)} -> {len(g.nodes)} nodes"
@@ -66,7 +68,7 @@ def stage_build(opts: Options, rep: Report, state: dict[str, Any]) -> str:
         db = opts.tuning_db or T.default_db_dir()
         trials = T.DEFAULT_TRIALS if opts.tune_trials is None else opts.tune_trials
         if spec.runs_here and trials > 0:
-            T.tune(g, opts.target, trials=trials, db_dir=db, mcpu=opts.mcpu)
+            T.tune(g, opts.target, trials=trials, db_dir=db, mcpu=opts.mcpu, progress=state["say"])
         else:
             T.open_db(db)  # a bad database path fails here, not deep inside TVM
     ex, meta = B.build(g, opts.target, opt_level=opts.opt_level, passes=state["passes"],
@@ -97,7 +99,8 @@ def stage_benchmark(opts: Options, rep: Report, state: dict[str, Any]) -> str | 
     m, xs = state["model"], state["inputs"]
     fns: dict[str, Any] = {"vcompile": lambda: m(*xs)}
     missing = _contenders(opts, xs, fns, state)
-    res = time_interleaved(fns, warmup=3, repeat=opts.rounds)
+    res = time_interleaved(fns, warmup=3, repeat=opts.rounds,
+                           progress=lambda _s, i, n: state["say"](f"benchmark: {', '.join(fns)}", i, n))
     ref = m(*xs)[0]
     flops = rep.profile.flops if rep.profile is not None else 0
     rep.bench = {"rows": [{"runtime": k, "median_ms": t.median_ms, "p90_ms": t.p90_ms, "runs": t.runs,
