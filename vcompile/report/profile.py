@@ -46,6 +46,7 @@ class Profile:
     rounds: int
     info: dict[str, Any]      # model, target, threads, opt level, fusion
     per_run_s: float = 0.0    # median over runs of the run's kernel time (see runtime.profile)
+    graph_flops: int = 0      # FLOPs of the whole graph (the kernel table's sum)
 
     @property
     def kernel_s(self) -> float:
@@ -53,7 +54,8 @@ class Profile:
 
     @property
     def flops(self) -> int:
-        return sum(k.flops or 0 for k in self.kernels)
+        """The graph's FLOPs (also when TVM formed the kernels and they match no row)."""
+        return self.graph_flops or sum(k.flops or 0 for k in self.kernels)
 
     def aggregate(self, key: str) -> list[dict[str, Any]]:
         """Rows summed by "cls" (op class) or "kernel" (fusion group name), slowest first."""
@@ -67,7 +69,7 @@ class Profile:
         total = self.kernel_s or 1.0
         for r in rows.values():
             r["share"] = r["seconds"] / total
-            r["gflops_per_s"] = r["flops"] / r["seconds"] / 1e9 if r["seconds"] > 0 else None
+            r["gflops_per_s"] = r["flops"] / r["seconds"] / 1e9 if r["seconds"] > 0 and r["flops"] else None
         return sorted(rows.values(), key=lambda r: -r["seconds"])
 
     def to_json(self) -> dict[str, Any]:
@@ -128,7 +130,8 @@ def profile_model(model: Any, inputs: list[Any], rounds: int = 20, warmup: int =
             "opt_level": meta.get("opt_level"), "fusion": meta.get("fusion"),
             "kernels_launched": meta.get("kernels")}
     return Profile(kernels, runtime, times.e2e_s, times.instrumented_e2e_s, times.rounds,
-                   {**base, **(info or {})}, times.kernel_sum_s)
+                   {**base, **(info or {})}, times.kernel_sum_s,
+                   sum(int(r["flops"]) for r in table or []))
 
 
 def _fmt(x: float | None, spec: str) -> str:
