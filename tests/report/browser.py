@@ -24,6 +24,7 @@ from typing import Any
 class Page:
     errors: list[str]          # console errors, uncaught exceptions, failed loads
     section_ids: list[str]
+    section_boxes: dict[str, list[float]]   # id -> [top, height] in CSS pixels
     text: str
     screenshot: bytes          # PNG of the whole page
 
@@ -111,11 +112,15 @@ class Chromium:
         self.wait_event("Page.loadEventFired")
         ids = self._eval(s, "JSON.stringify([...document.querySelectorAll('section')].map(e => e.id))")
         text = self._eval(s, "document.body.innerText")
+        boxes = self._eval(s, "JSON.stringify(Object.fromEntries([...document.querySelectorAll('section')]"
+                              ".map(e => [e.id, [e.getBoundingClientRect().top + window.scrollY, "
+                              "e.getBoundingClientRect().height]])))")
         size = self.send("Page.getLayoutMetrics", s)["cssContentSize"]
         shot = self.send("Page.captureScreenshot", s, format="png", captureBeyondViewport=True,
                          clip={"x": 0, "y": 0, "width": size["width"],
                                "height": min(size["height"], 16000), "scale": 1})
-        return Page(self._errors(s), json.loads(ids), text, base64.b64decode(shot["data"]))
+        return Page(self._errors(s), json.loads(ids), json.loads(boxes), text,
+                    base64.b64decode(shot["data"]))
 
     def _eval(self, session: str, expr: str) -> Any:
         return self.send("Runtime.evaluate", session, expression=expr, returnByValue=True)["result"]["value"]

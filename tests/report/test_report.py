@@ -46,6 +46,7 @@ def test_report_opens_in_chromium_with_every_section(tmp_path: Path) -> None:
     (tmp_path / "report.png").write_bytes(page.screenshot)
     assert page.errors == []
     assert page.section_ids == SECTIONS
+    assert all(page.section_boxes[s][1] > 40 for s in SECTIONS)  # each one laid out, not empty
     text = page.text
     for stage in ("import", "passes", "fusion", "build", "profile", "benchmark"):
         assert re.search(rf"{stage}\s+ok", text), stage

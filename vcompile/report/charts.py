@@ -22,7 +22,7 @@ def hbars(bars: list[Bar], title: str = "", width: int = 900, row: int = 18,
     top = 24 if title else 6
     height = top + row * len(bars) + 8
     vmax = max((b.value for b in bars), default=0.0) or 1.0
-    span = width - label_width - 170
+    span = width - label_width - 230  # room for the number after the longest bar
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12" '
            f'role="img" aria-label="{escape(title)}">']
