@@ -38,12 +38,8 @@ def _vm(module: Any) -> Any:
     return relax.VirtualMachine(module, tvm.cpu())
 
 
-def time_calls(model: Any, inputs: list[np.ndarray], rounds: int = 20, warmup: int = 3) -> CallTimes:
-    """Median time of every VM call of one inference of `model` (a `CompiledModel`)."""
-    tvm = import_tvm()
-    module = model.vm_module()
-    plain, probed = _vm(module), _vm(module)
-    args = [tvm.runtime.tensor(a, tvm.cpu()) for a in model.check_inputs(tuple(inputs))]
+def _instrument(vm: Any) -> list[tuple[str, float]]:
+    """Makes `vm` append (symbol, seconds) for every call to the list it returns."""
     record: list[tuple[str, float]] = []
     started = [0.0]
 
@@ -54,7 +50,17 @@ def time_calls(model: Any, inputs: list[np.ndarray], rounds: int = 20, warmup: i
         else:
             record.append((str(symbol), now - started[0]))
         return 0  # VMInstrumentReturnKind.kNoOp
-    probed.set_instrument(instrument)
+    vm.set_instrument(instrument)
+    return record
+
+
+def time_calls(model: Any, inputs: list[np.ndarray], rounds: int = 20, warmup: int = 3) -> CallTimes:
+    """Median time of every VM call of one inference of `model` (a `CompiledModel`)."""
+    tvm = import_tvm()
+    module = model.vm_module()
+    plain, probed = _vm(module), _vm(module)
+    args = [tvm.runtime.tensor(a, tvm.cpu()) for a in model.check_inputs(tuple(inputs))]
+    record = _instrument(probed)
     run_plain, run_probed = plain["main"], probed["main"]
     for _ in range(warmup):
         run_plain(*args)
