@@ -96,3 +96,13 @@ def test_report_output_must_be_html(tmp_path: Path) -> None:
     one_line_error(vc("report", "timm:resnet18", "-o", str(tmp_path / "r.txt")), "name it FILE.html")
     assert not (tmp_path / "r.txt").exists()
     np.testing.assert_equal(list(tmp_path.iterdir()), [])
+
+
+def test_report_for_a_target_that_does_not_run_here(tmp_path: Path) -> None:
+    out = tmp_path / "arm.html"
+    r = vc("report", str(tiny_onnx(tmp_path / "tiny.onnx")), "--target", "arm64", "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    html = out.read_text()
+    assert re.search(r"build</td><td class=\"ok\">ok", html)
+    assert html.count("Skipped: target arm64 does not run on this machine") == 2
+    assert "Not reached" not in html and 'id="error"' not in html
