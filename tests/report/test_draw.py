@@ -11,7 +11,7 @@ import pytest
 from tests.codegen.test_cli import one_line_error, vc
 from vcompile.cli import main as cli_main
 from vcompile.ir import Builder
-from vcompile.report.draw import block_key, draw
+from vcompile.report.draw import DrawError, block_key, draw
 
 pytest.importorskip("graphviz")
 
@@ -88,3 +88,23 @@ def test_draw_unknown_format_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "g.jpg").exists()
     r = vc("inspect", str(vir), "--draw", str(tmp_path / "g.dot"))
     assert r.returncode == 0 and "relu" in (tmp_path / "g.dot").read_text()
+
+
+def test_draw_errors_are_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    vir = tmp_path / "g.vir"
+    vir.write_text("graph @g(%x: f32[2]) {\n  %y = relu(%x) : f32[2]\n  return %y\n}\n")
+    one_line_error(vc("inspect", str(vir), "--draw", str(tmp_path / "no" / "g.svg")),
+                   f"directory {tmp_path / 'no'} does not exist")
+    # without Graphviz's `dot` on PATH (the Python package alone cannot render)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = subprocess.run([sys.executable, "-m", "vcompile", "inspect", str(vir), "--draw",
+                        str(tmp_path / "g.svg")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PATH": str(empty)})
+    one_line_error(r, "Graphviz's `dot` program is not installed: apt-get install graphviz")
+    assert not (tmp_path / "g.svg").exists()
+    with pytest.raises(DrawError, match="collapse must be auto, blocks or none, got 'all'"):
+        draw(Builder("g").build(), collapse="all")

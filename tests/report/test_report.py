@@ -94,6 +94,8 @@ def test_failing_models_still_get_a_report(tmp_path: Path) -> None:
 
 def test_report_output_must_be_html(tmp_path: Path) -> None:
     one_line_error(vc("report", "timm:resnet18", "-o", str(tmp_path / "r.txt")), "name it FILE.html")
+    one_line_error(vc("report", "timm:resnet18", "-o", str(tmp_path / "r.html"), "--rounds", "0"),
+                   "--threads and --rounds must be 1 or more")
     assert not (tmp_path / "r.txt").exists()
     np.testing.assert_equal(list(tmp_path.iterdir()), [])
 
