@@ -20,7 +20,7 @@ from vcompile.ir.graph import Graph
 from vcompile.runtime.module import CompiledModel
 from vcompile.runtime.module import load as load
 
-Progress = Callable[..., None]  # say(step) or say(step, done, total): see cli.progress
+Progress = Callable[[str], None]
 
 
 def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -36,17 +36,14 @@ def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None
 
 
 def optimize(g: Graph, opt_level: int | str | None = 2,
-             passes: str | Sequence[str] | None = None,
-             progress: Progress | None = None) -> tuple[Graph, tuple[str, ...]]:
-    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run).
-    `progress(step, done, total)` hears of each pass before it runs."""
+             passes: str | Sequence[str] | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run)."""
     from vcompile import passes as P
     from vcompile.ir.verify import verify
     verify(g)
     names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
         if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
-    on_pass = (lambda name, i, n: progress(f"pass {name}", i, n)) if progress else None
-    return (P.PassManager(on_pass=on_pass).run(g, names) if names else g), names
+    return (P.run(g, names) if names else g), names
 
 
 def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
@@ -77,7 +74,7 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     say("importing")
     g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
-    g, ran = optimize(g, opt_level, passes, progress=progress)
+    g, ran = optimize(g, opt_level, passes)
     level = _level(opt_level)
     db = None
     if level == 3 and B.targets.resolve(target, mcpu=mcpu).kind.name == "llvm":

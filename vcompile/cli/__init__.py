@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         mod = _load(name)
         if mod is not None:
-            mod.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            mod.add_arguments(p)
+            p.add_argument("-q", "--quiet", action="store_true",
+                           help="no progress display on the terminal")
     return parser
 
 
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from vcompile.cli import progress
+    progress.QUIET = bool(args.quiet)
     try:
         return int(_load(args.command).main(args) or 0)
     except VcompileError as e:

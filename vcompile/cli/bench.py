@@ -27,7 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--input", action="append", metavar="NAME=DIMS", help="fix an input's shape")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.api import compile as compile_model
     from vcompile.cli.progress import steps
     from vcompile.cli.run import random_inputs
-    with steps(f"compiling {args.model}", quiet=args.quiet) as say:
+    with steps(f"compiling {args.model}") as say:
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say)
     xs = random_inputs(m)
@@ -47,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
             sess = onnxruntime_session(args.model, args.threads)
             feed = dict(zip([i.name for i in sess.get_inputs()], xs, strict=False))  # type: ignore[attr-defined]
             fns[name] = lambda s=sess, f=feed: s.run(None, f)  # type: ignore[attr-defined]
-    with steps(f"timing {', '.join(fns)}", quiet=args.quiet) as say:
+    with steps(f"timing {', '.join(fns)}") as say:
         res = time_interleaved(fns, args.warmup, args.repeat, progress=say)
     err = _max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
     _print(res, args, err, m.meta)

@@ -34,7 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
     add_tuning_arguments(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def add_tuning_arguments(p: argparse.ArgumentParser, trials_flag: str = "--tune-trials") -> None:
@@ -58,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     out = args.output or os.path.splitext(args.model)[0] + ".so"
     from vcompile.codegen import targets
     targets.spec(args.target)  # an unknown name fails before any import of the model
-    with steps(f"compiling {args.model} for {args.target}", quiet=args.quiet) as say:
+    with steps(f"compiling {args.model} for {args.target}") as say:
         from vcompile.api import compile as compile_model
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,

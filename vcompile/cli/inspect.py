@@ -87,7 +87,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draw-collapse", choices=("auto", "blocks", "none"), default="auto",
                    help="fold repeated blocks into one box: always, never, or (auto) when the "
                    f"drawing would have more than {250} boxes")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="write to FILE instead of standard output")
     # ==== PASSES HOOK (arguments): pass options (-O, -p, --verify-each) are added here. ====
@@ -133,7 +132,7 @@ def _draw(args: argparse.Namespace, g: Graph) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
-    with steps(f"inspecting {args.model}", quiet=args.quiet) as say:
+    with steps(f"inspecting {args.model}") as say:
         say("importing")
         g = load_model(args.model, parse_input_specs(args.input))   # 1. load
         say("running passes")

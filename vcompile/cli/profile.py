@@ -29,7 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timed inferences (each kernel's time is its median; default 20)")
     p.add_argument("--top", type=int, default=15, help="rows of the per-kernel table (default 15)")
     p.add_argument("--json", metavar="FILE", help="also write the whole profile as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def load_or_compile(args: argparse.Namespace, say: object) -> object:
@@ -54,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
     from vcompile.cli.run import random_inputs
     from vcompile.report.profile import format_profile, profile_model
-    with steps(f"profiling {args.model}", quiet=args.quiet) as say:
+    with steps(f"profiling {args.model}") as say:
         m = load_or_compile(args, say)
         say("timing kernels")
         prof = profile_model(m, random_inputs(m), rounds=args.rounds,

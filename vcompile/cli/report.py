@@ -27,7 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=20, help="timed inferences for profile and benchmark")
     p.add_argument("--pytorch", metavar="SPEC", help="timm:NAME or pkg.module:factory: the same "
                    "model in PyTorch, benchmarked beside (implied for timm: and factory models)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -62,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     opts = Options(args.model, int(args.opt_level), args.target, args.mcpu,
                    parse_input_shapes(args.input) or None, args.tune_trials, args.tuning_db,
                    args.threads, args.rounds, args.pytorch, command_line(args))
-    with steps(f"report on {args.model}", quiet=args.quiet) as say:
+    with steps(f"report on {args.model}") as say:
         rep = collect(opts, say)
         say("writing the page")
         write_atomic(args.output, render_html(rep))

@@ -19,7 +19,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     add_tuning_arguments(p, "--trials")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,9 +37,9 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.api import optimize, to_graph
     from vcompile.codegen import tune as T
     db = args.tuning_db or T.default_db_dir()
-    with steps(f"tuning {args.model} for {args.target}", quiet=args.quiet) as say:
+    with steps(f"tuning {args.model} for {args.target}") as say:
         say("importing")
-        g, _ = optimize(to_graph(args.model, parse_input_shapes(args.input)), 3, progress=say)
+        g, _ = optimize(to_graph(args.model, parse_input_shapes(args.input)), 3)
         report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say)
     print(f"{report.summary()}; database {db}")
     for name in sorted(report.best_ms, key=lambda k: -report.best_ms[k]):

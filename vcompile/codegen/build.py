@@ -48,10 +48,13 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
     def desc(names: list[str], vals: tuple) -> list[dict[str, Any]]:
         return [{"name": n, "shape": list(v.shape), "dtype": v.dtype}
                 for n, v in zip(names, vals, strict=True)]
+    from vcompile.report.kernels import kernel_table
     return {"format": artifact.FORMAT, "vcompile": __version__, "graph": g.name,
             "inputs": desc(ins, g.inputs), "outputs": desc(outs, g.outputs),
             "target": target_name, "tvm_target": str(target), "opt_level": opt_level,
-            "passes": list(passes)}
+            "passes": list(passes),
+            # lets `vcompile profile` name a loaded library's kernels without its IR
+            "kernel_table": kernel_table(g)}
 
 
 FUSION_MODES = ("vcompile", "tvm", "none")
@@ -213,9 +216,7 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
                          f"{msg[-1] if msg else type(e).__name__}") from e
     meta = metadata(g, target_name, target, opt_level, passes)
-    from vcompile.report.kernels import kernel_table
-    # the table lets `vcompile profile` name a loaded library's kernels without its IR
-    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None, kernel_table=kernel_table(g))
+    meta.update(fusion=fusion, kernels=kernels[0] if kernels else None)
     return ex, meta
 
 

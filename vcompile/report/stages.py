@@ -39,9 +39,7 @@ def stage_passes(opts: Options, rep: Report, state: dict[str, Any]) -> str:
     from vcompile.passes import PassManager, pipeline
     names = pipeline(opts.opt_level)
     stats: list[Any] = []
-    say = state["say"]
-    g = PassManager(verify_each=True, stats=stats,
-                    on_pass=lambda name, i, n: say(f"passes: {name}", i, n)).run(state["graph"], names)
+    g = PassManager(verify_each=True, stats=stats).run(state["graph"], names)  # shown by cli.progress
     rep.passes = stats
     state["graph"], state["passes"] = g, names
     return f"{len(names)} passes, {stats[0].nodes_before if stats else len(g.nodes)} -> {len(g.nodes)} nodes"

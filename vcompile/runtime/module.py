@@ -41,9 +41,9 @@ class CompiledModel:
         self._path = path
         self._in_types = _types(meta["inputs"])
         self._device = tvm.cpu()
-        self._module = module
         self._vm = relax.VirtualMachine(module, self._device)
         self._main = self._vm["main"]
+        self._module = module
         self._tensor = tvm.runtime.tensor
 
     # ---- description ------------------------------------------------------------------
