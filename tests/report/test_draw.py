@@ -33,7 +33,8 @@ def _fused(name: str) -> object:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "fastvit_t8"])
-def test_svg_has_a_box_per_op_and_a_cluster_per_fusion_group(name: str, tmp_path: Path) -> None:
+def test_svg_has_a_box_per_op_and_a_cluster_per_fusion_group(name: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from tests.models import onnx_model
     out = tmp_path / f"{name}.svg"
     assert cli_main(["inspect", str(onnx_model(name)), "-O2", "--draw", str(out),
@@ -44,6 +45,7 @@ def test_svg_has_a_box_per_op_and_a_cluster_per_fusion_group(name: str, tmp_path
     nodes, labels = _svg_counts(out.read_text())
     assert regions and nodes == ops + len(g.inputs) + len(g.outputs)
     assert Counter(labels) == Counter(str(n.attrs["kernel"]) for n in regions)
+    assert f"drawn as {ops} boxes and {len(regions)} clusters" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -123,10 +123,10 @@ def _write_stdout(text: str) -> None:
 
 def _draw(args: argparse.Namespace, g: Graph) -> int:
     from vcompile.report.draw import count_boxes, render
-    render(g, args.draw, collapse=args.draw_collapse)
-    clusters = sum(1 for n in g.nodes if n.region is not None)
-    print(f"wrote {args.draw}: {count_boxes(g)} ops, {clusters} fusion groups "
-          f"(collapse: {args.draw_collapse})")
+    boxes, clusters = render(g, args.draw, collapse=args.draw_collapse)
+    groups = sum(1 for n in g.nodes if n.region is not None)
+    print(f"wrote {args.draw}: {count_boxes(g)} ops and {groups} fusion groups, drawn as "
+          f"{boxes} boxes and {clusters} clusters (collapse: {args.draw_collapse})")
     return 0
 
 

@@ -208,17 +208,19 @@ def _draw_repeat(dot: Any, b: _Block, producer: dict[Value, str], edges: set[tup
     producer.update((v, nid) for v in mine)
 
 
-def render(g: Graph, path: str | Path, collapse: str = "auto") -> Path:
-    """Draw `g` into `path`; the format is the suffix (.svg, .png, .dot)."""
+def render(g: Graph, path: str | Path, collapse: str = "auto") -> tuple[int, int]:
+    """Draw `g` into `path` (the format is the suffix: .svg, .png, .dot); returns the
+    boxes and clusters drawn (fewer than the ops and groups when blocks were folded)."""
     from vcompile.report.files import write_atomic
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise DrawError(f"cannot draw into {path}: the file must end in .svg, .png or .dot")
     dot = draw(g, collapse)
-    if fmt == "dot":
-        return write_atomic(path, dot.source)
-    return write_atomic(path, pipe(dot, fmt))
+    write_atomic(path, dot.source if fmt == "dot" else pipe(dot, fmt))
+    body = "".join(dot.body)
+    boxes = len(re.findall(r"^\s*(?:n\d+(?:_\d+)?|rep_\w+) \[", body, re.M))
+    return boxes, body.count("subgraph cluster_")
 
 
 def pipe(dot: Any, fmt: str) -> bytes:
