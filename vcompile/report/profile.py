@@ -124,7 +124,10 @@ def profile_model(model: Any, inputs: list[Any], rounds: int = 20, warmup: int =
     if table is None and model.graph is not None:
         table = kernel_table(model.graph)
     times = time_calls(model, inputs, rounds=rounds, warmup=warmup)
-    kernels, runtime = match_calls(times.calls, table or [])
+    # only our fusion groups are named after graph nodes; TVM's own kernels (-O0/-O1, or
+    # FuseOps with --disable-pass fuse) keep their names and a guessed class
+    matchable = table if model.meta.get("fusion") == "vcompile" else None
+    kernels, runtime = match_calls(times.calls, matchable or [])
     meta = model.meta
     base = {"graph": meta.get("graph"), "target": meta.get("target"),
             "opt_level": meta.get("opt_level"), "fusion": meta.get("fusion"),
