@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "time a model against other runtimes"),
     "targets": ("targets", "list the named targets and what each needs"),
     "tune": ("tune", "tune a model's kernels without building"),
+    "profile": ("profile", "time every kernel of a compiled model"),
+    "report": ("report", "write one HTML page: graphs, passes, kernel profile, benchmark"),
 }
 
 
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         mod = _load(name)
         if mod is not None:
-            mod.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            mod.add_arguments(p)
+            p.add_argument("-q", "--quiet", action="store_true",
+                           help="no progress display on the terminal")
     return parser
 
 
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from vcompile.cli import progress
+    progress.QUIET = bool(args.quiet)
     try:
         return int(_load(args.command).main(args) or 0)
     except VcompileError as e:

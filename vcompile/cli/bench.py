@@ -55,8 +55,8 @@ def main(args: argparse.Namespace) -> int:
             sess = onnxruntime_session(args.model, args.threads)
             feed = dict(zip([i.name for i in sess.get_inputs()], xs, strict=False))  # type: ignore[attr-defined]
             fns[name] = lambda s=sess, f=feed: s.run(None, f)  # type: ignore[attr-defined]
-    with steps("timing"):
-        res = time_interleaved(fns, args.warmup, args.repeat)
+    with steps(f"timing {', '.join(fns)}") as say:
+        res = time_interleaved(fns, args.warmup, args.repeat, progress=say)
     err = _max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
     _print(res, args, err, m.meta)
     return 0

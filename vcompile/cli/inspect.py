@@ -81,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", action="store_true",
                    help="print the fusion groups (one kernel each) and the kernel count "
                    "instead of the IR; fuses the graph first if the passes did not")
+    p.add_argument("--draw", type=Path, metavar="FILE",
+                   help="draw the graph with Graphviz into FILE (.svg, .png or .dot): a box per "
+                   "op, fusion groups as clusters, colours by op class")
+    p.add_argument("--draw-collapse", choices=("auto", "blocks", "none"), default="auto",
+                   help="fold repeated blocks into one box: always, never, or (auto) when the "
+                   f"drawing would have more than {250} boxes")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="write to FILE instead of standard output")
     # ==== PASSES HOOK (arguments): pass options (-O, -p, --verify-each) are added here. ====
@@ -115,9 +121,24 @@ def _write_stdout(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _draw(args: argparse.Namespace, g: Graph) -> int:
+    from vcompile.report.draw import count_boxes, render
+    boxes, clusters = render(g, args.draw, collapse=args.draw_collapse)
+    groups = sum(1 for n in g.nodes if n.region is not None)
+    print(f"wrote {args.draw}: {count_boxes(g)} ops and {groups} fusion groups, drawn as "
+          f"{boxes} boxes and {clusters} clusters (collapse: {args.draw_collapse})")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
-    g = load_model(args.model, parse_input_specs(args.input))   # 1. load
-    g = _run_passes(args, g)                                    # 2. passes
+    from vcompile.cli.progress import steps
+    with steps(f"inspecting {args.model}") as say:
+        say("importing")
+        g = load_model(args.model, parse_input_specs(args.input))   # 1. load
+        say("running passes")
+        g = _run_passes(args, g)                                    # 2. passes
+    if args.draw is not None:
+        return _draw(args, g)
     text = _render(args, g)                                     # 3. print
     if args.output is None:
         _write_stdout(text)

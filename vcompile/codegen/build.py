@@ -48,10 +48,13 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
     def desc(names: list[str], vals: tuple) -> list[dict[str, Any]]:
         return [{"name": n, "shape": list(v.shape), "dtype": v.dtype}
                 for n, v in zip(names, vals, strict=True)]
+    from vcompile.report.kernels import kernel_table
     return {"format": artifact.FORMAT, "vcompile": __version__, "graph": g.name,
             "inputs": desc(ins, g.inputs), "outputs": desc(outs, g.outputs),
             "target": target_name, "tvm_target": str(target), "opt_level": opt_level,
-            "passes": list(passes)}
+            "passes": list(passes),
+            # lets `vcompile profile` name a loaded library's kernels without its IR
+            "kernel_table": kernel_table(g)}
 
 
 FUSION_MODES = ("vcompile", "tvm", "none")

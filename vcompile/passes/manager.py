@@ -11,9 +11,11 @@ the pass reported through `registry.note`.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -50,6 +52,20 @@ def format_stats(stats: Sequence[PassStat]) -> str:
     return "\n".join([s.line() for s in stats] + [f"{'total':<22} {total * 1e3:9.1f} ms"])
 
 
+# A progress display's hook: (pass name, index, count) before each pass of any pipeline
+# run in this context (`cli.progress.steps` sets it, so the passes need no argument).
+_OBSERVER: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("pass_observer", default=None)
+
+
+@contextlib.contextmanager
+def observe_passes(fn: Callable[[str, int, int], None]) -> Iterator[None]:
+    token = _OBSERVER.set(fn)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
 @dataclass
 class PassManager:
     verify_each: bool = True
@@ -59,7 +75,10 @@ class PassManager:
 
     def run(self, g: Graph, passes: str | Iterable[str]) -> Graph:
         names = parse_pass_list(passes if isinstance(passes, str) else list(passes))
+        observer = _OBSERVER.get()
         for i, name in enumerate(names):
+            if observer is not None:
+                observer(name, i, len(names))
             g = self._run_one(g, name, i, names[:i])
         return g
 

@@ -31,10 +31,12 @@ def set_threads(n: int) -> None:
 
 
 def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int = 3, repeat: int = 20,
-                     max_seconds: float | None = None) -> dict[str, Timing]:
+                     max_seconds: float | None = None,
+                     progress: Callable[[str, int, int], None] | None = None) -> dict[str, Timing]:
     """Median and p90 wall time of each function, run round-robin after warm-up.
 
     With `max_seconds`, stops early (after at least 3 rounds) once the budget is spent.
+    `progress(step, done, total)` hears of each round (outside the timed calls).
     """
     for _ in range(warmup):
         for f in fns.values():
@@ -46,6 +48,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int = 3, r
             t0 = time.perf_counter()
             f()
             samples[k].append((time.perf_counter() - t0) * 1e3)
+        if progress is not None:
+            progress("timing", r + 1, repeat)
         if max_seconds is not None and r >= 2 and time.perf_counter() - start > max_seconds:
             break
     return {k: Timing(float(np.median(v)), float(np.percentile(v, 90)), len(v))

@@ -43,6 +43,7 @@ class CompiledModel:
         self._device = tvm.cuda() if meta.get("device") == "cuda" else tvm.cpu()
         self._vm = relax.VirtualMachine(module, self._device)
         self._main = self._vm["main"]
+        self._module = module
         self._tensor = tvm.runtime.tensor
 
     # ---- description ------------------------------------------------------------------
@@ -106,6 +107,10 @@ class CompiledModel:
         return [np.asarray(t.numpy()) for t in outs]
 
     run = __call__
+
+    def vm_module(self) -> Any:
+        """What the Relax VM runs (an executable or a loaded library), for profiling."""
+        return self._module
 
     # ---- saving -----------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str]) -> str:

@@ -1,0 +1,82 @@
+"""Op classes and the kernel table: which IR nodes each kernel computes, and its FLOPs.
+
+    kernel_table(g) => [{"node": 3, "kernel": "conv2d_add_relu", "class": "conv",
+                         "ops": ["conv2d", "add", "relu"], "flops": 231211008,
+                         "output": "f32[1,64,56,56]"}, ...]
+
+One row per top-level node that launches something: a fused node (one fusion group,
+one kernel) or a plain node; views (reshape, squeeze, unsqueeze, identity) launch
+nothing and are left out. The table goes into an artifact's metadata so that a loaded
+library can be profiled without its IR. Codegen names a group's Relax function
+`fused_<kernel>_<node index>` (`codegen.relax._emit_region`); `profile` uses that to
+match timed calls to rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vcompile.ir.graph import Graph, Node
+from vcompile.ir.ops import OPS, VIEW_OPS
+from vcompile.ir.stats import node_flops
+
+# Most specific first: a fused group takes the first class any of its ops has.
+CLASSES = ("conv", "attention", "matmul", "norm", "pool", "reduce", "elementwise", "layout",
+           "other")
+MATMUL_OPS = frozenset({"matmul", "gemm", "linear", "einsum"})
+NORM_OPS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
+
+
+def op_class(op: str) -> str:
+    """The class of one op, for colours and profile aggregation."""
+    if op.startswith(("conv", "conv_transpose")):
+        return "conv"
+    if op == "attention":
+        return op
+    if op in MATMUL_OPS:
+        return "matmul"
+    if op in NORM_OPS:
+        return "norm"
+    if "_pool" in op:
+        return "pool"
+    kind = OPS[op].kind if op in OPS else ""
+    if kind == "reduce":
+        return "reduce"
+    if kind == "elementwise":
+        return "elementwise"
+    if kind == "injective":
+        return "layout"
+    return "other"
+
+
+def group_class(ops: list[str]) -> str:
+    classes = {op_class(op) for op in ops}
+    return next((c for c in CLASSES if c in classes), "other")
+
+
+def name_class(name: str) -> str:
+    """A best guess from a kernel name alone (kernels TVM named, at -O0/-O1)."""
+    parts = [p.rstrip("0123456789") for p in name.removeprefix("fused_").split("_")]
+    ops = [p for p in parts if p in OPS] + [
+        "_".join(parts[i:i + 2]) for i in range(len(parts) - 1) if "_".join(parts[i:i + 2]) in OPS]
+    if any(p.startswith("conv") for p in parts):
+        ops.append("conv2d")
+    if "dense" in parts or "matmul" in parts:
+        ops.append("matmul")
+    return group_class(ops) if ops else "other"
+
+
+def node_ops(n: Node) -> list[str]:
+    return [m.op for m in n.region.nodes] if n.region is not None else [n.op]
+
+
+def kernel_table(g: Graph) -> list[dict[str, Any]]:
+    """One row per kernel of `g` (see the module docstring)."""
+    rows = []
+    for i, n in enumerate(g.nodes):
+        if n.region is None and n.op in VIEW_OPS:
+            continue
+        ops = node_ops(n)
+        rows.append({"node": i, "kernel": str(n.attrs.get("kernel", n.op)) if n.region is not None
+                     else n.op, "class": group_class(ops), "ops": ops, "flops": node_flops(n),
+                     "output": str(n.outputs[0].type) if n.outputs else ""})
+    return rows
