@@ -118,6 +118,7 @@ def test_bench_through_tracker(tracker: int, tiny: Path, capsys: pytest.CaptureF
     assert f"on 127.0.0.1:{tracker} (key board) (target host): median" in out
 
 
+@pytest.mark.slow  # about 75 s, as long as the same 4-trial tuning run measured locally
 def test_tune_measures_through_rpc_runner(tracker: int, tiny: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     import json
