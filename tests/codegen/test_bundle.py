@@ -191,3 +191,20 @@ def test_bundle_cmakelists_builds_the_runner(host_bundle: tuple[Path, Path], tmp
                         str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert np.load(tmp_path / "y.npy").shape == (1, 4)
+
+
+def test_runner_and_runtime_library_errors(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    from vcompile.codegen.runtime_libs import RuntimeLibError, _download, runtime_libs
+    _, b = host_bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(b, copy)
+    (copy / "manifest.json").write_text('{"files": ')
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    r = runner(copy, str(tmp_path / "x.npy"))
+    assert r.returncode == 1 and r.stderr.startswith("runner: error: manifest.json is not valid JSON")
+    r = runner(b, "--frobnicate")
+    assert r.returncode == 1 and r.stderr.strip() == "runner: error: unknown option --frobnicate"
+    with pytest.raises(RuntimeLibError, match="no prebuilt TVM runtime exists for riscv64"):
+        runtime_libs("riscv64")
+    with pytest.raises(RuntimeLibError, match=r"cannot download the aarch64 wheel of apache-tvm==0\.0\.1"):
+        _download("apache-tvm", "0.0.1", "aarch64", tmp_path)
