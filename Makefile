@@ -9,9 +9,10 @@ ARTIFACTS ?= .cache/models
 .PHONY: setup demo test test-fast lint clean
 
 # Debian packages the tests use: Graphviz and Chromium (report, issue 11), the aarch64
-# cross toolchain and qemu, clang+lld for Android, PoCL for OpenCL (targets, issue 8).
+# cross toolchain and qemu, clang+lld for Android, PoCL for OpenCL, CMake for the bundle
+# runner (targets, issue 8).
 APT_PACKAGES := graphviz chromium gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user \
-	clang lld pocl-opencl-icd ocl-icd-opencl-dev
+	clang lld pocl-opencl-icd ocl-icd-opencl-dev cmake
 APT_STAMP := $(VENV)/.apt
 
 $(APT_STAMP):

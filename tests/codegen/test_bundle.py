@@ -163,3 +163,48 @@ def test_timm_model_arm64_bundle_matches_x86(name: str, tmp_path: Path) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape and rel_err(g, w) < 1e-4
+
+
+def test_bundle_without_cross_compiler_ships_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vcompile
+    from vcompile.codegen.bundle import verify_bundle, write_bundle
+    lib = vcompile.compile(str(tiny_onnx(tmp_path / "tiny.onnx")), target="arm64").export(tmp_path / "m.so")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no aarch64-linux-gnu-g++
+    summary = write_bundle(lib, tmp_path / "b")
+    assert "runner not built: aarch64-linux-gnu-g++ not found (install g++-aarch64-linux-gnu)" in summary
+    m = verify_bundle(tmp_path / "b")
+    assert m["runner"] is None and "runner" not in m["files"] and "runner.cc" in m["files"]
+    assert (tmp_path / "b" / "CMakeLists.txt").exists() and not (tmp_path / "b" / "runner").exists()
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed (Debian package cmake)")
+def test_bundle_cmakelists_builds_the_runner(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    _, b = host_bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(b, copy)
+    build = str(copy / "build")
+    for cmd in (["cmake", "-S", str(copy), "-B", build], ["cmake", "--build", build]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 8, 8), np.float32))
+    r = subprocess.run([str(copy / "build" / "runner"), "--bundle", str(copy), "-o", str(tmp_path),
+                        str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "y.npy").shape == (1, 4)
+
+
+def test_runner_and_runtime_library_errors(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    from vcompile.codegen.runtime_libs import RuntimeLibError, _download, runtime_libs
+    _, b = host_bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(b, copy)
+    (copy / "manifest.json").write_text('{"files": ')
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    r = runner(copy, str(tmp_path / "x.npy"))
+    assert r.returncode == 1 and r.stderr.startswith("runner: error: manifest.json is not valid JSON")
+    r = runner(b, "--frobnicate")
+    assert r.returncode == 1 and r.stderr.strip() == "runner: error: unknown option --frobnicate"
+    with pytest.raises(RuntimeLibError, match="no prebuilt TVM runtime exists for riscv64"):
+        runtime_libs("riscv64")
+    with pytest.raises(RuntimeLibError, match=r"cannot download the aarch64 wheel of apache-tvm==0\.0\.1"):
+        _download("apache-tvm", "0.0.1", "aarch64", tmp_path)

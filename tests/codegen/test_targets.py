@@ -151,3 +151,22 @@ def test_resnet18_cuda_build(tmp_path: Path) -> None:
     if not targets.spec("cuda").runs_here:
         with pytest.raises(VcompileError, match="cannot run on this machine"):
             m(x)
+
+
+def _suite_rest() -> list[str]:
+    from tests.models import SUITE
+    bundled = {"resnet18", "deit_tiny_patch16_224", "mobilevitv2_050"}  # run under qemu in test_bundle
+    return [m for m in SUITE if m not in bundled]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _suite_rest())
+def test_suite_model_builds_for_arm64(name: str, tmp_path: Path) -> None:
+    import vcompile
+    from tests.models import onnx_model
+    m = vcompile.compile(str(onnx_model(name)), target="arm64", mcpu="cortex-a76")
+    lib = Path(m.export(tmp_path / f"{name}.so"))
+    assert _elf_machine(lib) == 183 and m.meta["kernels"] > 10
+    from vcompile.runtime import artifact
+    meta = artifact.read(lib)
+    assert meta["target"] == "arm64" and "aarch64-linux-gnu" in meta["tvm_target"]

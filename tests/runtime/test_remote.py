@@ -89,30 +89,50 @@ def test_bench_rpc_cli(server: int, tiny: Path, capsys: pytest.CaptureFixture[st
     assert err < 1e-5
 
 
-def test_bench_through_tracker(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def tracker() -> Iterator[int]:
+    """A TVM RPC tracker with one server registered under the key "board"; yields its port."""
     from tvm import rpc
-
-    from vcompile.cli import main
     tport, sport = free_port(), free_port()
-    tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tport),
-                    "--port-end", str(tport + 1))
-    board = None
+    procs = [start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tport),
+                   "--port-end", str(tport + 1))]
     try:
-        wait_port(tport, tracker)
-        board = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(sport),
-                      "--port-end", str(sport + 1), "--tracker", f"127.0.0.1:{tport}", "--key", "board")
+        wait_port(tport, procs[0])
+        procs.append(start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(sport),
+                           "--port-end", str(sport + 1), "--tracker", f"127.0.0.1:{tport}", "--key", "board"))
         end = time.monotonic() + 90
         while "board" not in str(rpc.connect_tracker("127.0.0.1", tport).summary()):
             assert time.monotonic() < end, "the server never registered with the tracker"
             time.sleep(0.5)
-        assert main(["bench", str(tiny), "--rpc-tracker", f"127.0.0.1:{tport}", "--rpc-key", "board",
-                     "--repeat", "3"]) == 0
-        out = capsys.readouterr().out
-        assert f"on 127.0.0.1:{tport} (key board) (target host): median" in out
+        yield tport
     finally:
-        if board is not None:
-            stop(board)
-        stop(tracker)
+        for p in reversed(procs):
+            stop(p)
+
+
+def test_bench_through_tracker(tracker: int, tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vcompile.cli import main
+    assert main(["bench", str(tiny), "--rpc-tracker", f"127.0.0.1:{tracker}", "--rpc-key", "board",
+                 "--repeat", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"on 127.0.0.1:{tracker} (key board) (target host): median" in out
+
+
+@pytest.mark.slow  # about 75 s, as long as the same 4-trial tuning run measured locally
+def test_tune_measures_through_rpc_runner(tracker: int, tiny: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from vcompile.cli import main
+    db = tmp_path / "db"
+    assert main(["tune", str(tiny), "--trials", "4", "--tuning-db", str(db),
+                 "--rpc-tracker", f"127.0.0.1:{tracker}", "--rpc-key", "board"]) == 0
+    out = capsys.readouterr().out
+    assert "kernels," in out and f"database {db}" in out
+    records = [json.loads(line) for line in (db / "records.json").read_text().splitlines() if line]
+    assert records and all(r[1][1] for r in records)  # every record has measured run times
+    assert main(["tune", str(tiny), "--rpc-tracker", f"127.0.0.1:{tracker}"]) == 1
+    assert "needs both --rpc-tracker HOST:PORT and --rpc-key KEY" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "msg"), [

@@ -1,4 +1,4 @@
-"""`vcompile tune MODEL --target host --trials N [--tuning-db DIR]`.
+"""`vcompile tune MODEL --target host --trials N [--tuning-db DIR] [--rpc-tracker H:P --rpc-key K]`.
 
 Tunes the model's kernels with MetaSchedule and stores the records in the tuning
 database, without building a library. Kernels already in the database are not tuned
@@ -19,6 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
     add_tuning_arguments(p, "--trials")
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT",
+                   help="measure candidates on a device behind this TVM RPC tracker (MetaSchedule's "
+                        "RPC runner) instead of this machine")
+    p.add_argument("--rpc-key", metavar="KEY", help="the device key boards registered with the tracker")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,9 +30,16 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
     spec = targets.spec(args.target)
-    if not spec.runs_here:
+    rpc = None
+    if args.rpc_tracker or args.rpc_key:
+        from vcompile.runtime.remote import parse_addr
+        if not (args.rpc_tracker and args.rpc_key):
+            raise VcompileError("tuning over RPC needs both --rpc-tracker HOST:PORT and --rpc-key KEY")
+        rpc = (*parse_addr(args.rpc_tracker, "--rpc-tracker"), args.rpc_key)
+    elif not spec.runs_here:
         raise VcompileError(f"target {args.target} does not run on this machine, so its kernels "
-                            f"cannot be measured here; tune on the device")
+                            f"cannot be measured here; tune on the device, or measure there with "
+                            f"--rpc-tracker HOST:PORT --rpc-key KEY")
     trials = 512 if args.tune_trials is None else args.tune_trials
     if trials < 1:
         raise VcompileError(f"--trials must be 1 or more, got {trials}")
@@ -40,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
     with steps(f"tuning {args.model} for {args.target}") as say:
         say("importing")
         g, _ = optimize(to_graph(args.model, parse_input_shapes(args.input)), 3)
-        report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say)
+        report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say,
+                        rpc=rpc)
     print(f"{report.summary()}; database {db}")
     for name in sorted(report.best_ms, key=lambda k: -report.best_ms[k]):
         rule = report.rule_ms.get(name)

@@ -84,9 +84,10 @@ def _dtypes() -> list[dict[str, Any]]:
 
 def _build_runner(root: Path, plat: str, includes: list[Path]) -> str | None:
     """Compile the runner in `root`; returns None when built, else why not."""
-    cxx = CXX[plat]
+    cxx = "g++" if plat == platform.machine() else CXX[plat]  # native on an aarch64 host too
     if shutil.which(cxx) is None:
-        return f"{cxx} not found (install {CXX_PACKAGE[plat]}); build it on the device with CMake"
+        package = "g++" if cxx == "g++" else CXX_PACKAGE[plat]
+        return f"{cxx} not found (install {package}); build it on the device with CMake"
     cmd = [cxx, "-std=c++17", "-O2", "-o", str(root / "runner"), str(root / "runner.cc"),
            *[f"-I{i}" for i in includes], f"-L{root}", "-Wl,--no-as-needed", "-ltvm_runtime",
            "-ltvm_ffi", "-Wl,-rpath,$ORIGIN"]

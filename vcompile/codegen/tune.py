@@ -93,12 +93,28 @@ def fused_module(g: Any, target: Any, tiles: Any) -> Any:
         return tvm.transform.Sequential(fusion_passes(target, fusion))(mod)
 
 
-def _builder_runner() -> tuple[Any, Any]:
+def export_aarch64(mod: Any) -> str:
+    """MetaSchedule's export step for aarch64 candidates (runs in a builder worker)."""
+    import tempfile
+
+    from vcompile.codegen import targets
+    path = os.path.join(tempfile.mkdtemp(prefix="vcompile-ms-"), "candidate.so")
+    mod.export_library(path, fcompile=targets.fcompile("arm64"))
+    return path
+
+
+def _builder_runner(rpc: tuple[str, int, str] | None = None, cross: bool = False) -> tuple[Any, Any]:
+    """A builder (cross-linking for aarch64 when `cross`) and a runner: this machine, or
+    MetaSchedule's RPC runner on a device of key `rpc[2]` behind tracker `rpc[:2]`."""
     from tvm.s_tir import meta_schedule as ms
-    builder = ms.builder.LocalBuilder(f_build=build_without_intrinsics, timeout_sec=120)
-    runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-        number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False))
-    return builder, runner
+    builder = ms.builder.LocalBuilder(f_build=build_without_intrinsics, timeout_sec=120,
+                                      f_export=export_aarch64 if cross else None)
+    config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
+    if rpc is None:
+        return builder, ms.runner.LocalRunner(evaluator_config=config)
+    rpc_config = ms.runner.RPCConfig(tracker_host=rpc[0], tracker_port=rpc[1], tracker_key=rpc[2],
+                                     session_timeout_sec=120)
+    return builder, ms.runner.RPCRunner(rpc_config=rpc_config, evaluator_config=config)
 
 
 def _measure(mod: Any, target: Any, builder: Any, runner: Any) -> float | None:
@@ -142,8 +158,10 @@ def _seed_rule_records(tasks: list[Any], target: Any, tiles: Any, db: Any, build
 
 def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
          db_dir: str | os.PathLike[str] | None = None, mcpu: str | None = None,
-         progress: Progress | None = None, seed: int = 0) -> TuneReport:
-    """Tune the kernels of `g` that the database does not hold yet; returns a report."""
+         progress: Progress | None = None, seed: int = 0,
+         rpc: tuple[str, int, str] | None = None) -> TuneReport:
+    """Tune the kernels of `g` that the database does not hold yet; returns a report.
+    With `rpc` (tracker host, port, device key) candidates are measured on that device."""
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -163,7 +181,7 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
     new = [t for t in tasks if not db.has_workload(t.dispatched[0])]
     report.new = len(new)
     if new and trials > 0:
-        builder, runner = _builder_runner()
+        builder, runner = _builder_runner(rpc, cross="aarch64" in str(target.attrs.get("mtriple", "")))
         say(f"measuring the rule-based schedules of {len(new)} new kernels")
         _seed_rule_records(new, target, tiles, db, builder, runner, report)
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
