@@ -134,7 +134,7 @@ def test_layer_norm_over_channels() -> None:
 @st.composite
 def blocks(draw: st.DrawFn) -> Graph:
     """A random transformer block: ViT-style or LeViT-style q/k/v, from tokens or from a
-    conv stage, with or without layer norm, bias, layer scale and a conv stage after."""
+    conv stage, with or without layer norm, a roll, bias, layer scale and a conv stage after."""
     b, h, d = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([2, 4]))
     hw = draw(st.sampled_from([(1, 5), (2, 3), (3, 3)]))
     n, c = hw[0] * hw[1], h * d
@@ -151,6 +151,13 @@ def blocks(draw: st.DrawFn) -> Graph:
     else:
         x = bb.input((b, n, c), hint="x")
     t = bb.emit("layer_norm", x, k(c), k(c)) if draw(st.booleans()) else x
+    if hw[0] > 1 and draw(st.booleans()):  # Swin's roll: slice + concat on [B, H, W, C]
+        g4 = bb.emit("reshape", t, shape=(b, *hw, c))
+        ax = draw(st.sampled_from([1, 2]))
+        cut = hw[ax - 1] - 1
+        lo = bb.emit("slice", g4, starts=(cut,), ends=(hw[ax - 1],), axes=(ax,), steps=(1,))
+        hi = bb.emit("slice", g4, starts=(0,), ends=(cut,), axes=(ax,), steps=(1,))
+        t = bb.emit("reshape", bb.emit("concat", lo, hi, axis=ax), shape=(b, n, c))
     if draw(st.booleans()):  # ViT: [3, h, d] split
         qkv = bb.emit("linear", t, k(c, 3 * c), k(3 * c))
         r = bb.emit("transpose", bb.emit("reshape", qkv, shape=(b, n, 3, h, d)), perm=(2, 0, 3, 1, 4))

@@ -42,6 +42,11 @@ class Twin:
         """Every element of t appears once (views keep elements distinct; slices drop some)."""
         return self.idx.size == self.t.type.size
 
+    @property
+    def moved(self) -> bool:
+        """The old value is laid out differently from t (not t itself or a reshape of it)."""
+        return not (self.full and np.array_equal(self.idx.reshape(-1), np.arange(self.idx.size)))
+
 
 def token_twin(t: Value, old_rank: int) -> tuple[np.ndarray, Recipe]:
     """Index map and recipe of tokens [B, N, C] (rank 3) or [B, H, W, C] (rank 4) held as
@@ -94,7 +99,8 @@ class Relayout:
             tw = self.twins.get(v)
             got = None
             if tw is not None:  # the recipe, or one reshape/slice/transpose of the twin
-                got = self.apply(tw.t, tw.recipe) if tw.recipe is not None else self.view_of(tw, tw.idx)
+                got = self.apply(tw.t, tw.recipe) if tw.recipe is not None \
+                    else self.view_of(tw, tw.idx, boxes=False)
             if got is None:
                 self.emit_as_is(self.pending[v])
             else:
@@ -118,9 +124,11 @@ class Relayout:
     def reshape(self, x: Value, shape: tuple[int, ...]) -> Value:
         return x if tuple(x.shape) == tuple(shape) else self.bb.emit("reshape", x, shape=tuple(shape))
 
-    def view_of(self, tw: Twin, q: np.ndarray) -> Value | None:
+    def view_of(self, tw: Twin, q: np.ndarray, *, boxes: bool = True) -> Value | None:
         """The tensor whose element i is tw.t.flat[q.flat[i]], when it is t itself, a
-        reshape of t, or a slice of t's channel axis (1) reshaped; else None."""
+        reshape of t, or a slice of t's channel axis (1) reshaped; else None. With `boxes`,
+        also any strided box of t moved by one transpose (materializing the old layout
+        leaves that off: re-emitting the old slices after one shared transpose is cheaper)."""
         t, flat = tw.t, q.reshape(-1)
         size = t.type.size
         if flat.size == size and np.array_equal(flat, np.arange(size)):
@@ -132,7 +140,7 @@ class Relayout:
                 return self.reshape(x, q.shape)
         b = q.shape[0]
         if t.type.rank < 2 or t.shape[0] != b or flat.size % b:
-            return None
+            return self._strided(t, q) if boxes else None
         if q.ndim == 4 and t.type.rank == 4:
             got = self._head_group(t, q)
             if got is not None:
@@ -141,13 +149,29 @@ class Relayout:
         n, stride, inner = per.shape[1], size // b, int(np.prod(t.shape[2:], dtype=np.int64))
         off = int(per[0, 0])
         if off % inner or n % inner:
-            return None
+            return self._strided(t, q) if boxes else None
         want = off + np.arange(n)[None, :] + (np.arange(b) * stride)[:, None]
         if not np.array_equal(per, want):
-            return None
+            return self._strided(t, q) if boxes else None
         c0 = off // inner
         s = self.bb.emit("slice", t, starts=(c0,), ends=(c0 + n // inner,), axes=(1,), steps=(1,))
         return self.reshape(s, q.shape)
+
+    def _strided(self, t: Value, q: np.ndarray) -> Value | None:
+        """q as a box of a reshape of t (slices, LeViT's and Swin's stride-2 subsampling,
+        a shifted window's rows) moved by at most one transpose."""
+        box = strided_box(q.reshape(-1), t.type.size)
+        if box is None:
+            return None
+        shape, starts, ends, perm = box
+        x = self.reshape(t, shape)
+        axes = [a for a in range(len(shape)) if (starts[a], ends[a]) != (0, shape[a])]
+        if axes:
+            x = self.bb.emit("slice", x, starts=tuple(starts[a] for a in axes),
+                             ends=tuple(ends[a] for a in axes), axes=tuple(axes), steps=(1,) * len(axes))
+        if perm != tuple(range(len(perm))):
+            x = self.bb.emit("transpose", x, perm=perm)
+        return self.reshape(x, q.shape)
 
     def _head_group(self, t: Value, q: np.ndarray) -> Value | None:
         """q = [B, h, D, HW] taking D channels at the same offset from each of h equal
@@ -172,7 +196,7 @@ class Relayout:
         if tw is not None and tw.idx.shape == base.idx.shape:
             q = np.empty(base.t.type.size, np.int64)
             q[base.idx.reshape(-1)] = tw.idx.reshape(-1)
-            got = self.view_of(tw, q.reshape(base.t.shape))
+            got = self.view_of(tw, q.reshape(base.t.shape), boxes=False)
             if got is not None:
                 return got
         if base.recipe is None or not convert:
@@ -282,3 +306,55 @@ def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[in
     if np.array_equal(np.arange(size).reshape(shape).transpose(perm).reshape(-1), flat):
         return shape, perm
     return None
+
+
+def _runs(flat: np.ndarray) -> list[tuple[int, int]] | None:
+    """(length, stride) of each dim of `flat` seen as a strided box, innermost first."""
+    n, dims, step = flat.size, [], 1
+    while step < n:
+        st = int(flat[step] - flat[0])
+        m = n // step
+        run = flat[: m * step: step] == flat[0] + np.arange(m) * st
+        length = int(np.argmin(run)) if not run.all() else m
+        if length < 2 or n % (step * length) or st <= 0:
+            return None
+        dims.append((length, st))
+        step *= length
+    merged: list[tuple[int, int]] = []
+    for length, st in dims:
+        if merged and st == merged[-1][1] * merged[-1][0]:
+            merged[-1] = (merged[-1][0] * length, merged[-1][1])
+        else:
+            merged.append((length, st))
+    return merged
+
+
+def strided_box(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], list[int], list[int],
+                                                       tuple[int, ...]] | None:
+    """(shape, starts, ends, perm): arange(size).reshape(shape)[starts:ends].transpose(perm)
+    .ravel() == flat, each stride of `flat` one axis of `shape`; else None."""
+    dims = _runs(flat)
+    if not dims:
+        return None
+    order = dims[::-1]  # outermost first, as q holds them
+    by_stride = sorted(range(len(order)), key=lambda i: -order[i][1])
+    strides = [order[i][1] for i in by_stride]
+    if len(set(strides)) != len(strides):
+        return None
+    shape, prev = [], size
+    for st in strides:
+        if prev % st:
+            return None
+        shape.append(prev // st)
+        prev = st
+    shape.append(prev)  # the elements below the smallest stride: one of them is taken
+    digits = [int(d) for d in np.unravel_index(int(flat[0]), shape)]
+    lengths = [order[i][0] for i in by_stride] + [1]
+    ends = [d + n for d, n in zip(digits, lengths, strict=True)]
+    if any(e > s for e, s in zip(ends, shape, strict=True)):
+        return None
+    perm = (*(by_stride.index(i) for i in range(len(order))), len(order))
+    box = np.arange(size).reshape(shape)[tuple(slice(d, e) for d, e in zip(digits, ends, strict=True))]
+    if not np.array_equal(box.transpose(perm).reshape(-1), flat):
+        return None
+    return tuple(shape), digits, ends, perm
