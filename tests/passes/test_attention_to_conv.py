@@ -201,7 +201,8 @@ SUITE_A2C = {"deit_tiny_patch16_224": 12, "swin_tiny_patch4_window7_224": 12, "l
              "efficientvit_m0": 24, "mobilevitv2_050": 0, "nextvit_small": 4, "lowformer_b0": 7,
              "pvt_v2_b0": 8, "convnext_atto": 0}
 # ... and every transpose of these goes (ConvNeXt's channels-last LayerNorm, PVT's blocks)
-ONLY_KT = ("deit_tiny_patch16_224", "nextvit_small", "lowformer_b0", "pvt_v2_b0", "convnext_atto")
+ONLY_KT = ("deit_tiny_patch16_224", "levit_128s", "nextvit_small", "lowformer_b0", "pvt_v2_b0",
+           "convnext_atto")
 
 
 def _is_kt(n: Node, us: dict) -> bool:

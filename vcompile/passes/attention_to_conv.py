@@ -137,6 +137,19 @@ def _gather(p: _Pass, n: Node) -> bool:
     return True
 
 
+def _mean_tokens(p: _Pass, n: Node) -> bool:
+    """mean over the tokens [B, N, C] or [B, H, W, C] -> [B, C] (LeViT's and Swin's heads)
+    => mean over H, W."""
+    x = n.inputs[0]
+    tw = p.twin_of(x) if tokens_ok(x) else None
+    rank = x.type.rank
+    axes = tuple(sorted(int(a) % rank for a in n.attrs["axes"]))  # type: ignore[union-attr]
+    if tw is None or not tw.moved or n.attrs["keepdims"] or axes != tuple(range(1, rank - 1)):
+        return False
+    p.tok[n.outputs[0]] = p.emit("reduce_mean", p.tokens(x), like=n, axes=(2, 3), keepdims=False)
+    return True
+
+
 def _view(p: _Pass, n: Node) -> bool:
     tw = p.twin_of(n.inputs[0])
     if tw is None:
@@ -263,7 +276,7 @@ def _per_head(p: _Pass, n: Node, q: Value, k: Value, v: Value, bias: Value | Non
 
 RULES: dict[str, Callable[[_Pass, Node], bool]] = {
     "linear": _linear, "layer_norm": _layer_norm, "attention": _attention, "concat": _concat,
-    "gather": _gather,
+    "gather": _gather, "reduce_mean": _mean_tokens,
     **{op: _view for op in VIEWS},
 }
 

@@ -159,17 +159,26 @@ class Relayout:
 
     def _strided(self, t: Value, q: np.ndarray) -> Value | None:
         """q as a box of a reshape of t (slices, LeViT's and Swin's stride-2 subsampling,
-        a shifted window's rows) moved by at most one transpose."""
-        box = strided_box(q.reshape(-1), t.type.size)
+        a shifted window's rows) or a stepped slice of t (stride 2 over an odd grid),
+        moved by at most one transpose."""
+        flat = q.reshape(-1)
+        box = strided_box(flat, t.type.size)
+        for shape in ([] if box else _refinements(tuple(int(d) for d in t.shape))):
+            box = stepped_box(flat, shape)
+            if box:
+                break
         if box is None:
             return None
-        shape, starts, ends, perm = box
+        shape, starts, ends, perm, *step = box
+        steps = step[0] if step else [1] * len(shape)
         x = self.reshape(t, shape)
-        axes = [a for a in range(len(shape)) if (starts[a], ends[a]) != (0, shape[a])]
+        axes = [a for a in range(len(shape)) if (starts[a], ends[a], steps[a]) != (0, shape[a], 1)]
         if axes:
             x = self.bb.emit("slice", x, starts=tuple(starts[a] for a in axes),
-                             ends=tuple(ends[a] for a in axes), axes=tuple(axes), steps=(1,) * len(axes))
-        if perm != tuple(range(len(perm))):
+                             ends=tuple(ends[a] for a in axes), axes=tuple(axes),
+                             steps=tuple(steps[a] for a in axes))
+        moved = [a for a in perm if int(x.shape[a]) > 1]
+        if moved != sorted(moved):  # moving only size-1 axes is a reshape
             x = self.bb.emit("transpose", x, perm=perm)
         return self.reshape(x, q.shape)
 
@@ -358,3 +367,38 @@ def strided_box(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], list[int]
     if not np.array_equal(box.transpose(perm).reshape(-1), flat):
         return None
     return tuple(shape), digits, ends, perm
+
+
+def stepped_box(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[int, ...], list[int], list[int],
+                                                                    tuple[int, ...], list[int]] | None:
+    """(shape, starts, ends, perm, steps): a slice with steps of t's own axes, transposed,
+    when each run of `flat` steps along one axis of t; else None."""
+    dims = _runs(flat)
+    if not dims:
+        return None
+    rows = [int(np.prod(shape[a + 1:], dtype=np.int64)) for a in range(len(shape))]
+    digits = [int(d) for d in np.unravel_index(int(flat[0]), shape)]
+    starts, ends, steps = list(digits), [d + 1 for d in digits], [1] * len(shape)
+    order, used = dims[::-1], []
+    for length, st in order:
+        a = next((a for a in range(len(shape)) if a not in used and st % rows[a] == 0
+                  and digits[a] + (st // rows[a]) * (length - 1) < shape[a]), None)
+        if a is None:
+            return None
+        used.append(a)
+        steps[a] = st // rows[a]
+        ends[a] = digits[a] + steps[a] * (length - 1) + 1
+    perm = (*used, *(a for a in range(len(shape)) if a not in used))
+    box = np.arange(int(np.prod(shape))).reshape(shape)[
+        tuple(slice(b, e, k) for b, e, k in zip(starts, ends, steps, strict=True))]
+    if not np.array_equal(box.transpose(perm).reshape(-1), flat):
+        return None
+    return shape, starts, ends, perm, steps
+
+
+def _refinements(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """t's shape, then each axis split in two (tokens [B, C, 1, N] of a 7x7 grid: N -> 7, 7)."""
+    out = [shape]
+    for a, e in enumerate(shape):
+        out += [(*shape[:a], e // w, w, *shape[a + 1:]) for w in range(2, e) if e % w == 0]
+    return out
