@@ -277,3 +277,37 @@ def test_o3_uses_the_measured_table() -> None:
     assert o3_attn_layout("cuda", "deit_tiny_patch16_224") is None  # not measured
     name = api._model_name("/cache/levit_128s.legacy.s0.onnx")
     assert name == api._model_name("timm:levit_128s") == "levit_128s"
+
+
+# ---- index maps -----------------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=5), st.randoms(use_true_random=False))
+def test_index_maps_find_transposes_and_boxes(shape: list[int], rnd: object) -> None:
+    """Any transpose of a reshape is found; any slice box (with steps) of it too, and
+    what they return rebuilds the index array exactly."""
+    from vcompile.passes.index_maps import as_transpose, stepped_box, strided_box
+    a = np.arange(int(np.prod(shape))).reshape(shape)
+    perm = list(range(len(shape)))
+    rnd.shuffle(perm)  # type: ignore[attr-defined]
+    flat = a.transpose(perm).reshape(-1)
+    got = as_transpose(flat, a.size)
+    assert got is not None
+    assert np.array_equal(np.arange(a.size).reshape(got[0]).transpose(got[1]).reshape(-1), flat)
+    box = tuple(slice(rnd.randrange(d), d, rnd.choice([1, 2])) for d in shape)  # type: ignore[attr-defined]
+    sub = a[box].transpose(perm).reshape(-1)
+    found = strided_box(sub, a.size) or stepped_box(sub, tuple(shape))
+    assert found is not None
+    sh, starts, ends, p, *steps = found
+    k = steps[0] if steps else [1] * len(sh)
+    rebuilt = np.arange(a.size).reshape(sh)[tuple(slice(*z) for z in zip(starts, ends, k, strict=True))]
+    assert np.array_equal(rebuilt.transpose(p).reshape(-1), sub)
+
+
+def test_index_maps_reject_what_is_no_view() -> None:
+    from vcompile.passes.index_maps import as_transpose, stepped_box, strided_box
+    shuffled = np.random.default_rng(0).permutation(24)
+    assert as_transpose(shuffled, 24) is None
+    assert strided_box(shuffled[:6], 24) is None and stepped_box(shuffled[:6], (2, 3, 4)) is None
+    rolled = np.roll(np.arange(12), 1)  # a cyclic shift: Swin's roll of a permuted tensor
+    assert as_transpose(rolled, 12) is None
