@@ -63,7 +63,7 @@ def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[in
     return None
 
 
-def runs(flat: np.ndarray) -> list[tuple[int, int]] | None:
+def runs(flat: np.ndarray, merge: bool = True) -> list[tuple[int, int]] | None:
     """(length, stride) of each dim of `flat` seen as a strided box, innermost first."""
     n, dims, step = flat.size, [], 1
     while step < n:
@@ -75,6 +75,8 @@ def runs(flat: np.ndarray) -> list[tuple[int, int]] | None:
             return None
         dims.append((length, st))
         step *= length
+    if not merge:  # stepped boxes map each run to one axis of t: keep them apart
+        return dims
     merged: list[tuple[int, int]] = []
     for length, st in dims:
         if merged and st == merged[-1][1] * merged[-1][0]:
@@ -119,7 +121,7 @@ def stepped_box(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[int, ..
                                                                     tuple[int, ...], list[int]] | None:
     """(shape, starts, ends, perm, steps): a slice with steps of t's own axes, transposed,
     when each run of `flat` steps along one axis of t; else None."""
-    dims = runs(flat)
+    dims = runs(flat, merge=False)
     if dims is None:
         return None
     rows = [int(np.prod(shape[a + 1:], dtype=np.int64)) for a in range(len(shape))]
