@@ -102,15 +102,27 @@ def _layer_norm(p: _Pass, n: Node) -> bool:
 
 
 def _concat(p: _Pass, n: Node) -> bool:
-    """concat of tokens along N (a class token before the patches) => concat along W of
-    [B, C, 1, N] views."""
+    """concat of tokens (a class token before the patches, Swin's roll and patch merging)
+    => concat of their channel-first views along the matching axis."""
     out = n.outputs[0]
-    if not tokens_ok(out) or out.type.rank != 3 or int(n.attrs["axis"]) % 3 != 1 \
-            or not any(p.twin_of(i) is not None for i in n.inputs if i not in p.consts):
+    rank = out.type.rank
+    # only where an input already lives channel-first (its twin is laid out differently):
+    # an NCHW concat (Next-ViT) is not tokens
+    if not tokens_ok(out) or not any((tw := p.twin_of(i)) is not None and tw.moved
+                                     for i in n.inputs if i not in p.consts):
         return False
-    ins = [p.bb.const(np.ascontiguousarray(p.consts[i].transpose(0, 2, 1)[:, :, None, :]), hint=i.hint)
-           if i in p.consts else p.tokens(i, flat=True) for i in n.inputs]
-    p.set_tokens(out, p.emit("concat", *ins, like=n, axis=3))
+    axis = int(n.attrs["axis"]) % rank  # type: ignore[arg-type]
+    cf_axis = {3: {1: 3, 2: 1}, 4: {1: 2, 2: 3, 3: 1}}[rank].get(axis)
+    if cf_axis is None:
+        return False
+    perm = (0, 2, 1) if rank == 3 else (0, 3, 1, 2)
+
+    def cf(i: Value) -> Value:
+        if i not in p.consts:
+            return p.tokens(i, flat=rank == 3)
+        c = p.consts[i].transpose(perm)
+        return p.bb.const(np.ascontiguousarray(c[:, :, None, :] if rank == 3 else c), hint=i.hint)
+    p.set_tokens(out, p.emit("concat", *(cf(i) for i in n.inputs), like=n, axis=cf_axis))
     return True
 
 
@@ -122,6 +134,19 @@ def _gather(p: _Pass, n: Node) -> bool:
         return False
     y = p.emit("gather", p.tokens(x, flat=True), i, axis=3)
     p.tok[n.outputs[0]] = p.reshape(y, tuple(int(d) for d in n.outputs[0].shape))
+    return True
+
+
+def _mean_tokens(p: _Pass, n: Node) -> bool:
+    """mean over the tokens [B, N, C] or [B, H, W, C] -> [B, C] (LeViT's and Swin's heads)
+    => mean over H, W."""
+    x = n.inputs[0]
+    tw = p.twin_of(x) if tokens_ok(x) else None
+    rank = x.type.rank
+    axes = tuple(sorted(int(a) % rank for a in n.attrs["axes"]))  # type: ignore[union-attr]
+    if tw is None or not tw.moved or n.attrs["keepdims"] or axes != tuple(range(1, rank - 1)):
+        return False
+    p.tok[n.outputs[0]] = p.emit("reduce_mean", p.tokens(x), like=n, axes=(2, 3), keepdims=False)
     return True
 
 
@@ -251,7 +276,7 @@ def _per_head(p: _Pass, n: Node, q: Value, k: Value, v: Value, bias: Value | Non
 
 RULES: dict[str, Callable[[_Pass, Node], bool]] = {
     "linear": _linear, "layer_norm": _layer_norm, "attention": _attention, "concat": _concat,
-    "gather": _gather,
+    "gather": _gather, "reduce_mean": _mean_tokens,
     **{op: _view for op in VIEWS},
 }
 

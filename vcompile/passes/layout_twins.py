@@ -25,9 +25,9 @@ import numpy as np
 
 from vcompile.ir.builder import Builder
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.passes.index_maps import Recipe, as_transpose, invert, refinements, stepped_box, strided_box
 from vcompile.passes.registry import note
 
-Recipe = tuple[tuple[str, dict[str, Any]], ...]
 MAX_TWIN = 1 << 23  # elements; index maps of larger values are not tracked (memory)
 
 
@@ -41,6 +41,11 @@ class Twin:
     def full(self) -> bool:
         """Every element of t appears once (views keep elements distinct; slices drop some)."""
         return self.idx.size == self.t.type.size
+
+    @property
+    def moved(self) -> bool:
+        """The old value is laid out differently from t (not t itself or a reshape of it)."""
+        return not (self.full and np.array_equal(self.idx.reshape(-1), np.arange(self.idx.size)))
 
 
 def token_twin(t: Value, old_rank: int) -> tuple[np.ndarray, Recipe]:
@@ -94,7 +99,8 @@ class Relayout:
             tw = self.twins.get(v)
             got = None
             if tw is not None:  # the recipe, or one reshape/slice/transpose of the twin
-                got = self.apply(tw.t, tw.recipe) if tw.recipe is not None else self.view_of(tw, tw.idx)
+                got = self.apply(tw.t, tw.recipe) if tw.recipe is not None \
+                    else self.view_of(tw, tw.idx, boxes=False)
             if got is None:
                 self.emit_as_is(self.pending[v])
             else:
@@ -118,9 +124,11 @@ class Relayout:
     def reshape(self, x: Value, shape: tuple[int, ...]) -> Value:
         return x if tuple(x.shape) == tuple(shape) else self.bb.emit("reshape", x, shape=tuple(shape))
 
-    def view_of(self, tw: Twin, q: np.ndarray) -> Value | None:
+    def view_of(self, tw: Twin, q: np.ndarray, *, boxes: bool = True) -> Value | None:
         """The tensor whose element i is tw.t.flat[q.flat[i]], when it is t itself, a
-        reshape of t, or a slice of t's channel axis (1) reshaped; else None."""
+        reshape of t, or a slice of t's channel axis (1) reshaped; else None. With `boxes`,
+        also any strided box of t moved by one transpose (materializing the old layout
+        leaves that off: re-emitting the old slices after one shared transpose is cheaper)."""
         t, flat = tw.t, q.reshape(-1)
         size = t.type.size
         if flat.size == size and np.array_equal(flat, np.arange(size)):
@@ -132,7 +140,7 @@ class Relayout:
                 return self.reshape(x, q.shape)
         b = q.shape[0]
         if t.type.rank < 2 or t.shape[0] != b or flat.size % b:
-            return None
+            return self._strided(t, q) if boxes else None
         if q.ndim == 4 and t.type.rank == 4:
             got = self._head_group(t, q)
             if got is not None:
@@ -141,13 +149,38 @@ class Relayout:
         n, stride, inner = per.shape[1], size // b, int(np.prod(t.shape[2:], dtype=np.int64))
         off = int(per[0, 0])
         if off % inner or n % inner:
-            return None
+            return self._strided(t, q) if boxes else None
         want = off + np.arange(n)[None, :] + (np.arange(b) * stride)[:, None]
         if not np.array_equal(per, want):
-            return None
+            return self._strided(t, q) if boxes else None
         c0 = off // inner
         s = self.bb.emit("slice", t, starts=(c0,), ends=(c0 + n // inner,), axes=(1,), steps=(1,))
         return self.reshape(s, q.shape)
+
+    def _strided(self, t: Value, q: np.ndarray) -> Value | None:
+        """q as a box of a reshape of t (slices, LeViT's and Swin's stride-2 subsampling,
+        a shifted window's rows) or a stepped slice of t (stride 2 over an odd grid),
+        moved by at most one transpose."""
+        flat = q.reshape(-1)
+        box = strided_box(flat, t.type.size)
+        for shape in ([] if box else refinements(tuple(int(d) for d in t.shape))):
+            box = stepped_box(flat, shape)
+            if box:
+                break
+        if box is None:
+            return None
+        shape, starts, ends, perm, *step = box
+        steps = step[0] if step else [1] * len(shape)
+        x = self.reshape(t, shape)
+        axes = [a for a in range(len(shape)) if (starts[a], ends[a], steps[a]) != (0, shape[a], 1)]
+        if axes:
+            x = self.bb.emit("slice", x, starts=tuple(starts[a] for a in axes),
+                             ends=tuple(ends[a] for a in axes), axes=tuple(axes),
+                             steps=tuple(steps[a] for a in axes))
+        moved = [a for a in perm if int(x.shape[a]) > 1]
+        if moved != sorted(moved):  # moving only size-1 axes is a reshape
+            x = self.bb.emit("transpose", x, perm=perm)
+        return self.reshape(x, q.shape)
 
     def _head_group(self, t: Value, q: np.ndarray) -> Value | None:
         """q = [B, h, D, HW] taking D channels at the same offset from each of h equal
@@ -172,7 +205,7 @@ class Relayout:
         if tw is not None and tw.idx.shape == base.idx.shape:
             q = np.empty(base.t.type.size, np.int64)
             q[base.idx.reshape(-1)] = tw.idx.reshape(-1)
-            got = self.view_of(tw, q.reshape(base.t.shape))
+            got = self.view_of(tw, q.reshape(base.t.shape), boxes=False)
             if got is not None:
                 return got
         if base.recipe is None or not convert:
@@ -237,48 +270,3 @@ class Relayout:
 
 def tokens_ok(v: Value) -> bool:
     return v.type.rank in (3, 4) and trackable(v) and v.dtype[0] == "f"
-
-
-def invert(recipe: Recipe, shape: tuple[int, ...]) -> Recipe:
-    """The views that undo `recipe` applied to a value of `shape`."""
-    shapes, steps = [shape], []
-    for op, a in recipe:
-        s = shapes[-1]
-        shapes.append(tuple(a["shape"]) if op == "reshape" else tuple(s[p] for p in a["perm"]))
-    for (op, a), before in zip(reversed(recipe), reversed(shapes[:-1]), strict=True):
-        if op == "reshape":
-            steps.append(("reshape", {"shape": before}))
-        else:
-            steps.append(("transpose", {"perm": tuple(int(i) for i in np.argsort(a["perm"]))}))
-    return tuple(steps)
-
-
-def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """(shape, perm) with arange(size).reshape(shape).transpose(perm).ravel() == flat, when
-    the permutation `flat` is one transpose of some reshape; else None. Dims are peeled
-    innermost first (run length and stride), merged where contiguous, then checked."""
-    dims: list[tuple[int, int]] = []  # (length, stride in t), innermost first
-    step = 1
-    while step < size:
-        st = int(flat[step] - flat[0])
-        n = size // step
-        ks = np.arange(n)
-        run = flat[: n * step: step] == flat[0] + ks * st
-        length = int(np.argmin(run)) if not run.all() else n
-        if length < 2 or size % (step * length):
-            return None
-        dims.append((length, st))
-        step *= length
-    merged: list[tuple[int, int]] = []
-    for length, st in dims:
-        if merged and st == merged[-1][1] * merged[-1][0]:
-            merged[-1] = (merged[-1][0] * length, merged[-1][1])
-        else:
-            merged.append((length, st))
-    order = merged[::-1]  # outermost first, as q holds them
-    by_stride = sorted(range(len(order)), key=lambda i: -order[i][1])
-    shape = tuple(order[i][0] for i in by_stride)
-    perm = tuple(by_stride.index(i) for i in range(len(order)))
-    if np.array_equal(np.arange(size).reshape(shape).transpose(perm).reshape(-1), flat):
-        return shape, perm
-    return None
