@@ -107,3 +107,18 @@ def test_attention_bias_folds_past_the_growth_limit() -> None:
     x = RNG.standard_normal((w, h, n, d)).astype(np.float32)
     for a, b in zip(interp.run(out, x), interp.run(g, x), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["avg_pool2d", "max_pool2d"])
+def test_pool1d_spelled_as_2d_becomes_pool1d(op: str) -> None:
+    """torch.export writes avg_pool1d as unsqueeze -> avg_pool2d (1, k) -> squeeze."""
+    bb = Builder("pool1d")
+    x = bb.input((1, 6, 20), hint="x")
+    u = bb.emit("unsqueeze", x, axes=(2,))
+    p = bb.emit(op, u, kernel=(1, 3), strides=(1, 2), pads=(0, 1, 0, 1))
+    g = bb.build(bb.emit("squeeze", p, axes=(-2,)))
+    out = passes.run(g, "canonicalize", verify_each=True)
+    assert [(n.op, n.attrs["kernel"], n.attrs["pads"]) for n in out.nodes] == [
+        (op.replace("2d", "1d"), (3,), (1, 1))]
+    xv = RNG.standard_normal((1, 6, 20)).astype(np.float32)
+    np.testing.assert_allclose(interp.run(out, xv)[0], interp.run(g, xv)[0], rtol=1e-6, atol=1e-6)

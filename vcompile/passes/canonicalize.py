@@ -11,6 +11,7 @@
     add(x, 0), mul(x, 1), div(x, 1)         => x                      (when the type is kept)
     add(add(x, c1), c2), mul(mul(x, c1), c2) => add(x, c1 + c2), mul(x, c1 * c2)
     gemm(a, const b) {trans_b, alpha, beta} => gemm(a, b') {alpha=1, beta=1, trans_b=false}
+    squeeze(pool2d(unsqueeze(x, 2)), 2)     => pool1d(x)   (torch.export spells 1-d pools so)
     then common-subexpression and dead-code elimination, repeated to a fixed point.
 
 The builder already fills every default attr and every conv has a bias, so those
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Value
+from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.cse import cse
 from vcompile.passes.dce import dce
@@ -125,8 +126,28 @@ def canonical_gemm(m: Match, bb: RewriteBuilder) -> Value | None:
     return bb.emit("gemm", *ins, trans_a=a["trans_a"])
 
 
+def _axes(n: Node, rank: int) -> tuple[int, ...]:
+    return tuple(a % rank for a in n.attrs["axes"])  # type: ignore[union-attr]
+
+
+@rule(P.op("squeeze", P.op(("avg_pool2d", "max_pool2d"),
+                           P.op("unsqueeze", X, name="unsq").one_use(), name="pool").one_use()))
+def pool1d_from_2d(m: Match, bb: RewriteBuilder) -> Value | None:
+    pool, x = m.node("pool"), m["x"]
+    a = pool.attrs
+    if x.type.rank != 3 or _axes(m.node("unsq"), 4) != (2,) or _axes(m.root, 4) != (2,):
+        return None
+    k, st, pd, dl = a["kernel"], a["strides"], a["pads"], a["dilations"]
+    if k[0] != 1 or st[0] != 1 or pd[0] != 0 or pd[2] != 0 or dl[0] != 1 \
+            or a.get("with_indices", False):  # type: ignore[index]
+        return None
+    extra = {key: a[key] for key in ("ceil_mode", "count_include_pad", "storage_order") if key in a}
+    return bb.emit(pool.op.replace("2d", "1d"), x, kernel=(k[1],), strides=(st[1],),  # type: ignore[index]
+                   pads=(pd[1], pd[3]), dilations=(dl[1],), **extra)  # type: ignore[index]
+
+
 RULES: list[Rule] = [remove_noop, merge_reshapes, merge_transposes, constant_on_right, sub_to_add,
-                     remove_neutral, merge_constant_chain, canonical_gemm]
+                     remove_neutral, merge_constant_chain, canonical_gemm, pool1d_from_2d]
 
 
 @register("canonicalize")
