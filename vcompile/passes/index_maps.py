@@ -48,12 +48,7 @@ def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[in
             return None
         dims.append((length, st))
         step *= length
-    merged: list[tuple[int, int]] = []
-    for length, st in dims:
-        if merged and st == merged[-1][1] * merged[-1][0]:
-            merged[-1] = (merged[-1][0] * length, merged[-1][1])
-        else:
-            merged.append((length, st))
+    merged = _merge_runs(dims)
     order = merged[::-1]  # outermost first, as q holds them
     by_stride = sorted(range(len(order)), key=lambda i: -order[i][1])
     shape = tuple(order[i][0] for i in by_stride)
@@ -61,6 +56,17 @@ def as_transpose(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], tuple[in
     if np.array_equal(np.arange(size).reshape(shape).transpose(perm).reshape(-1), flat):
         return shape, perm
     return None
+
+
+def _merge_runs(dims: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join neighbouring (length, stride) runs that are one run of the outer stride."""
+    merged: list[tuple[int, int]] = []
+    for length, st in dims:
+        if merged and st == merged[-1][1] * merged[-1][0]:
+            merged[-1] = (merged[-1][0] * length, merged[-1][1])
+        else:
+            merged.append((length, st))
+    return merged
 
 
 def runs(flat: np.ndarray, merge: bool = True) -> list[tuple[int, int]] | None:
@@ -77,13 +83,7 @@ def runs(flat: np.ndarray, merge: bool = True) -> list[tuple[int, int]] | None:
         step *= length
     if not merge:  # stepped boxes map each run to one axis of t: keep them apart
         return dims
-    merged: list[tuple[int, int]] = []
-    for length, st in dims:
-        if merged and st == merged[-1][1] * merged[-1][0]:
-            merged[-1] = (merged[-1][0] * length, merged[-1][1])
-        else:
-            merged.append((length, st))
-    return merged
+    return _merge_runs(dims)
 
 
 def strided_box(flat: np.ndarray, size: int) -> tuple[tuple[int, ...], list[int], list[int],
