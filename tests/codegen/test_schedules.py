@@ -166,12 +166,21 @@ def test_O0_stays_unscheduled() -> None:
 @pytest.mark.slow
 def test_tune_then_reuse_database(tmp_path: Path) -> None:
     """A few trials on one conv: records land in the database, a second tune tunes nothing,
-    -O3 with no trials builds from the records and still matches the interpreter."""
+    -O3 with no trials builds from the records and still matches the interpreter. An
+    unnamed handler on MetaSchedule's logger (once left there by an earlier test) made
+    MetaSchedule's own logging setup fail; tune copes with it."""
+    import logging
+
     from vcompile.codegen import tune as T
     g = _conv_graph(16, 32, (14, 14), 3, pads=(1, 1, 1, 1))
     db = tmp_path / "db"
     seen: list[str] = []
-    r1 = T.tune(g, "host", trials=4, db_dir=db, progress=seen.append)
+    ms_log, stray = logging.getLogger("tvm.s_tir.meta_schedule"), logging.NullHandler()
+    ms_log.addHandler(stray)
+    try:
+        r1 = T.tune(g, "host", trials=4, db_dir=db, progress=seen.append)
+    finally:
+        ms_log.removeHandler(stray)
     assert r1.tasks >= 1 and r1.new == r1.tasks
     assert set(r1.rule_ms) <= set(r1.best_ms) and r1.rule_ms  # rule-based records seeded
     assert all(r1.best_ms[k] <= r1.rule_ms[k] * 1.0001 for k in r1.rule_ms)  # never worse

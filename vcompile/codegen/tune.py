@@ -156,6 +156,18 @@ def _seed_rule_records(tasks: list[Any], target: Any, tiles: Any, db: Any, build
             ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
 
 
+def _drop_unnamed_handlers(name: str) -> None:
+    """MetaSchedule rebuilds its loggers with dictConfig, naming every handler already on
+    its logger; a handler without a name there makes it fail with "'NoneType' object has
+    no attribute 'format'" (seen once in the test suite, after other tests in the same
+    process had used the logger). Such a handler could not be named in dictConfig anyway."""
+    import logging
+    logger = logging.getLogger(name)
+    for h in list(logger.handlers):
+        if h.get_name() is None:
+            logger.removeHandler(h)
+
+
 def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
          db_dir: str | os.PathLike[str] | None = None, mcpu: str | None = None,
          progress: Progress | None = None, seed: int = 0,
@@ -184,6 +196,7 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
         builder, runner = _builder_runner(rpc, cross="aarch64" in str(target.attrs.get("mtriple", "")))
         say(f"measuring the rule-based schedules of {len(new)} new kernels")
         _seed_rule_records(new, target, tiles, db, builder, runner, report)
+        _drop_unnamed_handlers("tvm.s_tir.meta_schedule")
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
             new, work_dir=str(Path(db_dir or default_db_dir()) / "logs"), seed=seed)
         contexts, weights = _searchable(contexts, weights, new, report)
