@@ -13,7 +13,6 @@ in a temporary directory beside `dest` and renamed into place.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -39,14 +38,6 @@ CXX_PACKAGE = {"x86_64": "g++", "aarch64": "g++-aarch64-linux-gnu"}
 
 class BundleError(VcompileError, RuntimeError):
     """A bundle that cannot be written, or one whose files do not match its manifest."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _numpy_name(dtype: str) -> str:
@@ -138,7 +129,7 @@ def write_bundle(library: str | os.PathLike[str], dest: str | os.PathLike[str]) 
 def _write_manifest(root: Path, meta: dict[str, Any], plat: str, vers: dict[str, str]) -> None:
     def io(descs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{"name": d["name"], "shape": d["shape"], "dtype": _numpy_name(d["dtype"])} for d in descs]
-    files = {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(root)): artifact.sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
     manifest = {"format": "vcompile-bundle-1", "graph": meta["graph"], "library": LIBRARY,
                 "inputs": io(meta["inputs"]), "outputs": io(meta["outputs"]),
                 "target": meta["target"], "tvm_target": meta["tvm_target"], "platform": plat,
@@ -160,7 +151,7 @@ def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
         f = root / name
         if not f.is_file():
             raise BundleError(f"bundle {root} is missing {name}; copy the bundle again")
-        if sha256(f) != want:
+        if artifact.sha256(f) != want:
             raise BundleError(f"checksum mismatch for {name} in bundle {root}: the file was altered; "
                               "copy the bundle again")
     return manifest

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vcompile.cache import cache_dir
 from vcompile.errors import VcompileError
 
 CUDA_ERROR_NO_DEVICE = 100
@@ -34,14 +35,6 @@ CUDA_ERROR_NO_DEVICE = 100
 
 class GpuBuildError(VcompileError, RuntimeError):
     """The GPU toolchain or TVM's CUDA sidecar is not usable."""
-
-
-def cache_dir() -> Path:
-    """$VCOMPILE_CACHE, else $XDG_CACHE_HOME/vcompile (~/.cache/vcompile)."""
-    env = os.environ.get("VCOMPILE_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vcompile"
 
 
 def gpu_pipeline(target: Any, fusion: str = "tvm", kernels: list[int] | None = None) -> Any:

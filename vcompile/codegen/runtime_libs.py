@@ -21,7 +21,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from vcompile.codegen.gpu import cache_dir
+from vcompile.cache import cache_dir
 from vcompile.errors import VcompileError
 
 LIBS = {"libtvm_runtime.so": ("apache-tvm", "tvm/lib/libtvm_runtime.so"),

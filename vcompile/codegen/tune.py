@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcompile.cache import cache_dir
 from vcompile.errors import VcompileError
 
 DEFAULT_TRIALS = 512  # -O3 without --tune-trials: about 10 minutes for a small CNN on 2 cores
@@ -33,11 +34,10 @@ class TuneError(VcompileError, RuntimeError):
 
 
 def default_db_dir() -> Path:
-    """$VCOMPILE_TUNING_DB, else $XDG_CACHE_HOME/vcompile/tuning (~/.cache/...)."""
+    """$VCOMPILE_TUNING_DB, else `tuning/` in vcompile's cache (`vcompile.cache`)."""
     if os.environ.get("VCOMPILE_TUNING_DB"):
         return Path(os.environ["VCOMPILE_TUNING_DB"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vcompile" / "tuning"
+    return cache_dir() / "tuning"
 
 
 def open_db(db_dir: str | os.PathLike[str]) -> Any:

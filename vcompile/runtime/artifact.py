@@ -32,10 +32,11 @@ class ArtifactError(VcompileError, ValueError):
     """A file that is not a (complete) vcompile library."""
 
 
-def _sha256(path: str, size: int) -> str:
+def sha256(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """Hex sha256 of a file's first `size` bytes (all of it when None)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        left = size
+        left = os.path.getsize(path) if size is None else size
         while left > 0:
             chunk = f.read(min(left, 1 << 20))
             if not chunk:
@@ -48,7 +49,7 @@ def _sha256(path: str, size: int) -> str:
 def append_metadata(path: str, meta: dict[str, Any]) -> None:
     """Append the trailer to a freshly exported library (adds elf_size and elf_sha256)."""
     size = os.path.getsize(path)
-    full = {**meta, "elf_size": size, "elf_sha256": _sha256(path, size)}
+    full = {**meta, "elf_size": size, "elf_sha256": sha256(path, size)}
     blob = json.dumps(full, sort_keys=True).encode()
     with open(path, "ab") as f:
         f.write(blob + _TAIL.pack(len(blob), MAGIC))
@@ -110,7 +111,7 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     if elf != size - _TAIL.size - n:
         raise ArtifactError(f"{path} is truncated or corrupt: library part is "
                             f"{size - _TAIL.size - n} bytes, metadata says {elf}")
-    if _sha256(path, elf) != meta.get("elf_sha256"):
+    if sha256(path, elf) != meta.get("elf_sha256"):
         raise ArtifactError(f"{path} is corrupt: the library's checksum does not match its metadata")
     return meta
 
