@@ -14,6 +14,7 @@ follow one table, `FLOP_RULES`, keyed by op; a multiply-add counts as 2 FLOPs:
     batch_norm            2 per element (inference: one scale, one shift)
     layer/group/instance_norm  7 per element (mean, center, square, sum, normalize,
                           scale, shift)
+    qconv2d, qlinear, qmatmul, shiftmax, ilayernorm: as their float twins (integer ops)
     everything else       0 (shape ops, gather, pad, cast, identity, resize)
 
 NOTE: biases of conv and gemm are not counted (they are under 0.1% of a conv net and
@@ -113,6 +114,9 @@ FLOP_RULES: dict[str, Callable[[Node], int]] = {
     **{f"{p}_pool{d}d": _pool for p in ("max", "avg") for d in (1, 2, 3)},
     "matmul": _matmul, "gemm": _gemm, "einsum": _einsum, "linear": _linear,
     "attention": _attention,
+    # integer ops count integer operations the same way (OPs, with "FLOPs" as the name)
+    "qconv2d": _conv, "qlinear": _linear, "qmatmul": _matmul,
+    "shiftmax": _per_out(5), "ilayernorm": _per_out(7),
     **{r: _per_in(1) for r in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
                                "reduce_prod")},
     "softmax": _per_out(5), "log_softmax": _per_out(5),
