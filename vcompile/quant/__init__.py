@@ -1,0 +1,83 @@
+"""Post-training quantization: float graph => THE QDQ FORM => integer-only graph.
+
+    rewrites (the -O list without fuse) => calibrate => insert QDQ
+        => lower-integer, canonicalize, dce => fuse (unless -O0/-O1) => codegen
+
+    g_qdq = quantize(g, calib="calib.npz", method="percentile")   # QDQ form (interpretable)
+    g_int, ran = int8_flow(g_float, pipeline(2), calib=...)      # the whole flow, passes run
+
+`quantize` needs a float graph after the -O rewrites and before fusion; `calib` is an
+.npz path, a directory of .npy files, {input name: array}, a list of samples or None
+(synthetic inputs with a `CalibrationWarning`). See qdq.py for where the pairs go and
+calibrate.py for the range methods.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vcompile.ir.graph import Graph
+from vcompile.quant.calibrate import DEFAULT_PERCENTILE, METHODS, activation_scales, check_method
+from vcompile.quant.calibrate import collect_ranges as collect_ranges
+from vcompile.quant.data import CalibrationWarning, samples_from, synthetic_samples
+from vcompile.quant.qdq import SOFTMAX_SCALE, QuantizeError, insert_qdq, plan
+
+MODES = ("int8",)
+LOWER: tuple[str, ...] = ("lower-integer", "canonicalize", "dce")
+DEFAULT_MAX_SAMPLES = 8  # the interpreter takes seconds per sample on a ViT
+
+
+def check_quantize(mode: str | None) -> str | None:
+    """None (float) or 'int8'; anything else fails in one line."""
+    if mode is None or mode in MODES:
+        return mode
+    raise QuantizeError(f"unknown quantize mode {mode!r}; use quantize='int8' (--int8) or leave it "
+                        "out for float")
+
+
+def quantize(g: Graph, calib: Any = None, method: str = "minmax",
+             percentile: float = DEFAULT_PERCENTILE, max_samples: int = DEFAULT_MAX_SAMPLES) -> Graph:
+    """The QDQ form of the float graph `g`, calibrated on `calib` (see module docstring)."""
+    from vcompile.ir.verify import verify
+    check_method(method, percentile)
+    if max_samples < 1:
+        raise QuantizeError(f"max_samples must be 1 or more, got {max_samples}")
+    marked = plan(g)
+    samples = samples_from(calib, g)
+    if samples is None:
+        samples = synthetic_samples(g, warn=True)
+    if not samples:
+        raise QuantizeError("the calibration data holds no samples")
+    watch = [v for v, dt in marked.items() if dt == "i8"]
+    ranges = collect_ranges(g, watch, samples[:max_samples], method, percentile)
+    scales = activation_scales(ranges, method, percentile)
+    scales.update({v: SOFTMAX_SCALE for v, dt in marked.items() if dt == "u8"})
+    out = insert_qdq(g, scales, marked)
+    verify(out)
+    return out
+
+
+def split_pipeline(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the rewrites before calibration, the passes after QDQ insertion) for a pass list."""
+    before = [n for n in names if n != "fuse"]
+    after = list(LOWER) + (["fuse"] if "fuse" in names else [])
+    return before, after
+
+
+def int8_flow(g: Graph, names: Sequence[str], calib: Any = None, method: str = "minmax",
+              percentile: float = DEFAULT_PERCENTILE, max_samples: int = DEFAULT_MAX_SAMPLES,
+              progress: Callable[[str], None] | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """Run the int8 flow on the (verified, unoptimized) graph `g` with the pass list
+    `names` (an -O pipeline); returns the integer graph and every pass run."""
+    from vcompile import passes as P
+    say = progress or (lambda s: None)
+    before, after = split_pipeline(names)
+    g = P.run(g, before) if before else g
+    say("calibrating")
+    q = quantize(g, calib, method, percentile, max_samples)
+    say("lowering to integers")
+    return P.run(q, after), tuple(before) + ("quantize",) + tuple(after)
+
+
+__all__ = ["DEFAULT_PERCENTILE", "LOWER", "METHODS", "MODES", "CalibrationWarning", "QuantizeError",
+           "check_quantize", "int8_flow", "quantize", "split_pipeline"]
