@@ -43,13 +43,35 @@ def optimize(g: Graph, opt_level: int | str | None = 2,
     from vcompile import passes as P
     from vcompile.ir.verify import verify
     from vcompile.passes.attention_to_conv import attn_layout as layout_ctx
-    from vcompile.passes.pipeline import with_attn_layout
     verify(g)
-    names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
-        if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
-    names = tuple(with_attn_layout(names, attn_layout))
+    names = pass_names(opt_level, passes, attn_layout)
     with layout_ctx(attn_layout or "bchw"):
         return (P.run(g, names) if names else g), names
+
+
+def pass_names(opt_level: int | str | None = 2, passes: str | Sequence[str] | None = None,
+               attn_layout: str | None = None) -> tuple[str, ...]:
+    """The pass list `optimize` runs for these options."""
+    from vcompile import passes as P
+    from vcompile.passes.pipeline import with_attn_layout
+    names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
+        if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
+    return tuple(with_attn_layout(names, attn_layout))
+
+
+def optimize_int8(g: Graph, opt_level: int | str | None = 2,
+                  passes: str | Sequence[str] | None = None, attn_layout: str | None = None, *,
+                  calib: Any = None, calib_method: str = "minmax", percentile: float = 99.99,
+                  progress: Progress | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """`optimize` for quantize="int8": the rewrites, calibration on `calib`, QDQ insertion,
+    lower-integer, then fuse if the pass list fuses (vcompile.quant.int8_flow)."""
+    from vcompile.ir.verify import verify
+    from vcompile.passes.attention_to_conv import attn_layout as layout_ctx
+    from vcompile.quant import int8_flow
+    verify(g)
+    names = pass_names(opt_level, passes, attn_layout)
+    with layout_ctx(attn_layout or "bchw"):
+        return int8_flow(g, names, calib, calib_method, percentile, progress=progress)
 
 
 def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
@@ -58,7 +80,9 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
             passes: str | Sequence[str] | None = None, mcpu: str | None = None,
             progress: Progress | None = None, tune_trials: int | None = None,
             tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
-            api_level: int | None = None, attn_layout: str | None = None) -> CompiledModel:
+            api_level: int | None = None, attn_layout: str | None = None,
+            quantize: str | None = None, calib: Any = None, calib_method: str = "minmax",
+            percentile: float = 99.99) -> CompiledModel:
     """Compile `model` for `target`; the result runs in this process and can `.export`.
 
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
@@ -70,10 +94,22 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     `codegen.tune.DEFAULT_TRIALS`; 0 tunes nothing), and every kernel with a record is
     built from its best record (CPU targets). `arch` is a CUDA target's `sm_XX`,
     `api_level` an Android target's API level. Tuning measures on this machine, so it runs only for
-    targets that run here; other targets use the records already in the database."""
+    targets that run here; other targets use the records already in the database.
+
+    `quantize="int8"` compiles an integer-only model: post-training quantization calibrated
+    on `calib` (an .npz path, a directory of .npy files, {input name: array}, a list of
+    samples; None: synthetic inputs and a CalibrationWarning), ranges by `calib_method`
+    (minmax or percentile, of |x| at `percentile`), then lower-integer (vcompile.quant)."""
     if attn_layout is not None:
         from vcompile.passes.attention_to_conv import check_layout
         check_layout(attn_layout)  # a bad value fails before the model loads
+    if quantize is not None or calib is not None:
+        from vcompile.quant import check_quantize
+        from vcompile.quant.calibrate import check_method
+        check_quantize(quantize)  # bad options fail before the model loads, too
+        check_method(calib_method, percentile)
+        if quantize is None:
+            raise VcompileError("calib= is given without quantize='int8'; add quantize='int8'")
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
     from vcompile.codegen import build as B
@@ -89,7 +125,11 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     say("importing")
     g = to_graph(model, input_shapes, example_inputs)
     say("optimizing")
-    g, ran = optimize(g, opt_level, passes, attn_layout)
+    if quantize is None:
+        g, ran = optimize(g, opt_level, passes, attn_layout)
+    else:
+        g, ran = optimize_int8(g, opt_level, passes, attn_layout, calib=calib,
+                               calib_method=calib_method, percentile=percentile, progress=say)
     level = _level(opt_level)
     db = None
     if level == 3 and targets.spec(target).kind == "llvm":
@@ -142,4 +182,4 @@ class _Unrunnable:
                             "machine; export it and run it there")
 
 
-__all__ = ["CompiledModel", "compile", "load", "optimize", "to_graph"]
+__all__ = ["CompiledModel", "compile", "load", "optimize", "optimize_int8", "pass_names", "to_graph"]

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc-tracker", metavar="HOST:PORT",
                    help="run and time on a free device of --rpc-key behind this TVM RPC tracker")
     p.add_argument("--rpc-key", metavar="KEY", help="the device key boards registered with the tracker")
+    from vcompile.cli.quantopts import add_quant_arguments
+    add_quant_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,10 +45,13 @@ def main(args: argparse.Namespace) -> int:
     set_threads(args.threads)  # before TVM's thread pool exists
     from vcompile.api import compile as compile_model
     from vcompile.cli.progress import steps
+    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
     from vcompile.cli.run import random_inputs
-    with steps(f"compiling {args.model}") as say:
+    quant = compile_kwargs(args)
+    with one_line_warnings(), steps(f"compiling {args.model}") as say:
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say)
+                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say,
+                          **quant)
     xs = random_inputs(m)
     fns = {"vcompile": lambda: m(*xs)}
     sess = None

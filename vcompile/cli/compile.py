@@ -1,4 +1,4 @@
-"""`vcompile MODEL.onnx --target host -O2 -o model.so [--input name=1x3x224x224]`.
+"""`vcompile MODEL.onnx --target host -O2 -o model.so [--input name=1x3x224x224] [--int8]`.
 
 Compiles a model to one shared library. The output is written under a temporary name
 and renamed into place, so a failed compile never leaves a partial or stale file.
@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from vcompile.cli.passopts import add_attn_layout_argument
     add_attn_layout_argument(p)
     add_tuning_arguments(p)
+    from vcompile.cli.quantopts import add_quant_arguments
+    add_quant_arguments(p)
 
 
 def add_tuning_arguments(p: argparse.ArgumentParser, trials_flag: str = "--tune-trials") -> None:
@@ -66,13 +68,15 @@ def main(args: argparse.Namespace) -> int:
     # bad names and missing toolchains fail before any import of the model
     targets.check_options(args.target, args.mcpu, args.arch, args.api_level)
     targets.require_toolchain(args.target)
-    with steps(f"compiling {args.model} for {args.target}") as say:
+    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
+    quant = compile_kwargs(args)
+    with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
         from vcompile.api import compile as compile_model
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
                           input_shapes=parse_input_shapes(args.input), passes=args.passes,
                           mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
                           tuning_db=args.tuning_db, arch=args.arch, api_level=args.api_level,
-                          attn_layout=args.attn_layout)
+                          attn_layout=args.attn_layout, **quant)
         say("exporting")
         m.export(out)
         if args.bundle:

@@ -2,6 +2,8 @@
 
     vcompile inspect model.onnx                          the IR text, one op per line
     vcompile inspect model.onnx --stats                  op counts, parameters, GFLOPs
+    vcompile inspect model.onnx --dtypes --int8          ops by dtype, float ops left in the
+                                                         integer region (0 at --int8)
     vcompile inspect model.onnx --input x=1x3x256x256    fix an input's shape
     vcompile inspect block.vir -o out.vir                IR text in (constants seeded), file out
 
@@ -87,20 +89,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draw-collapse", choices=("auto", "blocks", "none"), default="auto",
                    help="fold repeated blocks into one box: always, never, or (auto) when the "
                    f"drawing would have more than {250} boxes")
+    p.add_argument("--dtypes", action="store_true",
+                   help="print the ops by output dtype and the number of float ops inside the "
+                   "integer region (0 after --int8) instead of the IR")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="write to FILE instead of standard output")
     # ==== PASSES HOOK (arguments): pass options (-O, -p, --verify-each) are added here. ====
     from vcompile.cli.passopts import add_pass_arguments
     add_pass_arguments(p)
+    from vcompile.cli.quantopts import add_quant_arguments
+    add_quant_arguments(p)
 
 
 def _run_passes(args: argparse.Namespace, g: Graph) -> Graph:
     # ==== PASSES HOOK (run): apply the passes that `args` asks for (none: g unchanged). ====
     from vcompile.cli.passopts import apply_passes
+    if args.int8:  # the int8 flow: rewrites, calibration and QDQ, lower-integer, fuse
+        from vcompile.cli.quantopts import apply_int8
+        return apply_int8(args, g)
     return apply_passes(args, g)
 
 
 def _render(args: argparse.Namespace, g: Graph) -> str:
+    if args.dtypes:
+        from vcompile.ir.dtypes import format_census
+        return format_census(g)
     if args.fusion:
         from vcompile.passes.fuse import format_groups
         return format_groups(g)
@@ -132,7 +145,9 @@ def _draw(args: argparse.Namespace, g: Graph) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
-    with steps(f"inspecting {args.model}") as say:
+    from vcompile.cli.quantopts import check_args, one_line_warnings
+    check_args(args)
+    with one_line_warnings(), steps(f"inspecting {args.model}") as say:
         say("importing")
         g = load_model(args.model, parse_input_specs(args.input))   # 1. load
         say("running passes")

@@ -70,8 +70,10 @@ def int8_flow(g: Graph, names: Sequence[str], calib: Any = None, method: str = "
     """Run the int8 flow on the (verified, unoptimized) graph `g` with the pass list
     `names` (an -O pipeline); returns the integer graph and every pass run."""
     from vcompile import passes as P
+    from vcompile.passes.registry import parse_pass_list
     say = progress or (lambda s: None)
     before, after = split_pipeline(names)
+    parse_pass_list(after)  # lower-integer missing: fail before the rewrites and calibration
     g = P.run(g, before) if before else g
     say("calibrating")
     q = quantize(g, calib, method, percentile, max_samples)

@@ -1,0 +1,85 @@
+"""Quantization options shared by `vcompile compile`, `inspect` and `bench`.
+
+    --int8                      post-training int8 quantization, integer-only lowering
+    --calib FILE|DIR            calibration inputs: an .npz keyed by input name, or a
+                                directory of .npy files (default: synthetic, with a warning)
+    --calib-method minmax|percentile
+    --percentile P              percentile of |x| for --calib-method percentile (99.99)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from vcompile.errors import VcompileError
+from vcompile.ir.graph import Graph
+
+
+def add_quant_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("quantization")
+    g.add_argument("--int8", action="store_true",
+                   help="quantize to int8 (calibrated PTQ) and lower to integer-only ops")
+    g.add_argument("--calib", metavar="FILE|DIR",
+                   help="calibration inputs for --int8: an .npz whose keys are the input names, "
+                        "or a directory of .npy files (default: random inputs, with a warning)")
+    # NOTE: no argparse `choices`: a bad value gets our one-line error, as --attn-layout's does
+    g.add_argument("--calib-method", default="minmax", metavar="minmax|percentile",
+                   help="activation ranges: min/max, or a percentile of |x| (default minmax)")
+    g.add_argument("--percentile", type=float, default=99.99, metavar="P",
+                   help="the percentile for --calib-method percentile (default 99.99)")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Bad quantization options fail in one line before the model loads."""
+    from vcompile.quant.calibrate import check_method
+    check_method(args.calib_method, args.percentile)
+    if not args.int8 and (args.calib is not None or args.calib_method != "minmax"):
+        raise VcompileError("--calib and --calib-method apply to --int8; add --int8")
+
+
+def compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of vcompile.compile for these options."""
+    check_args(args)
+    if not args.int8:
+        return {}
+    return {"quantize": "int8", "calib": args.calib, "calib_method": args.calib_method,
+            "percentile": args.percentile}
+
+
+def apply_int8(args: argparse.Namespace, g: Graph, default_level: int = 2) -> Graph:
+    """`inspect --int8`: the rewrites of the pass list (with the pass diagnostics asked
+    for), calibration and QDQ insertion, then lower-integer and fuse if the list fuses.
+    `--disable-pass` applies to the passes after QDQ insertion too."""
+    from vcompile.cli.passopts import _apply, _split, pass_list
+    from vcompile.passes.attention_to_conv import attn_layout
+    from vcompile.passes.registry import parse_pass_list
+    from vcompile.quant import quantize, split_pipeline
+    before, after = split_pipeline(pass_list(args, default_level))
+    # NOTE: --disable-pass lower-integer shows the QDQ form (what calibration produced)
+    disabled = set(_split(getattr(args, "disable_pass", [])))
+    after = parse_pass_list([n for n in after if n not in disabled])  # unknown: fails now
+    with attn_layout(getattr(args, "attn_layout", None) or "bchw"):
+        g = _apply(args, g, before)
+        g = quantize(g, args.calib, args.calib_method, args.percentile)
+        return _apply(args, g, after)
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Our CalibrationWarning prints as `vcompile: warning: ...`, like our errors."""
+    from vcompile.quant import CalibrationWarning
+    with warnings.catch_warnings():  # restores showwarning on exit
+        warnings.simplefilter("always", CalibrationWarning)
+        default = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if issubclass(category, CalibrationWarning):
+                print(f"vcompile: warning: {message}", file=sys.stderr)
+            else:
+                default(message, category, *rest, **kw)
+        warnings.showwarning = show
+        yield
