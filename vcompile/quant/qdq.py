@@ -163,8 +163,8 @@ class _Emitter:
 
     def activation(self, v: Value, scale: float, qdtype: str) -> Value:
         fdt = TensorType(v.type.dtype, ()).np_dtype
-        s = self.const(np.asarray(scale, dtype=fdt), "scale")
-        zp = self.const(np.zeros((), dtype=np.uint8 if qdtype == "u8" else np.int8), "zp")
+        s = self.const(np.asarray(scale, dtype=fdt), f"{v.hint}_scale")
+        zp = self.const(np.zeros((), dtype=np.uint8 if qdtype == "u8" else np.int8), f"{v.hint}_zp")
         q = self.node("quantize_linear", (v, s, zp), v.type.with_dtype(qdtype), f"{v.hint}_q")
         return self.node("dequantize_linear", (q, s, zp), v.type, f"{v.hint}_dq")
 
@@ -172,12 +172,12 @@ class _Emitter:
         key = (w, axis)
         if key not in self.weights:
             q, s = quantize_weight(arr, axis)
-            fdt = arr.dtype
-            qv = self.const(q, f"{w.hint or 'w'}_i8")
-            sv = self.const(s.astype(fdt) if axis is not None else s.reshape(()).astype(fdt), "w_scale")
-            zv = self.const(np.zeros(s.shape if axis is not None else (), np.int8), "w_zp")
+            fdt, hint = arr.dtype, w.hint or "w"
+            qv = self.const(q, f"{hint}_i8")
+            sv = self.const(s.astype(fdt) if axis is not None else s.reshape(()).astype(fdt), f"{hint}_scale")
+            zv = self.const(np.zeros(s.shape if axis is not None else (), np.int8), f"{hint}_zp")
             self.weights[key] = self.node("dequantize_linear", (qv, sv, zv), w.type,
-                                          f"{w.hint or 'w'}_dq", axis=axis if axis is not None else 1)
+                                          f"{hint}_dq", axis=axis if axis is not None else 1)
         return self.weights[key]
 
 
