@@ -1,0 +1,51 @@
+"""The whole int8 flow: rewrites -> calibrate -> QDQ -> lower-integer -> fuse -> codegen.
+
+Every test here needs the `lower-integer` pass; the `tvm` ones the integer kernels too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.quant.test_qdq import conv_block
+from vcompile.ir import interp
+from vcompile.ir.dtypes import float_ops_in_integer_region
+from vcompile.passes.pipeline import pipeline
+from vcompile.quant import int8_flow
+
+CALIB = {"x": np.random.default_rng(1).standard_normal((4, 1, 2, 4, 4)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_int8_flow_leaves_no_float_op(level):
+    g, ran = int8_flow(conv_block(), pipeline(level), calib=CALIB)
+    assert float_ops_in_integer_region(g) == []
+    assert ("fuse" in ran) == (level == 2) and ran.index("quantize") < ran.index("lower-integer")
+    x = CALIB["x"][0]
+    yf = interp.run(conv_block(), x)[0]
+    assert np.abs(interp.run(g, x)[0] - yf).max() < 0.05
+
+
+def test_cli_inspect_int8_dtypes(tmp_path, capsys):
+    from vcompile.cli import main
+    from vcompile.ir.printer import print_graph
+    p, c = tmp_path / "g.vir", tmp_path / "c.npz"
+    p.write_text(print_graph(conv_block()))
+    np.savez(c, **CALIB)
+    assert main(["inspect", str(p), "--dtypes", "--int8", "--calib", str(c), "-O2", "-q"]) == 0
+    out = capsys.readouterr()
+    assert out.out.endswith("float ops inside the integer region: 0\n") and "i8" in out.out
+    assert "warning" not in out.err
+    assert main(["inspect", str(p), "--dtypes", "--int8", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("vcompile: warning: int8 without calibration data") and err.count("\n") == 1
+
+
+@pytest.mark.tvm
+def test_compiled_int8_equals_interpreter_bit_for_bit():
+    import vcompile
+    m = vcompile.compile(conv_block(), quantize="int8", calib=CALIB)
+    assert float_ops_in_integer_region(m.graph) == []
+    x = CALIB["x"][2]
+    y, ref = m(x)[0], interp.run(m.graph, x)[0]
+    assert np.array_equal(y, ref), np.abs(y - ref).max()
