@@ -136,3 +136,21 @@ def test_graph_output_of_a_layout_op_is_dequantized():
     q = quantize(g, calib={"x": _f32(2, 6)})
     assert q.outputs[0].hint == "flat_dq"
     assert q.producers()[q.outputs[0]].op == "dequantize_linear"
+
+
+def test_attention_inputs_come_from_quantized_values_and_its_bias_stays_float():
+    bb = Builder("attn")
+    x = bb.input((1, 6, 8), hint="x")
+    qkv = bb.emit("linear", x, bb.const(_f32(8, 24), "w"), hint="qkv")
+    q, k, v = bb.emit_multi("split", qkv, axis=2, sizes=(8, 8, 8))
+    bias = np.zeros((1, 6, 6), np.float32)
+    bias[0, :, 0] = -100.0  # a mask beside small terms: an i8 scale would erase the small ones
+    bias[0, :, 1] = 0.03
+    y = bb.emit("attention", q, k, v, bb.const(bias, "bias"), scale=0.35, hint="att")
+    g = bb.build(y)
+    qg = quantize(g, calib={"x": _f32(2, 1, 6, 8)})
+    att = next(n for n in qg.nodes if n.op == "attention")
+    prod = qg.producers()
+    assert all(prod[prod[i].inputs[0]].op == "dequantize_linear" for i in att.inputs[:3])  # via split
+    assert att.inputs[3] in qg.consts and qg.consts[att.inputs[3]][0, 0, 1] == np.float32(0.03)
+    assert prod[qg.outputs[0]].op == "dequantize_linear" and qg.outputs[0].hint == "att_dq"

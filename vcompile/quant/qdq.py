@@ -23,9 +23,12 @@ pad, identity) move quantized values unchanged and get no QDQ of their own.
 Constants read by quantized ops:
   - conv weights (OIHW): i8 per output channel, axis 0; linear weights [K, N]: axis 1;
     a matmul's constant second operand: axis = its last;
-  - conv/linear/gemm biases and layer_norm's gamma and beta stay float (the lowering
-    quantizes them at the scales it derives);
-  - every other float constant (positional embeddings, class tokens, attention biases,
+  - conv/linear/gemm biases, constant attention biases and layer_norm's gamma and beta
+    stay float (the lowering quantizes them at the scales it derives: an attention bias
+    is added to the i32 scores at their scale). NOTE: not i8 per tensor, because swin's
+    shifted-window bias holds a -100 mask beside relative-position terms of about 0.05:
+    one i8 scale for both (100/127) rounds every relative-position term to 0;
+  - every other float constant (positional embeddings, class tokens,
     scalars of mul/div): i8 per tensor.
 
 Preconditions: a float graph after the -O rewrites, before `fuse` (no region nodes).
@@ -53,7 +56,7 @@ WEIGHT_AXIS: dict[tuple[str, int], int] = {("conv1d", 1): 0, ("conv2d", 1): 0, (
                                            ("linear", 1): 1}
 # (op, input index) of constants left float
 FLOAT_PARAMS = frozenset({("conv1d", 2), ("conv2d", 2), ("conv3d", 2), ("linear", 2), ("gemm", 2),
-                          ("layer_norm", 1), ("layer_norm", 2)})
+                          ("layer_norm", 1), ("layer_norm", 2), ("attention", 3)})
 SOFTMAX_SCALE = 2.0 ** -8
 
 
