@@ -116,6 +116,18 @@ def test_timm_qdq_cosine(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TIMM)
+def test_timm_qdq_form_is_consumable(name):
+    """Every quantized op reads dequantized values and is read through quantize_linear,
+    and the region holds nothing lower-integer is not asked to convert."""
+    from vcompile.quant.qdq import LAYOUT_OPS, QUANT_OPS, form_violations
+    _, q, _, _ = _timm(name)
+    assert form_violations(q) == []
+    foreign = {n.op for n in float_ops_in_integer_region(q)} - QUANT_OPS - LAYOUT_OPS
+    assert not foreign, f"{name}: ops inside the region that nothing lowers: {sorted(foreign)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TIMM)
 def test_timm_lowered_cosine(name):
     """Full flow: needs lower-integer."""
     g, q, x, y = _timm(name)

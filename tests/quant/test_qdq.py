@@ -154,3 +154,19 @@ def test_attention_inputs_come_from_quantized_values_and_its_bias_stays_float():
     assert all(prod[prod[i].inputs[0]].op == "dequantize_linear" for i in att.inputs[:3])  # via split
     assert att.inputs[3] in qg.consts and qg.consts[att.inputs[3]][0, 0, 1] == np.float32(0.03)
     assert prod[qg.outputs[0]].op == "dequantize_linear" and qg.outputs[0].hint == "att_dq"
+
+
+def test_form_violations_finds_an_unquantized_output():
+    from vcompile.quant.qdq import form_violations
+    g = conv_block()
+    q = quantize(g, calib={"x": _f32(1, 2, 4, 4)})
+    assert form_violations(q) == []
+    assert form_violations(g) == ["conv2d %conv: input 0 (%x) is not dequantized",
+                                  "conv2d %conv: input 1 (%w) is not dequantized",
+                                  "conv2d %conv: output is read unquantized",  # through relu
+                                  "relu %relu: output is read unquantized",
+                                  "linear %fc: input 0 (%t) is not dequantized",
+                                  "linear %fc: input 1 (%w2) is not dequantized",
+                                  "linear %fc: output is read unquantized",
+                                  "softmax %sm: input 0 (%fc) is not dequantized",
+                                  "softmax %sm: output is read unquantized"]

@@ -211,3 +211,32 @@ def _operand(em: _Emitter, n: Node, i: int, v: Value, g: Graph) -> Value:
     if role == "float":
         return v
     return em.weight(v, np.asarray(g.consts[v]), axis)
+
+
+def form_violations(g: Graph) -> list[str]:
+    """Where `g` departs from the QDQ form a lowering can consume (empty: none): every
+    float input of a quantized op comes from a dequantize_linear through layout ops (or is
+    a constant left float), and every user of its output is a quantize_linear (or the
+    relu/clip it absorbs, whose users are)."""
+    prod, uses = g.producers(), users(g)
+    bad: list[str] = []
+    for n in g.nodes:
+        if n.op not in QUANT_OPS or not is_float(n.outputs[0]):
+            continue
+        p = prod.get(n.inputs[0])
+        absorbed = (n.op in ACTIVATIONS and p is not None and p.op in QUANT_OPS - ACTIVATIONS
+                    and len(uses.get(n.inputs[0], [])) == 1)
+        for i, v in enumerate(n.inputs[1:] if absorbed else n.inputs, start=int(absorbed)):
+            src = v
+            while src in prod and prod[src].op in LAYOUT_OPS:
+                src = prod[src].inputs[0]
+            kept_float = src in g.consts and _const_role(n, i)[0] == "float"
+            if is_float(v) and not kept_float and (src not in prod or prod[src].op != "dequantize_linear"):
+                bad.append(f"{n.op} %{n.outputs[0].hint}: input {i} (%{v.hint}) is not dequantized")
+        out = n.outputs[0]
+        nxt = uses.get(out, [])
+        if len(nxt) == 1 and nxt[0].op in ACTIVATIONS and n.op not in ACTIVATIONS:
+            out, nxt = nxt[0].outputs[0], uses.get(nxt[0].outputs[0], [])
+        if out in g.outputs or any(m.op != "quantize_linear" for m in nxt):
+            bad.append(f"{n.op} %{n.outputs[0].hint}: output is read unquantized")
+    return bad
