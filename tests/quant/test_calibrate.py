@@ -137,6 +137,7 @@ def test_api_rejects_bad_options_before_loading():
     (["compile", "m.onnx", "--int8", "--calib-method", "kl"], "unknown calibration method 'kl'"),
     (["compile", "m.onnx", "--calib", "c.npz"], "--calib and --calib-method apply to --int8; add --int8"),
     (["inspect", "m.onnx", "--int8", "--percentile", "0"], r"percentile must be in \(0, 100\]"),
+    (["bench", "m.onnx", "--int8", "--calib-method", "mse"], "unknown calibration method 'mse'"),
 ])
 def test_cli_bad_options_one_line(argv, msg, capsys):
     import re
@@ -145,3 +146,15 @@ def test_cli_bad_options_one_line(argv, msg, capsys):
     assert main(argv + ["-q"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and re.search(msg, err), err
+
+
+def test_symbolic_batch_takes_each_array_as_one_sample():
+    bb = Builder("sym")
+    x = bb.input(("N", 3), hint="x")
+    g = bb.build(bb.emit("relu", x, hint="y"))
+    samples = samples_from({"x": np.ones((5, 3), np.float32)}, g)
+    assert [s[0].shape for s in samples] == [(5, 3)]
+    with pytest.raises(QuantizeError, match=r"'x' has shape \[5, 4\], expected f32\[N,3\]"):
+        samples_from({"x": np.ones((5, 4), np.float32)}, g)
+    with pytest.raises(QuantizeError, match="symbolic dims .*fix them with --input"):
+        quantize(g)

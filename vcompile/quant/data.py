@@ -44,13 +44,15 @@ def _type_text(v: Value) -> str:
 def split_samples(name: str, v: Value, arr: np.ndarray) -> list[np.ndarray]:
     """One array of calibration data for input `v` -> samples of exactly v's type."""
     want = v.type
-    if not want.is_static:
-        raise QuantizeError(f"input {name!r} has symbolic dims ({_type_text(v)}); fix them "
-                            "with --input to quantize")
-    shape = tuple(int(d) for d in want.shape)
     if arr.dtype != want.np_dtype:
         raise QuantizeError(f"calibration input {name!r} has dtype {arr.dtype.name}, expected "
                             f"{np.dtype(want.np_dtype).name} (cast with .astype)")
+    if not want.is_static:  # symbolic dims: each array is one sample that binds them
+        if want.matches(arr, {}):
+            return [arr]
+        raise QuantizeError(f"calibration input {name!r} has shape {list(arr.shape)}, expected "
+                            f"{_type_text(v)}")
+    shape = tuple(int(d) for d in want.shape)
     if arr.shape == shape:
         return [arr]
     if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape and arr.shape[0] > 0:
@@ -125,6 +127,10 @@ def _read(f: Path) -> np.ndarray:
 
 def synthetic_samples(g: Graph, count: int = 2, seed: int = 0, warn: bool = True) -> list[Sample]:
     """Fixed-seed standard-normal samples for every input (integers: 0..9), with a warning."""
+    for name, v in zip(input_names(g), g.inputs, strict=True):
+        if not v.type.is_static:
+            raise QuantizeError(f"input {name!r} has symbolic dims ({_type_text(v)}); fix them "
+                                "with --input, or pass calibration data, to quantize")
     if warn:
         warnings.warn(SYNTHETIC_WARNING.format(names=", ".join(input_names(g))),
                       CalibrationWarning, stacklevel=3)
@@ -132,10 +138,7 @@ def synthetic_samples(g: Graph, count: int = 2, seed: int = 0, warn: bool = True
     out = []
     for _ in range(count):
         sample = []
-        for name, v in zip(input_names(g), g.inputs, strict=True):
-            if not v.type.is_static:
-                raise QuantizeError(f"input {name!r} has symbolic dims ({_type_text(v)}); fix "
-                                    "them with --input to quantize")
+        for v in g.inputs:
             shape = tuple(int(d) for d in v.type.shape)
             dt = v.type.np_dtype
             kind = np.dtype(dt).kind
