@@ -49,3 +49,18 @@ def test_compiled_int8_equals_interpreter_bit_for_bit():
     x = CALIB["x"][2]
     y, ref = m(x)[0], interp.run(m.graph, x)[0]
     assert np.array_equal(y, ref), np.abs(y - ref).max()
+
+
+@pytest.mark.tvm
+def test_cli_compile_int8_and_run(tmp_path, capsys):
+    """`vcompile m.onnx --int8 --calib c.npz -o m.so`, then `vcompile run m.so`."""
+    from tests.test_cli_inspect import _small_onnx
+    from vcompile.cli import main
+    model = _small_onnx(tmp_path / "small.onnx")
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.random.default_rng(0).standard_normal((4, 1, 3, 8, 8)).astype(np.float32))
+    lib = tmp_path / "m.so"
+    assert main([str(model), "--int8", "--calib", str(calib), "-o", str(lib), "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["run", str(lib), "-q"]) == 0
+    assert capsys.readouterr().out.startswith("y: float32[1, 2]")

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from vcompile.errors import VcompileError
-from vcompile.ir.graph import Graph, Node, Value, users
+from vcompile.ir.graph import Attrs, Graph, Node, Value, users
 from vcompile.ir.types import TensorType
 
 ANCHORS = frozenset({"conv1d", "conv2d", "conv3d", "linear", "matmul", "gemm", "attention"})
@@ -157,19 +157,20 @@ class _Emitter:
         self.consts[v] = arr
         return v
 
-    def node(self, op: str, inputs: tuple[Value, ...], t: TensorType, hint: str, axis: int = 1) -> Value:
-        from vcompile.ir.graph import Attrs
+    def node(self, op: str, inputs: tuple[Value, ...], t: TensorType, hint: str, axis: int = 1,
+             loc: str = "") -> Value:
         attrs = {"axis": axis, "saturate": True} if op == "quantize_linear" else {"axis": axis}
         out = Value(t, hint)
-        self.nodes.append(Node(op, inputs, (out,), Attrs(attrs)))
+        self.nodes.append(Node(op, inputs, (out,), Attrs(attrs), loc))
         return out
 
-    def activation(self, v: Value, scale: float, qdtype: str) -> Value:
+    def activation(self, v: Value, scale: float, qdtype: str, out_hint: str | None = None,
+                   loc: str = "") -> Value:
         fdt = TensorType(v.type.dtype, ()).np_dtype
         s = self.const(np.asarray(scale, dtype=fdt), f"{v.hint}_scale")
         zp = self.const(np.zeros((), dtype=np.uint8 if qdtype == "u8" else np.int8), f"{v.hint}_zp")
-        q = self.node("quantize_linear", (v, s, zp), v.type.with_dtype(qdtype), f"{v.hint}_q")
-        return self.node("dequantize_linear", (q, s, zp), v.type, f"{v.hint}_dq")
+        q = self.node("quantize_linear", (v, s, zp), v.type.with_dtype(qdtype), f"{v.hint}_q", loc=loc)
+        return self.node("dequantize_linear", (q, s, zp), v.type, out_hint or f"{v.hint}_dq", loc=loc)
 
     def weight(self, w: Value, arr: np.ndarray, axis: int | None) -> Value:
         key = (w, axis)
@@ -189,15 +190,18 @@ def insert_qdq(g: Graph, scales: Mapping[Value, float], dtypes: Mapping[Value, s
     the constants of the ops in QUANT_OPS quantized by their role (module docstring)."""
     em = _Emitter(g)
     subst: dict[Value, Value] = {}
+    # NOTE: a graph output's DQ takes the output's name: compiled models name their
+    # outputs by hint, and int8 must not rename them
+    outs = set(g.outputs)
     for v in g.inputs:
         if v in scales:
-            subst[v] = em.activation(v, scales[v], dtypes[v])
+            subst[v] = em.activation(v, scales[v], dtypes[v], v.hint if v in outs else None)
     for n in g.nodes:
         ins = tuple(_operand(em, n, i, subst.get(v, v), g) for i, v in enumerate(n.inputs))
         em.nodes.append(Node(n.op, ins, n.outputs, n.attrs, n.loc, n.region) if ins != n.inputs else n)
         for o in n.outputs:
             if o in scales:
-                subst[o] = em.activation(o, scales[o], dtypes[o])
+                subst[o] = em.activation(o, scales[o], dtypes[o], o.hint if o in outs else None, n.loc)
     outs = tuple(subst.get(v, v) for v in g.outputs)
     live = {v for n in em.nodes for v in n.inputs} | set(outs)
     consts = {v: a for v, a in em.consts.items() if v in live}
