@@ -25,10 +25,13 @@ def main_remote(args: argparse.Namespace) -> int:
     if args.rpc_key and not args.rpc_tracker:
         raise VcompileError("--rpc-key goes with --rpc-tracker HOST:PORT")
     where = args.rpc or f"{args.rpc_tracker} (key {args.rpc_key})"
+    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
+    quant = compile_kwargs(args)
     sess = remote.connect(args.rpc, args.rpc_tracker, args.rpc_key)  # fail before compiling
-    with steps(f"compiling {args.model} for {args.target}") as say:
+    with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
         m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say)
+                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say,
+                          **quant)
     xs = random_inputs(m)
     with tempfile.TemporaryDirectory(prefix="vcompile-rpc-") as tmp:
         lib = m.export(os.path.join(tmp, "model.so"))
