@@ -33,8 +33,17 @@ class CalibrationWarning(UserWarning):
 
 
 def input_names(g: Graph) -> list[str]:
-    """The inputs' names as the compiled model reports them (hints, else input<i>)."""
-    return [v.hint or f"input{i}" for i, v in enumerate(g.inputs)]
+    """The inputs' names as the compiled model reports them (codegen.build.io_names: the
+    hint, else input<i>; a repeated name gets _<i>)."""
+    seen: set[str] = set()
+    out = []
+    for i, v in enumerate(g.inputs):
+        name = v.hint or f"input{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        seen.add(name)
+        out.append(name)
+    return out
 
 
 def _type_text(v: Value) -> str:

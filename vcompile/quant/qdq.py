@@ -98,8 +98,14 @@ def plan(g: Graph) -> dict[Value, str]:
 
 
 def _cover(v: Value, g: Graph, prod: Mapping[Value, Node], marked: dict[Value, str]) -> None:
-    """Make the float value `v` reach its reader from a quantized value, through layout ops."""
-    while is_float(v) and v not in g.consts and v not in marked:
+    """Make the float value `v` reach its reader from a quantized value, through layout ops.
+    A constant reached through layout ops (expand(cls_token)) quantizes the reader's input."""
+    start = v
+    while is_float(v) and v not in marked:
+        if v in g.consts:
+            if v is not start:
+                marked[start] = "i8"
+            return
         n = prod.get(v)
         if n is None:
             return
