@@ -28,8 +28,9 @@ Constants read by quantized ops:
     is added to the i32 scores at their scale). NOTE: not i8 per tensor, because swin's
     shifted-window bias holds a -100 mask beside relative-position terms of about 0.05:
     one i8 scale for both (100/127) rounds every relative-position term to 0;
-  - every other float constant (positional embeddings, class tokens,
-    scalars of mul/div): i8 per tensor.
+  - every other float constant (positional embeddings, class tokens, scalars of
+    mul/div): i8 per tensor; a constant that reaches its reader through layout ops
+    (expand(cls_token)) is quantized as an activation at the reader's input.
 
 Preconditions: a float graph after the -O rewrites, before `fuse` (no region nodes).
 """
