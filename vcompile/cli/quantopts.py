@@ -25,7 +25,8 @@ def add_quant_arguments(p: argparse.ArgumentParser) -> None:
                    help="quantize to int8 (calibrated PTQ) and lower to integer-only ops")
     g.add_argument("--calib", metavar="FILE|DIR",
                    help="calibration inputs for --int8: an .npz whose keys are the input names, "
-                        "or a directory of .npy files (default: random inputs, with a warning)")
+                        "or a directory of .npy files; the first 8 sample batches are used "
+                        "(default: random inputs, with a warning)")
     # NOTE: no argparse `choices`: a bad value gets our one-line error, as --attn-layout's does
     g.add_argument("--calib-method", default="minmax", metavar="minmax|percentile",
                    help="activation ranges: min/max, or a percentile of |x| (default minmax)")
