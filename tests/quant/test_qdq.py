@@ -113,12 +113,12 @@ def test_plan_covers_every_quantized_op_input():
     assert marked == {"x", "ln", "fc", "act", "res", "pos_add", "e", "m"}
 
 
-def test_constants_of_quantized_ops_per_tensor_and_ln_params_float():
+def test_constants_per_tensor_but_ln_params_and_scalar_factors_float():
     q = quantize(_residual(), calib={"x": _f32(2, 1, 5, 8)})
     by_hint = {v.hint: (v, a) for v, a in q.consts.items()}
     assert by_hint["gamma"][1].dtype == np.float32 and by_hint["beta"][1].dtype == np.float32
     assert by_hint["pos_i8"][1].dtype == np.int8 and by_hint["pos_scale"][1].shape == ()
-    assert by_hint["half_i8"][1] == 127 and float(by_hint["half_scale"][1]) == pytest.approx(0.5 / 127)
+    assert "half_i8" not in by_hint and by_hint["half"][1] == np.float32(0.5)  # x * c: one rescale
 
 
 def test_fused_graph_is_refused():
@@ -170,3 +170,15 @@ def test_form_violations_finds_an_unquantized_output():
                                   "linear %fc: output is read unquantized",
                                   "softmax %sm: input 0 (%fc) is not dequantized",
                                   "softmax %sm: output is read unquantized"]
+
+
+def test_relu_after_concat_gets_its_own_pair():
+    """Only contractions and add/sub/mul/div absorb a following relu."""
+    bb = Builder("cat")
+    x = bb.input((1, 2, 3), hint="x")
+    y = bb.emit("relu", bb.emit("concat", x, x, axis=1, hint="cat"), hint="act")
+    g = bb.build(bb.emit("linear", y, bb.const(_f32(3, 2), "w"), hint="fc"))
+    assert {v.hint for v in plan(g)} == {"x", "cat", "act", "fc"}
+    q = quantize(g, calib={"x": _f32(1, 2, 3)})
+    from vcompile.quant.qdq import form_violations
+    assert form_violations(q) == []

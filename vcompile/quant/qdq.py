@@ -10,9 +10,10 @@ Activations (per tensor, i8, s = range / 127; softmax outputs u8 at s = 2^-8):
   - the graph's float inputs, first thing;
   - the outputs of conv*/linear/matmul/gemm/attention, add/sub/mul/div, gelu, layer_norm,
     softmax, hard_swish/hard_sigmoid/sigmoid/silu, relu/clip, pools, reduce_mean, concat.
-    When such an output's only user is a relu or clip, the pair is quantized after the
-    activation, never between (the lowering folds the activation into the clip of its
-    requantization);
+    When the only user of a contraction's (conv*, linear, matmul, gemm, attention) or an
+    add/sub/mul/div's output is a relu or clip, the pair is quantized after the activation,
+    never between (the lowering folds the activation into the clip of its requantization);
+    after any other op (concat, pools, ...) the activation gets a pair of its own;
   - any other float value a quantized op reads, found by walking back through layout
     ops (so an op the list does not name is still bounded by QDQ and shows up as a
     float op inside the integer region instead of going unnoticed);
@@ -28,9 +29,10 @@ Constants read by quantized ops:
     is added to the i32 scores at their scale). NOTE: not i8 per tensor, because swin's
     shifted-window bias holds a -100 mask beside relative-position terms of about 0.05:
     one i8 scale for both (100/127) rounds every relative-position term to 0;
-  - every other float constant (positional embeddings, class tokens, scalars of
-    mul/div): i8 per tensor; a constant that reaches its reader through layout ops
-    (expand(cls_token)) is quantized as an activation at the reader's input.
+  - scalar constants of mul/div stay float too (x * c and x / c become one exact rescale);
+  - every other float constant (positional embeddings, class tokens): i8 per tensor; a
+    constant that reaches its reader through layout ops (expand(cls_token)) is quantized
+    as an activation at the reader's input.
 
 Preconditions: a float graph after the -O rewrites, before `fuse` (no region nodes).
 """
@@ -52,6 +54,9 @@ QUANT_OPS = ANCHORS | frozenset({
 LAYOUT_OPS = frozenset({"reshape", "transpose", "slice", "split", "squeeze", "unsqueeze",
                         "expand", "tile", "gather", "pad", "identity"})
 ACTIVATIONS = frozenset({"relu", "clip"})
+# ops whose integer form ends in a requantization with a clip, which a following relu/clip
+# folds into (concat, pools and the nonlinearities get their own pair before the activation)
+ABSORBS = ANCHORS | frozenset({"add", "sub", "mul", "div"})
 # (op, input index) -> quantization axis of a per-channel weight
 WEIGHT_AXIS: dict[tuple[str, int], int] = {("conv1d", 1): 0, ("conv2d", 1): 0, ("conv3d", 1): 0,
                                            ("linear", 1): 1}
@@ -82,8 +87,7 @@ def plan(g: Graph) -> dict[Value, str]:
             continue
         out = n.outputs[0]
         nxt = uses.get(out, [])
-        if (n.op not in ACTIVATIONS and len(nxt) == 1 and nxt[0].op in ACTIVATIONS
-                and out not in g.outputs):
+        if n.op in ABSORBS and len(nxt) == 1 and nxt[0].op in ACTIVATIONS and out not in g.outputs:
             absorbed.add(out)  # the activation that follows is quantized instead
             continue
         marked[out] = "u8" if n.op == "softmax" else "i8"
@@ -121,6 +125,8 @@ def _const_role(n: Node, i: int) -> tuple[str, int | None]:
     """('float', None), ('channel', axis) or ('tensor', None) for constant input i of n."""
     if (n.op, i) in FLOAT_PARAMS:
         return "float", None
+    if n.op in ("mul", "div") and n.inputs[i].type.size == 1:
+        return "float", None  # x*c, x/c: the lowering folds c into one exact rescale
     if (n.op, i) in WEIGHT_AXIS:
         return "channel", WEIGHT_AXIS[(n.op, i)]
     if n.op == "matmul" and i == 1 and n.inputs[1].type.rank >= 2:
@@ -235,7 +241,7 @@ def form_violations(g: Graph) -> list[str]:
         if n.op not in QUANT_OPS or not is_float(n.outputs[0]):
             continue
         p = prod.get(n.inputs[0])
-        absorbed = (n.op in ACTIVATIONS and p is not None and p.op in QUANT_OPS - ACTIVATIONS
+        absorbed = (n.op in ACTIVATIONS and p is not None and p.op in ABSORBS
                     and len(uses.get(n.inputs[0], [])) == 1)
         for i, v in enumerate(n.inputs[1:] if absorbed else n.inputs, start=int(absorbed)):
             src = v
@@ -246,7 +252,7 @@ def form_violations(g: Graph) -> list[str]:
                 bad.append(f"{n.op} %{n.outputs[0].hint}: input {i} (%{v.hint}) is not dequantized")
         out = n.outputs[0]
         nxt = uses.get(out, [])
-        if len(nxt) == 1 and nxt[0].op in ACTIVATIONS and n.op not in ACTIVATIONS:
+        if len(nxt) == 1 and nxt[0].op in ACTIVATIONS and n.op in ABSORBS:
             out, nxt = nxt[0].outputs[0], uses.get(nxt[0].outputs[0], [])
         if out in g.outputs or any(m.op != "quantize_linear" for m in nxt):
             bad.append(f"{n.op} %{n.outputs[0].hint}: output is read unquantized")
