@@ -232,6 +232,9 @@ def _resize(ctx: Ctx, n: Node) -> list[V]:
 
 # ---- quantization ---------------------------------------------------------------------------
 
+_QDTYPES = frozenset({"i8", "u8", "i16", "u16", "i32"})
+
+
 def _blocked(ctx: Ctx, v: V, x: V, axis: int, block: int) -> V:
     """Repeat each block's scale/zero point `block` times along `axis` (cropped to x)."""
     shape, vshape = ctx.shape(x), ctx.shape(v)
@@ -256,6 +259,8 @@ def _qparams(ctx: Ctx, n: Node, zp_dtype: str) -> tuple[V, V, V, int]:
     block = int(n.attrs.get("block_size", 0))
     if block:
         scale, zp = _blocked(ctx, scale, x, axis, block), _blocked(ctx, zp, x, axis, block)
+    elif ctx.shape(scale) != ctx.shape(zp) and math.prod(ctx.shape(scale)) == 1:
+        zp = ctx.emit("reshape", zp, shape=tuple(int(d) for d in ctx.shape(scale)))  # f32[1], i32[]
     return x, scale, zp, axis
 
 
@@ -278,7 +283,9 @@ def _dequantize(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
     x, scale, zpv, axis = _qparams(ctx, n, ctx.dtype(x))
-    y = ctx.emit("dequantize_linear", x, scale, zpv, axis=axis)
+    # NOTE: not folded: a dequantized constant weight stays dequantize_linear(const int8),
+    # the QDQ form that `lower-integer` turns into integer ops.
+    y = ctx.emit("dequantize_linear", x, scale, zpv, axis=axis, fold=ctx.dtype(x) not in _QDTYPES)
     if "output_dtype" in n.attrs and int(n.attrs["output_dtype"]):
         y = ctx.cast(y, onnx_dtype(int(n.attrs["output_dtype"])))
     return [y]

@@ -230,4 +230,4 @@ def zeros(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape, dtype=DTYPES[dtype])
 
 
-from vcompile.frontends import onnx_nn, onnx_shape  # noqa: E402,F401  (register converters)
+from vcompile.frontends import onnx_nn, onnx_quant, onnx_shape  # noqa: E402,F401  (register converters)
