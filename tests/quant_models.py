@@ -1,14 +1,17 @@
 """Small float models (torch -> ONNX) quantized by onnxruntime's `quantize_static`.
 
     quantized_cnn(tmp_path, fmt, per_channel, act_type) -> (onnx_path, float_inputs, ort_outputs)
-    quantized_transformer(tmp_path, fmt, per_channel, act_type) -> (same)
+    quantized_transformer(...), quantized_mixed(...)      -> the same; MODELS names all three
+    step(onnx_path)                                       -> the output's quantization step
 
-`fmt` is "qdq" or "qoperator" (QuantFormat.QDQ / QuantFormat.QOperator), `act_type`
-"i8" or "u8" (QuantType.QInt8 / QInt8 weights either way, unless `weight_type` says
-"u8"). `float_inputs` are the seeded evaluation inputs (a list, one array per model
-input) and `ort_outputs` onnxruntime's outputs of the quantized model on them. Calibration
-uses different seeded inputs. Everything is written under `tmp_path`; nothing is cached
-elsewhere. Shared by the frontend tests, the lower-integer tests and the lead's checks.
+`fmt` is "qdq" or "qoperator" (QuantFormat.QDQ / QuantFormat.QOperator), `act_type` "i8"
+or "u8" (QuantType.QInt8 / QUInt8); weights are QInt8 unless `weight_type="u8"`, and
+`extra_options` goes to quantize_static (e.g. {"WeightSymmetric": True}). `float_inputs`
+are seeded evaluation inputs (one array per model input) and `ort_outputs` onnxruntime's
+outputs of the quantized model on them (graph optimizations on: QDQ runs as fused integer
+kernels). Calibration uses 8 other seeded inputs. Everything is written under `tmp_path`;
+nothing is cached elsewhere. A CNN costs about 0.3 s to build, the transformer 0.5 s.
+Shared by the frontend tests, the lower-integer tests and the lead's checks.
 """
 from __future__ import annotations
 
@@ -65,6 +68,22 @@ class TinyBlock(nn.Module):
         return x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
 
 
+class TinyMixed(nn.Module):
+    """Coverage for the other QOperator ops: leaky relu, sigmoid, a gating mul, average
+    pooling, concat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = nn.functional.leaky_relu(self.conv1(x), 0.1)
+        b = a * torch.sigmoid(self.conv2(a))
+        return torch.cat([self.pool(a), self.pool(b)], dim=1)
+
+
 class _Reader(CalibrationDataReader):
     def __init__(self, name: str, batches: Sequence[np.ndarray]) -> None:
         self._it = iter([{name: b} for b in batches])
@@ -101,41 +120,62 @@ def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def run_ort(path: Path, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def run_ort(path: Path, inputs: Sequence[np.ndarray], fuse: bool = True) -> list[np.ndarray]:
+    """onnxruntime's outputs; `fuse=False` disables its graph optimizations, so that QDQ
+    models run as float ops between Q/DQ pairs instead of fused integer kernels."""
+    so = ort.SessionOptions()
+    if not fuse:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs, strict=True)}
     return [np.asarray(y) for y in sess.run(None, feeds)]
 
 
-def _build(tmp_path: Path, name: str, model: Callable[[], nn.Module], shape: tuple[int, ...], fmt: str,
-           per_channel: bool, act_type: str, weight_type: str) -> Result:
-    tag = f"{name}_{fmt}_{'pc' if per_channel else 'pt'}_{act_type}_w{weight_type}"
+def _build(tmp_path: Path, name: str, model: Callable[[], nn.Module], shape: tuple[int, ...],
+           fmt: str, per_channel: bool, act_type: str, weight_type: str,
+           extra_options: dict[str, Any] | None) -> Result:
+    opts = "".join(f"_{k}{int(v)}" for k, v in sorted((extra_options or {}).items()))
+    tag = f"{name}_{fmt}_{'pc' if per_channel else 'pt'}_{act_type}_w{weight_type}{opts}"
     fpath = tmp_path / f"{name}_float.onnx"
     if not fpath.exists():
         export(model, shape, fpath)
     qpath = quantize(fpath, tmp_path / f"{tag}.onnx", shape, fmt, per_channel, act_type,
-                     weight_type)
+                     weight_type, extra_options=extra_options)
     x = _normal(np.random.default_rng(7), shape)
     return qpath, [x], run_ort(qpath, [x])
 
 
 def quantized_cnn(tmp_path: Path, fmt: str = "qoperator", per_channel: bool = True,
-                  act_type: str = "u8", weight_type: str = "i8") -> Result:
-    """TinyCNN on a [1, 3, 16, 16] input, quantized by quantize_static."""
+                  act_type: str = "u8", weight_type: str = "i8",
+                  extra_options: dict[str, Any] | None = None) -> Result:
+    """TinyCNN on a [1, 3, 16, 16] input."""
     return _build(tmp_path, "cnn", TinyCNN, (1, 3, 16, 16), fmt, per_channel, act_type,
-                  weight_type)
+                  weight_type, extra_options)
 
 
 def quantized_transformer(tmp_path: Path, fmt: str = "qoperator", per_channel: bool = True,
-                          act_type: str = "u8", weight_type: str = "i8") -> Result:
-    """TinyBlock on a [1, 8, 16] input (8 tokens of width 16), quantized by quantize_static."""
+                          act_type: str = "u8", weight_type: str = "i8",
+                          extra_options: dict[str, Any] | None = None) -> Result:
+    """TinyBlock on a [1, 8, 16] input (8 tokens of width 16)."""
     return _build(tmp_path, "block", TinyBlock, (1, 8, 16), fmt, per_channel, act_type,
-                  weight_type)
+                  weight_type, extra_options)
+
+
+def quantized_mixed(tmp_path: Path, fmt: str = "qoperator", per_channel: bool = True,
+                    act_type: str = "u8", weight_type: str = "i8",
+                    extra_options: dict[str, Any] | None = None) -> Result:
+    """TinyMixed on a [1, 3, 8, 8] input."""
+    return _build(tmp_path, "mixed", TinyMixed, (1, 3, 8, 8), fmt, per_channel, act_type,
+                  weight_type, extra_options)
+
+
+MODELS: dict[str, Callable[..., Result]] = {
+    "cnn": quantized_cnn, "transformer": quantized_transformer, "mixed": quantized_mixed}
 
 
 def step(path: Path) -> float:
-    """The quantization step of the model's output: the scale of the last QuantizeLinear
-    (QDQ) or of the last quantized op's output (QOperator) feeding the graph output."""
+    """The quantization step of the model's (first) output: the scale of the
+    DequantizeLinear that produces it (the largest one if per channel)."""
     import onnx
     m = onnx.load(str(path))
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}

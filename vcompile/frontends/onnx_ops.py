@@ -101,6 +101,15 @@ def _hard_sigmoid(ctx: Ctx, n: Node) -> list[V]:
                      beta=float(n.attrs.get("beta", 0.5)))]
 
 
+@converter("LeakyRelu")
+def _leaky_relu(ctx: Ctx, n: Node) -> list[V]:
+    x = n.inputs[0]
+    assert x is not None
+    alpha = ctx.const(float(n.attrs.get("alpha", 0.01)), ctx.dtype(x))
+    neg = ctx.emit("less", x, ctx.const(0, ctx.dtype(x)), hint="neg")
+    return [ctx.emit("where", neg, ctx.emit("mul", x, alpha), x)]
+
+
 @converter("Clip")
 def _clip(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
@@ -230,4 +239,4 @@ def zeros(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape, dtype=DTYPES[dtype])
 
 
-from vcompile.frontends import onnx_nn, onnx_quant, onnx_shape  # noqa: E402,F401  (register converters)
+from vcompile.frontends import onnx_nn, onnx_quant, onnx_quant_ms, onnx_shape  # noqa: E402,F401  (register converters)

@@ -1,5 +1,10 @@
-"""ONNX integer ops (QOperator format) => the integer-only IR ops of `ir/ops/integer.py`.
+"""Quantized ONNX: Q/DQ pairs => quantize_linear/dequantize_linear, and the integer ops of
+the QOperator format => the integer-only IR ops of `ir/ops/integer.py`.
 
+    QuantizeLinear / DequantizeLinear    => quantize_linear / dequantize_linear {axis}
+      (a missing zero point becomes zeros of the right dtype, u8 by default; a constant u8/i8
+       weight with zero points becomes the exact i8 `w - zp` with zero zero points when it
+       fits, and its dequantize_linear is kept, not folded: the QDQ form `lower-integer` reads)
     ConvInteger(x, w, xz, wz)            => qconv2d(x, w - wz) {x_zp}                     : i32
     MatMulInteger(a, B const 2-D)        => qlinear(a, B - bz) {x_zp}                    : i32
     MatMulInteger(a, b)                  => qmatmul(a, b) {a_zp, b_zp}                   : i32
@@ -7,13 +12,7 @@
                                          => requantize(qconv2d(x, w - wz, b), dyadic(sx*sw/sy)) {yz}
     QLinearMatMul / com.microsoft.QGemm  => requantize(qlinear|qmatmul(...), dyadic(sa*sb/sy)) {yz}
       (QGemm without y_scale: dequantize_linear(acc, sa*sb, 0), a float output)
-    com.microsoft.QLinearAdd / QLinearMul => qadd / qmul with dyadic multipliers
-    com.microsoft.QLinearGlobalAveragePool => requantize(qconv2d(x, ones [C,1,H,W]) {groups=C},
-                                              dyadic(sx / (sy*H*W)))   (an exact integer sum)
-    com.microsoft.QLinearSoftmax         => requantize(shiftmax(x) {i16, 2^-15}, dyadic(2^-15/sy))
-    com.microsoft.QLinearSigmoid / QLinearLeakyRelu
-                                         => gather(table[256], x as index): a lookup table
-                                            computed at import, integer-only at run time
+    com.microsoft.QLinearAdd, QLinearMul, QLinearSoftmax, pooling, tables: see onnx_quant_ms
 
 Preconditions (each a one-line `ConversionError`): scales and zero points are constants
 (initializers), activation zero points are per tensor, weights are constants whose zero
@@ -29,12 +28,10 @@ import numpy as np
 
 from vcompile.frontends.onnx_ctx import Ctx, V
 from vcompile.frontends.onnx_nn import _window
-from vcompile.frontends.onnx_ops import Node, converter
+from vcompile.frontends.onnx_ops import Node, converter, onnx_dtype, zeros
 from vcompile.ir.ops.integer import dyadic
 
 MS = "com.microsoft."
-_LOG2E = 1.4426950408889634
-_SOFTMAX_BITS = 15  # shiftmax emits i16 probabilities at 2^-15; one requantize to y's scale
 
 
 def _const(ctx: Ctx, n: Node, i: int, what: str) -> np.ndarray:
@@ -46,7 +43,7 @@ def _const(ctx: Ctx, n: Node, i: int, what: str) -> np.ndarray:
     return np.asarray(arr)
 
 
-def _zp(ctx: Ctx, n: Node, i: int, what: str, x: V | None = None) -> int:
+def _zp(ctx: Ctx, n: Node, i: int, what: str) -> int:
     """A per-tensor zero point as an int (0 when the optional input is omitted)."""
     if n.input(i) is None:
         return 0
@@ -64,17 +61,12 @@ def _out_dtype(ctx: Ctx, n: Node, zp_index: int, default: str) -> str:
 
 def _weight_i8(ctx: Ctx, w: np.ndarray, zp: np.ndarray, axis: int) -> np.ndarray:
     """w - zp as int8 (zp per tensor or per slice along `axis`), or an error if inexact."""
-    z = zp.astype(np.int64).reshape(-1)
-    if z.size > 1:
-        shape = [1] * w.ndim
-        shape[axis] = z.size
-        z = z.reshape(shape)
-    d = w.astype(np.int64) - z
+    d = w.astype(np.int64) - _broadcast_zp(zp, w.ndim, axis)
     if d.min(initial=0) < -128 or d.max(initial=0) > 127:
         zps = sorted(set(zp.reshape(-1).tolist()))[:4]
-        raise ctx.error(f"weight {ctx.dtype(w)} with zero point(s) {zps} does not fit int8 "
-                        "once the zero point is subtracted; quantize the "
-                        "weights symmetrically (WeightSymmetric=True)")
+        raise ctx.error(f"{ctx.dtype(w)} weight minus its zero point(s) {zps} spans "
+                        f"{d.min()}..{d.max()}, which does not fit int8; quantize the weights "
+                        "symmetrically (quantize_static extra_options WeightSymmetric=True)")
     return d.astype(np.int8)
 
 
@@ -89,6 +81,90 @@ def _requantize(ctx: Ctx, acc: V, real: np.ndarray, zp: int, out_dtype: str, axi
 def _scales(ctx: Ctx, n: Node, *idx: int) -> list[np.ndarray]:
     names = {1: "the input scale", 4: "the weight scale", 6: "the output scale"}
     return [_const(ctx, n, i, names.get(i, "a scale")).astype(np.float64).reshape(-1) for i in idx]
+
+
+# ---- quantization ---------------------------------------------------------------------------
+
+_QDTYPES = frozenset({"i8", "u8", "i16", "u16", "i32"})
+
+
+def _blocked(ctx: Ctx, v: V, x: V, axis: int, block: int) -> V:
+    """Repeat each block's scale/zero point `block` times along `axis` (cropped to x)."""
+    shape, vshape = ctx.shape(x), ctx.shape(v)
+    r = len(shape)
+    ax = axis % r
+    up = ctx.emit("unsqueeze", v, axes=(ax + 1,))
+    full = list(vshape[:ax + 1]) + [block] + list(vshape[ax + 1:])
+    rep = ctx.emit("expand", up, shape=tuple(full))
+    merged = list(vshape[:ax]) + [int(vshape[ax]) * block] + list(vshape[ax + 1:])
+    rep = ctx.emit("reshape", rep, shape=tuple(merged))
+    if merged[ax] != shape[ax]:
+        rep = ctx.emit("slice", rep, starts=(0,), ends=(int(shape[ax]),), axes=(ax,), steps=(1,))
+    return rep
+
+
+def _qparams(ctx: Ctx, n: Node, zp_dtype: str) -> tuple[V, V, V, int]:
+    x, scale, zp = n.inputs[0], n.inputs[1], n.input(2)
+    assert x is not None and scale is not None
+    if zp is None:
+        zp = zeros(zp_dtype, tuple(int(d) for d in ctx.shape(scale)))
+    axis = int(n.attrs.get("axis", 1))
+    block = int(n.attrs.get("block_size", 0))
+    if block:
+        scale, zp = _blocked(ctx, scale, x, axis, block), _blocked(ctx, zp, x, axis, block)
+    elif ctx.shape(scale) != ctx.shape(zp) and math.prod(ctx.shape(scale)) == 1:
+        zp = ctx.emit("reshape", zp, shape=tuple(int(d) for d in ctx.shape(scale)))  # f32[1], i32[]
+    return x, scale, zp, axis
+
+
+@converter("QuantizeLinear")
+def _quantize(ctx: Ctx, n: Node) -> list[V]:
+    zp = n.input(2)
+    if zp is not None:
+        dt = ctx.dtype(zp)
+    elif "output_dtype" in n.attrs and int(n.attrs["output_dtype"]):
+        dt = onnx_dtype(int(n.attrs["output_dtype"]))
+    else:
+        dt = "u8"
+    x, scale, zpv, axis = _qparams(ctx, n, dt)
+    return [ctx.emit("quantize_linear", x, scale, zpv, axis=axis,
+                     saturate=bool(n.attrs.get("saturate", 1)))]
+
+
+@converter("DequantizeLinear")
+def _dequantize(ctx: Ctx, n: Node) -> list[V]:
+    x = n.inputs[0]
+    assert x is not None
+    x, scale, zpv, axis = _qparams(ctx, n, ctx.dtype(x))
+    w = ctx.known(x)
+    if w is not None and ctx.dtype(x) in ("i8", "u8") and ctx.known(zpv) is not None:
+        x, zpv = _symmetric(w, np.asarray(ctx.known(zpv)), axis)
+    # NOTE: not folded: a dequantized constant weight stays dequantize_linear(const int8),
+    # the QDQ form that `lower-integer` turns into integer ops.
+    y = ctx.emit("dequantize_linear", x, scale, zpv, axis=axis, fold=ctx.dtype(x) not in _QDTYPES)
+    if "output_dtype" in n.attrs and int(n.attrs["output_dtype"]):
+        y = ctx.cast(y, onnx_dtype(int(n.attrs["output_dtype"])))
+    return [y]
+
+
+
+
+def _symmetric(w: np.ndarray, zp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """A constant weight (u8 or i8) with zero points as i8 `w - zp` with zero zero points when
+    that is exact (u8 with zero point 128: symmetric); else unchanged."""
+    d = w.astype(np.int64) - _broadcast_zp(zp, w.ndim, axis)
+    if (w.dtype == np.int8 and not zp.any()) or d.min(initial=0) < -128 or d.max(initial=0) > 127:
+        return w, zp
+    return d.astype(np.int8), np.zeros(zp.shape, np.int8)
+
+
+def _broadcast_zp(zp: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    z = zp.astype(np.int64)
+    if z.ndim == 1 and z.size > 1:
+        shape = [1] * ndim
+        shape[axis % ndim] = z.size
+        return z.reshape(shape)
+    return z if z.ndim == ndim else z.reshape(-1)[0]
 
 
 # ---- convolution -----------------------------------------------------------------------
@@ -172,66 +248,3 @@ def _qgemm(ctx: Ctx, n: Node) -> list[V]:
     (sy,) = _scales(ctx, n, 7)
     return [_requantize(ctx, acc, sa * sb / sy, _zp(ctx, n, 8, "the output zero point"),
                         _out_dtype(ctx, n, 8, ctx.dtype(a)), -1)]
-
-
-# ---- elementwise, pooling, softmax (com.microsoft) -------------------------------------
-
-def _binary_params(ctx: Ctx, n: Node) -> tuple[float, float, float, dict[str, int | str]]:
-    sa, sb, sy = (float(_const(ctx, n, i, w).reshape(-1)[0])
-                  for i, w in ((1, "the A scale"), (4, "the B scale"), (6, "the output scale")))
-    zps = {"a_zp": _zp(ctx, n, 2, "the A zero point"), "b_zp": _zp(ctx, n, 5, "the B zero point"),
-           "zero_point": _zp(ctx, n, 7, "the output zero point"),
-           "out_dtype": _out_dtype(ctx, n, 7, ctx.dtype(n.inputs[0]))}  # type: ignore[arg-type]
-    return sa, sb, sy, zps
-
-
-@converter(MS + "QLinearAdd")
-def _qlinear_add(ctx: Ctx, n: Node) -> list[V]:
-    sa, sb, sy, zps = _binary_params(ctx, n)
-    ra, rb = sa / sy, sb / sy
-    # one shift for both: the larger ratio gets a 30-bit multiplier
-    shift = min(62, 30 - math.frexp(max(ra, rb))[1])
-    return [ctx.emit("qadd", n.inputs[0], n.inputs[3], a_mult=round(ra * 2 ** shift),  # type: ignore[arg-type]
-                     b_mult=round(rb * 2 ** shift), shift=shift, **zps)]
-
-
-@converter(MS + "QLinearMul")
-def _qlinear_mul(ctx: Ctx, n: Node) -> list[V]:
-    sa, sb, sy, zps = _binary_params(ctx, n)
-    m, s = dyadic(sa * sb / sy)
-    return [ctx.emit("qmul", n.inputs[0], n.inputs[3], mult=int(m[0]), shift=int(s[0]), **zps)]  # type: ignore[arg-type]
-
-
-@converter(MS + "QLinearGlobalAveragePool")
-def _qlinear_gap(ctx: Ctx, n: Node) -> list[V]:
-    x = n.inputs[0]
-    assert x is not None
-    if n.attrs.get("channels_last", 0):
-        raise ctx.error("channels_last=1 is not supported; export the model in NCHW")
-    shape = ctx.shape(x)
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise ctx.error(f"needs a static NCHW input, got {shape}")
-    c, h, w = shape[1:]
-    (sx,), (sy,) = (_const(ctx, n, i, what).astype(np.float64).reshape(-1)
-                    for i, what in ((1, "the input scale"), (3, "the output scale")))
-    ones = np.ones((c, 1, h, w), np.int8)  # a depthwise all-ones conv: the exact i32 sum
-    acc = ctx.emit("qconv2d", x, ones, groups=c, x_zp=_zp(ctx, n, 2, "the input zero point"))
-    return [_requantize(ctx, acc, np.array([sx / (sy * h * w)]), _zp(ctx, n, 4, "the output zero point"),
-                        _out_dtype(ctx, n, 4, ctx.dtype(x)), 1)]
-
-
-@converter(MS + "QLinearSoftmax")
-def _qlinear_softmax(ctx: Ctx, n: Node) -> list[V]:
-    x = n.inputs[0]
-    assert x is not None
-    rank, axis = len(ctx.shape(x)), int(n.attrs.get("axis", -1))
-    if int(n.attrs.get("opset", 13)) < 13 and axis % rank != rank - 1:
-        raise ctx.error("opset < 13 softmax over several axes is not supported")
-    (sx,), (sy,) = (_const(ctx, n, i, what).astype(np.float64).reshape(-1)
-                    for i, what in ((1, "the input scale"), (3, "the output scale")))
-    f = 14
-    m, s = dyadic(sx * _LOG2E * 2 ** f)
-    p = ctx.emit("shiftmax", x, axis=axis, mult=int(m[0]), shift=int(s[0]), frac_bits=f,
-                 out_bits=_SOFTMAX_BITS, out_dtype="i16")
-    return [_requantize(ctx, p, np.array([2.0 ** -_SOFTMAX_BITS / sy]),
-                        _zp(ctx, n, 4, "the output zero point"), _out_dtype(ctx, n, 4, ctx.dtype(x)), -1)]
