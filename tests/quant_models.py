@@ -10,7 +10,7 @@ or "u8" (QuantType.QInt8 / QUInt8); weights are QInt8 unless `weight_type="u8"`,
 are seeded evaluation inputs (one array per model input) and `ort_outputs` onnxruntime's
 outputs of the quantized model on them (graph optimizations on: QDQ runs as fused integer
 kernels). Calibration uses 8 other seeded inputs. Everything is written under `tmp_path`;
-nothing is cached elsewhere. A CNN costs about 0.3 s to build, the transformer 0.5 s.
+nothing is cached elsewhere. Each model takes well under a second to export and quantize.
 Shared by the frontend tests, the lower-integer tests and the lead's checks.
 """
 from __future__ import annotations

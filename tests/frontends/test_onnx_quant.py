@@ -278,3 +278,25 @@ def test_qlinear_sigmoid_table_matches_ort_exactly():
     g, (y,) = import_and_run(m, [x])
     assert op_counts(g) == {"cast": 1, "gather": 1}
     np.testing.assert_array_equal(y, _ort(m, x)[0])
+
+
+@pytest.mark.parametrize("quantized_output", [True, False], ids=["u8_out", "float_out"])
+def test_qgemm_matches_ort(quantized_output):
+    names = ["a", "as", "az", "b", "bs", "bz", "c"] + (["ys", "yz"] if quantized_output else [])
+    inits = {"as": np.array(0.03, np.float32), "az": np.array(120, np.uint8),
+             "b": RNG.integers(-127, 128, (5, 6)).astype(np.int8),  # [N, K]: transB
+             "bs": RNG.uniform(0.005, 0.02, 5).astype(np.float32), "bz": np.zeros(5, np.int8),
+             "c": RNG.integers(-500, 500, 5).astype(np.int32),
+             "ys": np.array(0.04, np.float32), "yz": np.array(100, np.uint8)}
+    out = _vi("y", U8 if quantized_output else F, (3, 5))
+    m = _model([helper.make_node("QGemm", names, ["y"], domain="com.microsoft", transB=1)],
+               [_vi("a", U8, (3, 6))], [out], {k: inits[k] for k in names[1:]}, ms=True)
+    a = RNG.integers(0, 256, (3, 6)).astype(np.uint8)
+    g, (y,) = import_and_run(m, [a])
+    (ref,) = _ort(m, a)
+    if quantized_output:
+        assert op_counts(g) == {"qlinear": 1, "requantize": 1}
+        assert np.abs(y.astype(np.int64) - ref).max() <= 1
+    else:
+        assert op_counts(g) == {"qlinear": 1, "dequantize_linear": 1}
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)

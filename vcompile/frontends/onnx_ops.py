@@ -1,11 +1,13 @@
 """ONNX op converters: elementwise math, contractions, reductions, and the converter table.
 
     CONVERTERS[op_type](ctx, node) -> one V (Value or known array) per ONNX output
+    (ops outside the default domain are keyed "domain.op_type": "com.microsoft.QGemm")
 
 ONNX-only inputs that configure an op (shape, axes, pads, repeats, clip bounds...)
 must be known at import; they become attrs. Neural-network ops (conv, pooling,
-normalization, resize, quantization) live in `onnx_nn`, shape manipulation (Reshape,
-Slice, Pad, Shape, Constant...) in `onnx_shape`.
+normalization, resize) live in `onnx_nn`, quantization in `onnx_quant` (onnxruntime's
+com.microsoft QLinear ops in `onnx_quant_ms`), shape manipulation (Reshape, Slice, Pad,
+Shape, Constant...) in `onnx_shape`.
 """
 from __future__ import annotations
 
