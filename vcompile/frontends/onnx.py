@@ -195,9 +195,8 @@ def _cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
 def _check_supported(g: onnx.GraphProto) -> None:
     bad: dict[str, list[str]] = {}
     for i, n in enumerate(g.node):
-        key = _key(n)
-        if key not in CONVERTERS:
-            bad.setdefault(key, []).append(n.name or (n.output[0] if n.output else f"#{i}"))
+        if _key(n) not in CONVERTERS:
+            bad.setdefault(_key(n), []).append(n.name or (n.output[0] if n.output else f"#{i}"))
     if bad:
         raise UnsupportedOp(bad, supported_ops())
 

@@ -78,9 +78,16 @@ def _requantize(ctx: Ctx, acc: V, real: np.ndarray, zp: int, out_dtype: str, axi
     return ctx.emit("requantize", acc, mult, shift, axis=axis, zero_point=zp, out_dtype=out_dtype)
 
 
-def _scales(ctx: Ctx, n: Node, *idx: int) -> list[np.ndarray]:
-    names = {1: "the input scale", 4: "the weight scale", 6: "the output scale"}
-    return [_const(ctx, n, i, names.get(i, "a scale")).astype(np.float64).reshape(-1) for i in idx]
+def _scale(ctx: Ctx, n: Node, i: int, what: str) -> float:
+    """A per-tensor (activation) scale."""
+    s = _const(ctx, n, i, what)
+    if s.size != 1:
+        raise ctx.error(f"{what} must be one value per tensor, got shape {list(s.shape)}")
+    return float(s.reshape(-1)[0])
+
+
+def _weight_scale(ctx: Ctx, n: Node, i: int) -> np.ndarray:
+    return _const(ctx, n, i, "the weight scale").astype(np.float64).reshape(-1)
 
 
 # ---- quantization ---------------------------------------------------------------------------
@@ -147,8 +154,6 @@ def _dequantize(ctx: Ctx, n: Node) -> list[V]:
     return [y]
 
 
-
-
 def _symmetric(w: np.ndarray, zp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """A constant weight (u8 or i8) with zero points as i8 `w - zp` with zero zero points when
     that is exact (u8 with zero point 128: symmetric); else unchanged."""
@@ -194,7 +199,8 @@ def _conv_integer(ctx: Ctx, n: Node) -> list[V]:
 def _qlinear_conv(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
-    sx, sw, sy = _scales(ctx, n, 1, 4, 6)
+    sx, sy = _scale(ctx, n, 1, "the input scale"), _scale(ctx, n, 6, "the output scale")
+    sw = _weight_scale(ctx, n, 4)
     acc = _qconv(ctx, n, x, _weight(ctx, n, 3, 5, 0), n.input(8), _zp(ctx, n, 2, "the input zero point"))
     return [_requantize(ctx, acc, sx * sw / sy, _zp(ctx, n, 7, "the output zero point"),
                         _out_dtype(ctx, n, 7, ctx.dtype(x)), 1)]
@@ -222,8 +228,8 @@ def _matmul_integer(ctx: Ctx, n: Node) -> list[V]:
 def _qlinear_matmul(ctx: Ctx, n: Node) -> list[V]:
     a = n.inputs[0]
     assert a is not None
-    sa, sb, sy = (_const(ctx, n, i, w).astype(np.float64).reshape(-1)
-                  for i, w in ((1, "the A scale"), (4, "the B scale"), (6, "the output scale")))
+    sa, sy = _scale(ctx, n, 1, "the A scale"), _scale(ctx, n, 6, "the output scale")
+    sb = _weight_scale(ctx, n, 4)
     acc = _contract(ctx, n, a, _zp(ctx, n, 2, "the A zero point"), 3, 5)
     return [_requantize(ctx, acc, sa * sb / sy, _zp(ctx, n, 7, "the output zero point"),
                         _out_dtype(ctx, n, 7, ctx.dtype(a)), -1)]
@@ -235,8 +241,7 @@ def _qgemm(ctx: Ctx, n: Node) -> list[V]:
     assert a is not None
     if n.attrs.get("transA", 0) or float(n.attrs.get("alpha", 1.0)) != 1.0:
         raise ctx.error("only transA=0 and alpha=1 are supported")
-    sa, sb = (_const(ctx, n, i, w).astype(np.float64).reshape(-1)
-              for i, w in ((1, "the A scale"), (4, "the B scale")))
+    sa, sb = _scale(ctx, n, 1, "the A scale"), _weight_scale(ctx, n, 4)
     b = _weight(ctx, n, 3, 5, 0 if n.attrs.get("transB", 0) else 1)
     w = np.ascontiguousarray(b.T) if n.attrs.get("transB", 0) else b
     c = n.input(6)
@@ -245,6 +250,6 @@ def _qgemm(ctx: Ctx, n: Node) -> list[V]:
     if n.input(7) is None:  # no y_scale: a float output, the integer region's exit
         scale = (sa * sb).astype(np.float32)
         return [ctx.emit("dequantize_linear", acc, scale, np.zeros(scale.shape, np.int32), axis=-1)]
-    (sy,) = _scales(ctx, n, 7)
+    sy = _scale(ctx, n, 7, "the output scale")
     return [_requantize(ctx, acc, sa * sb / sy, _zp(ctx, n, 8, "the output zero point"),
                         _out_dtype(ctx, n, 8, ctx.dtype(a)), -1)]

@@ -25,19 +25,12 @@ import numpy as np
 from vcompile.frontends.onnx_ctx import Ctx, V
 from vcompile.frontends.onnx_nn import _window
 from vcompile.frontends.onnx_ops import Node, converter
-from vcompile.frontends.onnx_quant import MS, _const, _out_dtype, _requantize, _zp
+from vcompile.frontends.onnx_quant import MS, _out_dtype, _requantize, _scale, _zp
 from vcompile.ir.ops.integer import dyadic
 
 _LOG2E = 1.4426950408889634
 _SOFTMAX_BITS = 15  # shiftmax emits i16 probabilities at 2^-15; one requantize to y's scale
 _RANGES = {"u8": (0, 255), "i8": (-128, 127)}
-
-
-def _scale(ctx: Ctx, n: Node, i: int, what: str) -> float:
-    s = _const(ctx, n, i, what)
-    if s.size != 1:
-        raise ctx.error(f"{what} must be one value per tensor, got shape {list(s.shape)}")
-    return float(s.reshape(-1)[0])
 
 
 def _common_shift(*reals: float) -> tuple[list[int], int]:
