@@ -122,3 +122,18 @@ def test_pool1d_spelled_as_2d_becomes_pool1d(op: str) -> None:
         (op.replace("2d", "1d"), (3,), (1, 1))]
     xv = RNG.standard_normal((1, 6, 20)).astype(np.float32)
     np.testing.assert_allclose(interp.run(out, xv)[0], interp.run(g, xv)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_quantized_weights_stay_quantized() -> None:
+    """dequantize_linear(const int8 w) is the weight of a quantized model: folding it would
+    make float weights four times the size that lower-integer can no longer lower."""
+    bb = Builder("qdq")
+    x = bb.input((2, 8), hint="x")
+    wq = bb.const(RNG.integers(-127, 128, (8, 4)).astype(np.int8), hint="wq")
+    scale = bb.const(np.full(4, 0.02, np.float32), hint="s")
+    zp = bb.const(np.zeros(4, np.int8), hint="zp")
+    w = bb.emit("dequantize_linear", wq, scale, zp, axis=1)
+    g = bb.build(bb.emit("matmul", x, w))
+    for name in ("fold-constants", "canonicalize"):
+        out = passes.run(g, name, verify_each=True)
+        assert [nd.op for nd in out.nodes] == ["dequantize_linear", "matmul"], name

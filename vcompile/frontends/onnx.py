@@ -195,11 +195,15 @@ def _cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
 def _check_supported(g: onnx.GraphProto) -> None:
     bad: dict[str, list[str]] = {}
     for i, n in enumerate(g.node):
-        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-        if key not in CONVERTERS:
-            bad.setdefault(key, []).append(n.name or (n.output[0] if n.output else f"#{i}"))
+        if _key(n) not in CONVERTERS:
+            bad.setdefault(_key(n), []).append(n.name or (n.output[0] if n.output else f"#{i}"))
     if bad:
         raise UnsupportedOp(bad, supported_ops())
+
+
+def _key(n: onnx.NodeProto) -> str:
+    """The converter table's key: the op type, prefixed by its domain outside ai.onnx."""
+    return n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
 
 
 # ---- conversion ---------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def _convert(g: onnx.GraphProto, opset: int) -> Graph:
         node = Node(n, [env[x] if x else None for x in n.input], _attrs(n),
                     tuple(bool(o) and o in used for o in n.output))
         try:
-            outs = CONVERTERS[n.op_type](ctx, node)
+            outs = CONVERTERS[_key(n)](ctx, node)
         except (KeyError, IndexError, TypeError, ValueError) as e:  # malformed attrs/inputs
             raise ctx.error(f"cannot convert: {type(e).__name__}: {_one_line(e)}") from e
         for name, v in zip(n.output, outs, strict=False):  # converters may add None tails

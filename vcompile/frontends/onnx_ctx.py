@@ -130,16 +130,19 @@ class Ctx:
         return ConversionError(f"ONNX node {self.loc!r} ({self.op_type}): {msg}")
 
     # ---- ops ----------------------------------------------------------------------------
-    def emit(self, op: str, *inputs: V, hint: str = "", **attrs: Any) -> V:
-        outs = self.emit_multi(op, *inputs, hint=hint, **attrs)
+    def emit(self, op: str, *inputs: V, hint: str = "", fold: bool = True, **attrs: Any) -> V:
+        outs = self.emit_multi(op, *inputs, hint=hint, fold=fold, **attrs)
         if len(outs) != 1:
             raise self.error(f"{op} has {len(outs)} outputs")
         return outs[0]
 
-    def emit_multi(self, op: str, *inputs: V, hint: str = "", **attrs: Any) -> tuple[V, ...]:
+    def emit_multi(self, op: str, *inputs: V, hint: str = "", fold: bool = True,
+                   **attrs: Any) -> tuple[V, ...]:
+        """`fold=False` keeps a node even when every input is known (quantized weights stay
+        dequantize_linear(const int8) for the integer lowering)."""
         sym_attrs = any(isinstance(v, tuple) and any(isinstance(d, str) for d in v)
                         for v in attrs.values())  # e.g. expand to [N, 1, 192]: not foldable
-        if inputs and not sym_attrs and all(not isinstance(x, Value) for x in inputs):
+        if fold and inputs and not sym_attrs and all(not isinstance(x, Value) for x in inputs):
             return self._fold(op, [np.asarray(x) for x in inputs], attrs)
         vals = [self.value(x) for x in inputs]
         try:

@@ -1,4 +1,4 @@
-"""ONNX neural-network op converters: conv, pooling, normalization, resize, quantization.
+"""ONNX neural-network op converters: conv, pooling, normalization, resize (quantization: onnx_quant).
 
     Conv(x, w[, b]) {auto_pad}          => conv{n}d(x, w, b or zeros) {explicit pads}
     ConvTranspose {output_shape}        => conv_transpose{n}d {pads, output_padding}
@@ -6,7 +6,6 @@
     GroupNormalization (per-group, 18)  => group_norm with per-channel gamma/beta
     LayerNormalization(Mean, InvStdDev) => layer_norm + reduce_mean/rsqrt ops when used
     Resize(roi, scales, sizes) {axes}   => resize {full sizes, scales, roi}
-    Q/DQ without zero point             => zero point of the right dtype (u8 default)
 
 Spatial dims must be static when auto_pad or output_shape needs them.
 """
@@ -228,59 +227,3 @@ def _resize(ctx: Ctx, n: Node) -> list[V]:
                      roi=tuple(full_roi) if roi else (), **mode_attrs,
                      exclude_outside=bool(a.get("exclude_outside", 0)),
                      antialias=bool(a.get("antialias", 0)))]
-
-
-# ---- quantization ---------------------------------------------------------------------------
-
-def _blocked(ctx: Ctx, v: V, x: V, axis: int, block: int) -> V:
-    """Repeat each block's scale/zero point `block` times along `axis` (cropped to x)."""
-    shape, vshape = ctx.shape(x), ctx.shape(v)
-    r = len(shape)
-    ax = axis % r
-    up = ctx.emit("unsqueeze", v, axes=(ax + 1,))
-    full = list(vshape[:ax + 1]) + [block] + list(vshape[ax + 1:])
-    rep = ctx.emit("expand", up, shape=tuple(full))
-    merged = list(vshape[:ax]) + [int(vshape[ax]) * block] + list(vshape[ax + 1:])
-    rep = ctx.emit("reshape", rep, shape=tuple(merged))
-    if merged[ax] != shape[ax]:
-        rep = ctx.emit("slice", rep, starts=(0,), ends=(int(shape[ax]),), axes=(ax,), steps=(1,))
-    return rep
-
-
-def _qparams(ctx: Ctx, n: Node, zp_dtype: str) -> tuple[V, V, V, int]:
-    x, scale, zp = n.inputs[0], n.inputs[1], n.input(2)
-    assert x is not None and scale is not None
-    if zp is None:
-        zp = zeros(zp_dtype, tuple(int(d) for d in ctx.shape(scale)))
-    axis = int(n.attrs.get("axis", 1))
-    block = int(n.attrs.get("block_size", 0))
-    if block:
-        scale, zp = _blocked(ctx, scale, x, axis, block), _blocked(ctx, zp, x, axis, block)
-    return x, scale, zp, axis
-
-
-@converter("QuantizeLinear")
-def _quantize(ctx: Ctx, n: Node) -> list[V]:
-    zp = n.input(2)
-    if zp is not None:
-        dt = ctx.dtype(zp)
-    elif "output_dtype" in n.attrs and int(n.attrs["output_dtype"]):
-        dt = onnx_dtype(int(n.attrs["output_dtype"]))
-    else:
-        dt = "u8"
-    x, scale, zpv, axis = _qparams(ctx, n, dt)
-    return [ctx.emit("quantize_linear", x, scale, zpv, axis=axis,
-                     saturate=bool(n.attrs.get("saturate", 1)))]
-
-
-@converter("DequantizeLinear")
-def _dequantize(ctx: Ctx, n: Node) -> list[V]:
-    x = n.inputs[0]
-    assert x is not None
-    x, scale, zpv, axis = _qparams(ctx, n, ctx.dtype(x))
-    y = ctx.emit("dequantize_linear", x, scale, zpv, axis=axis)
-    if "output_dtype" in n.attrs and int(n.attrs["output_dtype"]):
-        y = ctx.cast(y, onnx_dtype(int(n.attrs["output_dtype"])))
-    return [y]
-
-

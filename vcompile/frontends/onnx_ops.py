@@ -1,11 +1,13 @@
 """ONNX op converters: elementwise math, contractions, reductions, and the converter table.
 
     CONVERTERS[op_type](ctx, node) -> one V (Value or known array) per ONNX output
+    (ops outside the default domain are keyed "domain.op_type": "com.microsoft.QGemm")
 
 ONNX-only inputs that configure an op (shape, axes, pads, repeats, clip bounds...)
 must be known at import; they become attrs. Neural-network ops (conv, pooling,
-normalization, resize, quantization) live in `onnx_nn`, shape manipulation (Reshape,
-Slice, Pad, Shape, Constant...) in `onnx_shape`.
+normalization, resize) live in `onnx_nn`, quantization in `onnx_quant` (onnxruntime's
+com.microsoft QLinear ops in `onnx_quant_ms`), shape manipulation (Reshape, Slice, Pad,
+Shape, Constant...) in `onnx_shape`.
 """
 from __future__ import annotations
 
@@ -99,6 +101,15 @@ def _gelu(ctx: Ctx, n: Node) -> list[V]:
 def _hard_sigmoid(ctx: Ctx, n: Node) -> list[V]:
     return [ctx.emit("hard_sigmoid", n.inputs[0], alpha=float(n.attrs.get("alpha", 0.2)),  # type: ignore[arg-type]
                      beta=float(n.attrs.get("beta", 0.5)))]
+
+
+@converter("LeakyRelu")
+def _leaky_relu(ctx: Ctx, n: Node) -> list[V]:
+    x = n.inputs[0]
+    assert x is not None
+    alpha = ctx.const(float(n.attrs.get("alpha", 0.01)), ctx.dtype(x))
+    neg = ctx.emit("less", x, ctx.const(0, ctx.dtype(x)), hint="neg")
+    return [ctx.emit("where", neg, ctx.emit("mul", x, alpha), x)]
 
 
 @converter("Clip")
@@ -230,4 +241,4 @@ def zeros(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape, dtype=DTYPES[dtype])
 
 
-from vcompile.frontends import onnx_nn, onnx_shape  # noqa: E402,F401  (register converters)
+from vcompile.frontends import onnx_nn, onnx_quant, onnx_quant_ms, onnx_shape  # noqa: E402,F401  (register converters)

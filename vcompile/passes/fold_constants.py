@@ -8,6 +8,10 @@ small constant does not bloat the model) are folded. The exception is what feeds
 attention's bias: Swin's relative-position bias plus its shifted-window mask is a
 [windows, heads, 49, 49] constant that would otherwise be expanded and added on every
 inference (two kernels writing 1.8 MB per block); folded, the attention reads it once.
+
+`dequantize_linear` of a constant is never folded: it is how a quantized model spells
+its int8 weights, which `lower-integer` consumes as they are (folded, they would turn
+into float weights four times the size, and the convolution would stay float).
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ def _bias_side(g: Graph) -> set[Value]:
 
 def _foldable(n: Node, ed: GraphEditor, bias_side: set[Value]) -> bool:
     if n.region is not None or not all(v in ed.consts for v in n.inputs):
+        return False
+    if n.op == "dequantize_linear":
         return False
     if not all(v.type.is_static for v in n.outputs):
         return False

@@ -45,9 +45,9 @@ import numpy as np
 
 from vcompile.ir.graph import Attrs
 from vcompile.ir.ops.linalg import _matmul_shape
-from vcompile.ir.ops.nn import _layer_span, ints, window_attrs
 from vcompile.ir.ops.nn import _conv_eval as _float_conv_eval
 from vcompile.ir.ops.nn import _conv_infer as _float_conv_infer
+from vcompile.ir.ops.nn import _layer_span, ints, window_attrs
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op
 from vcompile.ir.types import INT_DTYPES, TensorType
 
