@@ -4,8 +4,10 @@ Each returns the Acc (integer value and the real scale of one unit) that `lower_
 requantizes into the output's parameters:
 
     attention(dq q, dq k, dq v, bias?) {scale}
-        => qmatmul(shiftmax(qmatmul(q, transpose(k)) [+ round(bias / (s_q s_k))]), v)  at 2^-8 s_v
-           shiftmax {mult, shift} = dyadic(scale s_q s_k log2(e) 2^F)
+        => qmatmul(shiftmax(qmatmul(q, transpose(k)) [+ round(bias / (scale s_q s_k))]), v)
+                                                                        at 2^-8 s_v
+           shiftmax {mult, shift} = dyadic(scale s_q s_k log2(e) 2^F), the bias in units
+           of scale s_q s_k (the scale applies before the bias)
     softmax(dq x)    => shiftmax(x) {dyadic(s_x log2(e) 2^F)}           u8 at 2^-8 (i16 at 2^-15)
     gelu(dq x)       => igelu(x) {x_zp, dyadic(1.702 log2(e) s_x 2^F)}  at s_x 2^-F
     silu(dq x)       => igelu(x) {x_zp, dyadic(log2(e) s_x 2^F)}        at s_x 2^-F
@@ -43,8 +45,10 @@ def lower_attention(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     q, k, v = (activation(m, x) for x in n.inputs[:3])
     if q is None or k is None or v is None:
         return None
-    s_logit = q.s * k.s
-    ms = _mult_shift(float(n.attrs["scale"]) * s_logit * LOG2E * 2 ** SOFTMAX_BITS)  # type: ignore[arg-type]
+    # NOTE: the attention scale multiplies the logits before the bias is added, so one
+    # unit of q @ kT stands for scale * s_q * s_k in the softmax input, the bias's unit too.
+    s_logit = float(n.attrs["scale"]) * q.s * k.s  # type: ignore[arg-type]
+    ms = _mult_shift(s_logit * LOG2E * 2 ** SOFTMAX_BITS)
     bias = None
     if len(n.inputs) == 4:
         arr = m.const_of(n.inputs[3])

@@ -11,13 +11,15 @@ slice, expand, tile, gather with constant indices, pad) or pick among them (max_
 which commutes with a monotone map), so both sides are bit-identical in the QDQ
 simulation. A constant pad must pad with a value the quantized type holds exactly (its
 zero point for 0.0). A per-axis dequantize moves only through transpose (its axis follows
-the permutation); through anything else it stays.
+the permutation); through anything else it stays. On a constant (a weight) the layout op
+is folded into the constant, so that the contraction still sees a constant weight.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Attrs, Graph, Node, Value
+from vcompile.ir.ops import OPS
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.qdq import dequantized
 from vcompile.passes.registry import note
@@ -64,8 +66,12 @@ def sink_dequantize(m: Match, bb: RewriteBuilder) -> Value | None:
     attrs = _moved_attrs(n, dq.s, dq.z) if dq.per_tensor else dict(n.attrs)
     if attrs is None or (n.op == "pad" and not _ok_range(dq.q.dtype, float(attrs.get("value", 0)))):  # type: ignore[arg-type]
         return None
-    moved = bb.emit(n.op, dq.q, *n.inputs[1:], **attrs)
-    return _dq(bb, moved, m.ed.producer[n.inputs[0]], axis)
+    src = m.ed.producer[n.inputs[0]]
+    arr = m.const_of(dq.q)
+    if arr is not None:  # a weight: fold the layout op into the constant
+        (out,) = OPS[n.op].eval([arr, *(m.const_of(v) for v in n.inputs[1:])], Attrs(attrs))  # type: ignore[misc]
+        return _dq(bb, bb.const(out, hint=dq.q.hint), src, axis)
+    return _dq(bb, bb.emit(n.op, dq.q, *n.inputs[1:], **attrs), src, axis)
 
 
 @rule(P.op("quantize_linear", P.op(LAYOUT, any_inputs=True, name="op").one_use(), P.const(),
@@ -85,7 +91,7 @@ def hoist_quantize(m: Match, bb: RewriteBuilder) -> Value | None:
     return bb.emit(n.op, q, *n.inputs[1:], **attrs)
 
 
-@rule(P.op("concat", name="op"))
+@rule(P.op("concat", any_inputs=True, name="op"))
 def sink_concat(m: Match, bb: RewriteBuilder) -> Value | None:
     n = m.node("op")
     dqs = [dequantized(m, v) for v in n.inputs]

@@ -1,0 +1,167 @@
+"""lower-integer on hand-built QDQ graphs, one or two per rule: after lowering no float op
+is left in the integer region, and the interpreter's output is within a stated number of
+output quantization steps of the QDQ graph's (the float simulation of the quantized
+model): 1 for the exact rules (rounding ties and the dyadic multipliers' last bit), more
+for the I-ViT approximations (Shiftmax, ShiftGELU, integer LayerNorm)."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tests.passes.qdq_util import float_ops, insert_qdq, output_steps
+from vcompile import passes
+from vcompile.ir import Builder, Graph, Value, interp, verify
+from vcompile.passes.manager import PassStat
+
+RNG = np.random.default_rng(0)
+
+
+def _graph(shapes: list[tuple[int, ...]], body: Callable[..., Value], name: str = "g") -> Graph:
+    bb = Builder(name)
+    xs = [bb.input(s, hint=f"x{i}") for i, s in enumerate(shapes)]
+    return bb.build(body(bb, *xs))
+
+
+def _w(bb: Builder, *shape: int, hint: str = "w", scale: float = 0.5) -> Value:
+    return bb.const((RNG.standard_normal(shape) * scale).astype(np.float32), hint=hint)
+
+
+def lower(g: Graph, *, asym: bool = False, skip: tuple[str, ...] = (), seed: int = 0,
+          scale: float = 1.0) -> tuple[Graph, Graph, float, Counter[str]]:
+    """(QDQ graph, lowered graph, largest error in output steps, ops of the lowered graph)."""
+    rng = np.random.default_rng(seed)
+    xs = [(rng.standard_normal(v.shape) * scale).astype(np.float32) for v in g.inputs]
+    qg = insert_qdq(g, xs, asym=asym, skip=skip)
+    low = passes.run(qg, "lower-integer", verify_each=True)
+    verify(low)
+    assert float_ops(low) == [], f"float ops left: {float_ops(low)}"
+    steps = output_steps(qg, interp.run(low, *xs)[0], interp.run(qg, *xs)[0])
+    return qg, low, steps, Counter(n.op for n in low.nodes)
+
+
+def _conv(bb: Builder, x: Value, cout: int = 6, **attrs: object) -> Value:
+    return bb.emit("conv2d", x, _w(bb, cout, x.shape[1], 3, 3), _w(bb, cout, hint="b"), **attrs)
+
+
+@pytest.mark.parametrize("asym", [False, True])
+@pytest.mark.parametrize("act", ["relu", "relu6", "none"])
+def test_conv_with_fused_activation_is_exact(asym: bool, act: str) -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        y = _conv(bb, x, pads=(1, 1, 1, 1), strides=(2, 2))
+        return {"relu": lambda: bb.emit("relu", y), "relu6": lambda: bb.emit("clip", y, min=0, max=6),
+                "none": lambda: y}[act]()
+    skip = ("conv2d",) if act != "none" else ()
+    _, low, steps, ops = lower(_graph([(1, 3, 9, 9)], body), asym=asym, skip=skip)
+    assert steps <= 1.0
+    assert ops["qconv2d"] == 1 and ops["requantize"] == 1 and ops["conv2d"] == 0
+    rq = next(n for n in low.nodes if n.op == "requantize")
+    zp = int(rq.attrs["zero_point"])  # type: ignore[arg-type]
+    assert rq.attrs["clip"] == {"relu": (zp, 255 if asym else 127), "none": ()}.get(act, rq.attrs["clip"])
+
+
+def test_depthwise_conv_and_linear_and_matmuls_are_exact() -> None:
+    def body(bb: Builder, x: Value, z: Value) -> Value:
+        y = bb.emit("conv2d", x, _w(bb, 4, 1, 3, 3), _w(bb, 4, hint="b"), groups=4, pads=(1, 1, 1, 1))
+        t = bb.emit("reshape", y, shape=(1, 4, 16))
+        t = bb.emit("linear", t, _w(bb, 16, 8), _w(bb, 8, hint="b"))
+        t = bb.emit("matmul", t, _w(bb, 8, 5))
+        return bb.emit("matmul", t, z)
+    for asym in (False, True):
+        _, _, steps, ops = lower(_graph([(1, 4, 4, 4), (1, 5, 3)], body), asym=asym)
+        assert steps <= 1.0
+        assert ops["qlinear"] == 2 and ops["qmatmul"] == 1 and ops["qconv2d"] == 1
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+@pytest.mark.parametrize("asym", [False, True])
+def test_binary_ops_of_two_activations_are_exact(op: str, asym: bool) -> None:
+    g = _graph([(2, 8), (1, 8)], lambda bb, a, b: bb.emit(op, a, b))
+    _, _, steps, ops = lower(g, asym=asym)
+    assert steps <= 1.0 and ops["qmul" if op == "mul" else "qadd"] == 1
+
+
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_binary_op_with_a_float_constant(op: str) -> None:
+    g = _graph([(2, 8)], lambda bb, a: bb.emit(op, a, _w(bb, 8, hint="c")))
+    _, _, steps, _ = lower(g)
+    # the constant is quantized too (i16 for add, i8 for mul): a little more than one step
+    assert steps <= 1.5
+
+
+@pytest.mark.parametrize("op", ["relu", "clip", "hard_sigmoid", "hard_swish"])
+@pytest.mark.parametrize("asym", [False, True])
+def test_piecewise_linear_activations(op: str, asym: bool) -> None:
+    attrs = {"clip": {"min": -0.5, "max": 1.0}}.get(op, {})
+    g = _graph([(2, 3, 5)], lambda bb, x: bb.emit(op, x, **attrs))
+    _, _, steps, ops = lower(g, asym=asym, scale=3.0)
+    assert ops[op] == 0
+    assert steps <= (1.0 if op in ("relu", "clip", "hard_sigmoid") else 2.0)
+
+
+@pytest.mark.parametrize("op,tol", [("gelu", 2.0), ("silu", 2.0), ("sigmoid", 1.5)])
+def test_smooth_activations_within_tolerance(op: str, tol: float) -> None:
+    for asym in (False, True):
+        _, _, steps, ops = lower(_graph([(4, 64)], lambda bb, x: bb.emit(op, x)), asym=asym, scale=3.0)
+        assert steps <= tol and ops[op] == 0
+
+
+def test_softmax_to_u8_is_a_lone_shiftmax() -> None:
+    g = _graph([(3, 16)], lambda bb, x: bb.emit("softmax", x))
+    _, low, steps, ops = lower(g, scale=3.0)
+    assert ops["shiftmax"] == 1 and ops["requantize"] == 0 and steps <= 2.0
+    sm = next(n for n in low.nodes if n.op == "shiftmax")
+    assert sm.attrs["out_dtype"] == "u8" and sm.attrs["out_bits"] == 8
+
+
+def test_softmax_into_another_scale_requantizes() -> None:
+    g = _graph([(3, 16)], lambda bb, x: bb.emit("mul", bb.emit("softmax", x), _w(bb, 16, hint="c")))
+    _, _, steps, ops = lower(g, scale=3.0, skip=())
+    assert ops["shiftmax"] == 1 and steps <= 2.0
+
+
+def test_layer_norm_within_tolerance() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        gamma = bb.const((1 + 0.2 * RNG.standard_normal(48)).astype(np.float32), hint="gamma")
+        return bb.emit("layer_norm", x, gamma, _w(bb, 48, hint="beta", scale=0.1))
+    for asym in (False, True):
+        _, _, steps, ops = lower(_graph([(2, 5, 48)], body), asym=asym, scale=2.0)
+        assert ops["ilayernorm"] == 1 and steps <= 2.0
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_attention_within_tolerance(with_bias: bool) -> None:
+    def body(bb: Builder, q: Value, k: Value, v: Value) -> Value:
+        ins = [q, k, v] + ([_w(bb, 1, 1, 10, 10, hint="bias", scale=2.0)] if with_bias else [])
+        return bb.emit("attention", *ins, scale=0.35)
+    g = _graph([(1, 2, 10, 8)] * 3, body)
+    _, low, steps, ops = lower(g, scale=2.0)
+    assert ops["qmatmul"] == 2 and ops["shiftmax"] == 1 and ops["add"] == int(with_bias)
+    # probabilities with 8 bits: each output sums 10 rounded terms
+    assert steps <= 3.0
+
+
+@pytest.mark.parametrize("pads,include,lowered", [
+    ((0, 0, 0, 0), False, True), ((1, 1, 1, 1), True, True), ((1, 1, 1, 1), False, False)])
+def test_avg_pool(pads: tuple[int, ...], include: bool, lowered: bool) -> None:
+    g = _graph([(1, 3, 6, 6)], lambda bb, x: bb.emit("avg_pool2d", x, kernel=(3, 3), pads=pads,
+                                                      strides=(1, 1), count_include_pad=include))
+    xs = [RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)]
+    qg = insert_qdq(g, xs)
+    stats: list[PassStat] = []
+    low = passes.run(qg, "lower-integer", stats=stats)
+    if not lowered:  # the divisor varies at the borders: a float island, counted
+        assert float_ops(low) == ["avg_pool2d"]
+        assert stats[0].counts["float island: avg_pool2d"] == 1
+        return
+    assert float_ops(low) == []
+    assert output_steps(qg, interp.run(low, *xs)[0], interp.run(qg, *xs)[0]) <= 1.0
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_global_average_is_reduce_sum(asym: bool) -> None:
+    g = _graph([(1, 4, 5, 5)], lambda bb, x: bb.emit("reduce_mean", x, axes=(2, 3), keepdims=True))
+    _, _, steps, ops = lower(g, asym=asym)
+    assert ops["reduce_sum"] == 1 and ops["cast"] == 1 and ops["sub"] == int(asym) and steps <= 1.0
