@@ -8,6 +8,7 @@ real scale of one unit of it (`lower_integer` then requantizes Acc into the outp
     matmul(dq a, dq b)              => qmatmul(a, b) {a_zp, b_zp}                      at s_a s_b
     avg_pool2d(dq x)                => qconv2d(x, ones [C,1,kh,kw]) {groups=C, x_zp}  at s_x / (kh kw)
     reduce_mean(dq x) {axes}        => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x / count
+    reduce_sum(dq x) {axes}         => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x
 
 Weights are symmetric (zero point 0) i8, per output channel (axis 0 of OIHW conv weights,
 axis 1 of [K, N] linear weights) or per tensor. Biases are float constants or ONNX-style
@@ -142,14 +143,15 @@ def lower_reduce_mean(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     if x is None or not all(isinstance(d, int) for d in dims):
         return None
     count = math.prod(dims)  # type: ignore[arg-type]
-    if count * 256 > I32_MAX:
+    if count * 256 > I32_MAX:  # the i32 sum could overflow
         return None
     wide = bb.emit("cast", x.q, to="i32")
     if x.z:
         wide = bb.emit("sub", wide, i32_const(bb, x.z, "zp"))
     acc = bb.emit("reduce_sum", wide, axes=n.attrs["axes"], keepdims=n.attrs["keepdims"])
-    return Acc(acc, x.s / count, axis=1)
+    return Acc(acc, x.s / count if n.op == "reduce_mean" else x.s, axis=1)
 
 
 CONTRACTIONS = {"conv2d": lower_conv2d, "linear": lower_linear, "matmul": lower_matmul,
-                "avg_pool2d": lower_avg_pool2d, "reduce_mean": lower_reduce_mean}
+                "avg_pool2d": lower_avg_pool2d, "reduce_mean": lower_reduce_mean,
+                "reduce_sum": lower_reduce_mean}

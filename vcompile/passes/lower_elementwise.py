@@ -4,6 +4,7 @@ output's parameters (QOut) rather than through an accumulator:
     add/sub(dq a, dq b)     => qadd(a, b) {a_mult ~ s_a/s_y, b_mult ~ +-s_b/s_y, shift}
     mul(dq a, dq b)         => qmul(a, b) {dyadic(s_a s_b / s_y)}
     op(dq a, float const c) => the same with c quantized per tensor (i16 for add/sub, i8 for mul)
+    mul/div(dq x, scalar c) => qadd(x, x) {a_mult ~ s_x c / s_y (or 1/c), b_mult = 0}: exact
     hard_sigmoid(dq x)      => qadd(x, 1) {alpha s_x/s_y, beta/s_y} clipped to [Q(0), Q(1)]
     hard_swish(dq x)        => qmul(x, hard_sigmoid(x) as u8 at 1/255)
     sigmoid(dq x)           => shiftmax over the pair [x, x_zp] (softmax([t, 0])[0] = sigmoid(t))
@@ -50,7 +51,27 @@ def lower_add(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
     return affine(bb, a.q, a.z, a.s / out.s, b.q, b.z, sign * b.s / out.s, out)
 
 
+def _by_scalar(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
+    """x * c or x / c with a scalar constant c: one exact rescale (a signed multiplier)."""
+    c = m.const_of(n.inputs[1])
+    x = dequantized(m, n.inputs[0])
+    if c is None or c.size != 1 or x is None or not x.per_tensor or x.q.dtype not in NARROW:
+        return None
+    k = float(c.reshape(-1)[0])
+    if k == 0 or not np.isfinite(k):
+        return None
+    real = x.s * (1 / k if n.op == "div" else k) / out.s
+    return affine(bb, x.q, x.z, real, x.q, x.z, 0.0, out)
+
+
+def lower_div(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
+    return _by_scalar(m, bb, n, out)
+
+
 def lower_mul(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
+    scalar = _by_scalar(m, bb, n, out)
+    if scalar is not None:
+        return scalar
     a, b = (_operand(m, bb, v, "i8") for v in n.inputs)
     if a is None or b is None or a.q.dtype not in ("i8", "u8") or b.q.dtype not in ("i8", "u8"):
         return None
@@ -104,5 +125,5 @@ def lower_sigmoid(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     return Acc(bb.emit("squeeze", first, axes=(rank,)), 2.0 ** -15, axis=-1)
 
 
-DIRECT = {"add": lower_add, "sub": lower_add, "mul": lower_mul,
+DIRECT = {"add": lower_add, "sub": lower_add, "mul": lower_mul, "div": lower_div,
           "hard_sigmoid": lower_hard_sigmoid, "hard_swish": lower_hard_swish}

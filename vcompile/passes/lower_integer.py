@@ -4,6 +4,7 @@
       => requantize(integer_op(x, ...), dyadic(s_acc / s_y)) {zero_point=z_y}
     quantize_linear(relu|clip(op(...)), s_y, z_y)  => the same with the clip in requantize
     quantize_linear(dequantize_linear(x, s, z), s, z)  => x   (other params: a requantize)
+    quantize_linear(float constant, s, z)               => integer constant
 
 Phase one (`qdq_sink`) moves dequantize_linear down and quantize_linear up through pure
 layout ops, so that each compute op reads dequantized inputs and feeds a quantize_linear.
@@ -23,10 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.ops import OPS
 from vcompile.passes.lower_contractions import CONTRACTIONS, Acc
 from vcompile.passes.lower_elementwise import DIRECT, lower_sigmoid
-from vcompile.passes.lower_nonlinear import (lower_attention, lower_gelu, lower_identity,
-                                             lower_layer_norm, lower_silu, lower_softmax)
+from vcompile.passes.lower_nonlinear import (lower_attention, lower_gelu, lower_group_norm,
+                                             lower_identity, lower_layer_norm, lower_silu,
+                                             lower_softmax)
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.qdq import QOut, float_ops_in_integer_region, quantized_out, rescale
 from vcompile.passes.qdq_sink import sink_layout
@@ -35,7 +38,7 @@ from vcompile.passes.registry import note, register
 __all__ = ["float_ops_in_integer_region", "lower_integer"]
 
 ACC = {**CONTRACTIONS, "attention": lower_attention, "gelu": lower_gelu, "silu": lower_silu,
-       "layer_norm": lower_layer_norm, "sigmoid": lower_sigmoid,
+       "layer_norm": lower_layer_norm, "group_norm": lower_group_norm, "sigmoid": lower_sigmoid,
        "dequantize_linear": lower_identity}
 ACTIVATIONS = ("relu", "clip")
 
@@ -91,6 +94,11 @@ def _lower(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
 @rule(P.op("quantize_linear", P.any("y"), P.const(), P.const(), name="q"))
 def lower_quantized(m: Match, bb: RewriteBuilder) -> Value | None:
     out = quantized_out(m, m.node("q"))
+    arr = m.const_of(m["y"])
+    if arr is not None and out is not None:  # a quantized constant (a class token): fold it
+        node = m.node("q")
+        (q,) = OPS["quantize_linear"].eval([arr, *(m.const_of(v) for v in node.inputs[1:])], node.attrs)  # type: ignore[misc]
+        return bb.const(q, hint=m["y"].hint)
     n = m.ed.producer.get(m["y"])
     if out is None or n is None or len(n.outputs) != 1:
         return None

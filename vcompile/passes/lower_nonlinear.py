@@ -14,6 +14,7 @@ requantizes into the output's parameters:
     layer_norm(dq x, gamma, beta) {epsilon}
         => ilayernorm(x, round(gamma 2^G), round(beta 2^(F+G))) {eps = round(C^2 epsilon / s_x^2)}
                                                                         at 2^-(F+G)
+    group_norm(dq x, gamma, beta) {num_groups=1}  => the same over [C, H, W], gamma as [C, 1, 1]
 G is the largest with |gamma| 2^G < 2^14 and the i32 result in range: about sqrt(C) 2^F
 is the largest normalized value.
 """
@@ -27,7 +28,7 @@ from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import dyadic
 from vcompile.passes.lower_contractions import Acc, activation
 from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qdq import QOut, dequantized
+from vcompile.passes.qdq import QOut, QParams, dequantized
 
 LOG2E = math.log2(math.e)
 SOFTMAX_BITS = 14  # fraction bits of the exponent inside shiftmax
@@ -112,30 +113,55 @@ def _gamma_bits(gamma: np.ndarray, beta: np.ndarray, c: int) -> int:
     return g if 2 ** g * g_top < 2 ** 14 else g - 1
 
 
-def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
-    x = dequantized(m, n.inputs[0])
-    gamma = m.const_of(n.inputs[1])
-    beta = m.const_of(n.inputs[2]) if len(n.inputs) == 3 else np.zeros(1)
-    if x is None or not x.per_tensor or x.q.dtype not in ("i8", "u8", "i16", "u16") \
-            or gamma is None or beta is None:
+def _ilayernorm(bb: RewriteBuilder, x: QParams, gamma: np.ndarray, beta: np.ndarray | None,
+                span: tuple[int, int, int], epsilon: float) -> Acc | None:
+    """ilayernorm over `span` = (axis, naxes, C) with float gamma/beta laid out for it."""
+    ax, naxes, c = span
+    top = 256 if x.q.dtype in ("i8", "u8") else 65536
+    if c ** 3 * top ** 2 >= 2 ** 63:  # NOTE: sum(D^2) in ilayernorm must fit int64
         return None
-    rank, ax = n.inputs[0].type.rank, int(n.attrs["axis"])  # type: ignore[arg-type]
-    ax %= rank
-    stop = ax + int(n.attrs["naxes"]) if int(n.attrs["naxes"]) else rank  # type: ignore[arg-type]
-    dims = n.inputs[0].shape[ax:stop]
+    b = np.zeros(1) if beta is None else beta.astype(np.float64)
+    gb = _gamma_bits(gamma.astype(np.float64), b, c)
+    ins = [x.q, bb.const(np.rint(gamma.astype(np.float64) * 2.0 ** gb).astype(np.int32), hint="gamma")]
+    if beta is not None:
+        ins.append(bb.const(np.rint(b * 2.0 ** (LN_BITS + gb)).astype(np.int32), hint="beta"))
+    eps = int(round(c * c * epsilon / x.s ** 2))
+    y = bb.emit("ilayernorm", *ins, axis=ax, naxes=naxes, x_zp=x.z, eps=min(eps, 2 ** 62),
+                frac_bits=LN_BITS)
+    return Acc(y, 2.0 ** -(LN_BITS + gb), axis=-1)
+
+
+def _norm_input(m: Match, n: Node) -> QParams | None:
+    x = dequantized(m, n.inputs[0])
+    if x is None or not x.per_tensor or x.q.dtype not in ("i8", "u8", "i16", "u16"):
+        return None
+    return x if all(m.const_of(v) is not None for v in n.inputs[1:]) else None
+
+
+def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
+    x = _norm_input(m, n)
+    if x is None:
+        return None
+    rank, naxes = n.inputs[0].type.rank, int(n.attrs["naxes"])  # type: ignore[arg-type]
+    ax = int(n.attrs["axis"]) % rank  # type: ignore[arg-type]
+    dims = n.inputs[0].shape[ax:ax + naxes if naxes else rank]
     if not all(isinstance(d, int) for d in dims):
         return None
-    c = math.prod(dims)  # type: ignore[arg-type]
-    gb = _gamma_bits(gamma.astype(np.float64), beta.astype(np.float64), c)
-    gq = np.rint(gamma.astype(np.float64) * 2.0 ** gb).astype(np.int32)
-    ins = [x.q, bb.const(gq, hint="gamma")]
-    if len(n.inputs) == 3:
-        ins.append(bb.const(np.rint(beta.astype(np.float64) * 2.0 ** (LN_BITS + gb)).astype(np.int32),
-                            hint="beta"))
-    eps = int(round(c * c * float(n.attrs["epsilon"]) / x.s ** 2))  # type: ignore[arg-type]
-    y = bb.emit("ilayernorm", *ins, axis=ax, naxes=n.attrs["naxes"], x_zp=x.z,
-                eps=min(eps, 2 ** 62), frac_bits=LN_BITS)
-    return Acc(y, 2.0 ** -(LN_BITS + gb), axis=-1)
+    beta = m.const_of(n.inputs[2]) if len(n.inputs) == 3 else None
+    return _ilayernorm(bb, x, m.const_of(n.inputs[1]), beta, (ax, naxes, math.prod(dims)),  # type: ignore[arg-type]
+                       float(n.attrs["epsilon"]))  # type: ignore[arg-type]
+
+
+def lower_group_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
+    """GroupNorm with one group is a LayerNorm over [C, spatial...] with per-channel affine."""
+    x = _norm_input(m, n)
+    shape = n.inputs[0].shape
+    if x is None or int(n.attrs["num_groups"]) != 1 or not all(isinstance(d, int) for d in shape[1:]):  # type: ignore[arg-type]
+        return None
+    lay = (-1,) + (1,) * (len(shape) - 2)
+    gamma, beta = (m.const_of(v).reshape(lay) for v in n.inputs[1:])  # type: ignore[union-attr]
+    return _ilayernorm(bb, x, gamma, beta, (1, 0, math.prod(shape[1:])),  # type: ignore[arg-type]
+                       float(n.attrs["epsilon"]))  # type: ignore[arg-type]
 
 
 def lower_identity(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:

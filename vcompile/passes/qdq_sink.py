@@ -4,13 +4,15 @@ inputs and feed quantize_linear directly (the first phase of `lower-integer`).
     layout(dequantize_linear(q, s, zp), consts...) => dequantize_linear(layout(q, consts...), s, zp)
     quantize_linear(layout(y), s, zp)              => layout(quantize_linear(y, s, zp))
     concat(dq(a, s, zp), dq(b, s, zp))             => dq(concat(a, b), s, zp)
+    quantize_linear(concat(a, b), s, zp)           => concat(quantize_linear(a, s, zp), ...)
     split(dq(q, s, zp))                            => dq(split(q))...
 
 Layout ops move elements without changing them (reshape, transpose, squeeze, unsqueeze,
 slice, expand, tile, gather with constant indices, pad) or pick among them (max_pool2d,
-which commutes with a monotone map), so both sides are bit-identical in the QDQ
-simulation. A constant pad must pad with a value the quantized type holds exactly (its
-zero point for 0.0). A per-axis dequantize moves only through transpose (its axis follows
+reduce_max, reduce_min: they commute with a monotone map), so both sides are
+bit-identical in the QDQ simulation. Sinking a dequantize through a constant pad needs a
+pad value the quantized type holds exactly (its zero point for 0.0); hoisting a quantize
+pads with the quantized pad value. A per-axis dequantize moves only through transpose (its axis follows
 the permutation); through anything else it stays. On a constant (a weight) the layout op
 is folded into the constant, so that the contraction still sees a constant weight.
 """
@@ -26,26 +28,35 @@ from vcompile.passes.registry import note
 from vcompile.passes.rewriter import GraphEditor
 
 LAYOUT = ("reshape", "transpose", "squeeze", "unsqueeze", "slice", "expand", "tile", "gather",
-          "pad", "max_pool2d")
+          "pad", "max_pool2d", "reduce_max", "reduce_min")
 
 
-def _moved_attrs(n: Node, scale: float, zp: int) -> dict[str, object] | None:
+def _moved_attrs(n: Node, scale: float, zp: int, hoist: bool = False) -> dict[str, object] | None:
     """The layout op's attrs on the integer side, None when it does not commute."""
     attrs = dict(n.attrs)
     if n.op == "max_pool2d" and attrs.get("with_indices"):
         return None
     if n.op == "pad" and attrs["mode"] == "constant":
-        q = float(attrs["value"]) / scale + zp  # type: ignore[arg-type]
+        v = float(attrs["value"])  # type: ignore[arg-type]
+        if hoist:  # quantize_linear's own arithmetic: f32 division, round half to even
+            attrs["value"] = float(np.rint(np.float32(v) / np.float32(scale)) + zp)
+            return attrs
+        q = v / scale + zp
         if q != round(q):  # the pad value must be a quantized value exactly
             return None
         attrs["value"] = float(round(q))
     return attrs
 
 
-def _ok_range(dtype: str, v: float) -> bool:
+def _limits(dtype: str) -> tuple[int, int]:
     info = np.iinfo(np.dtype({"i8": np.int8, "u8": np.uint8, "i16": np.int16, "u16": np.uint16,
                               "i32": np.int32}.get(dtype, np.int64)))
-    return info.min <= v <= info.max
+    return int(info.min), int(info.max)
+
+
+def _ok_range(dtype: str, v: float) -> bool:
+    lo, hi = _limits(dtype)
+    return lo <= v <= hi
 
 
 def _dq(bb: RewriteBuilder, q: Value, src: Node, axis: int) -> Value:
@@ -84,9 +95,11 @@ def hoist_quantize(m: Match, bb: RewriteBuilder) -> Value | None:
         return None
     if any(m.const_of(v) is None for v in n.inputs[1:]) or m.ed.producer.get(y) is None:
         return None
-    attrs = _moved_attrs(n, float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]))
-    if attrs is None or (n.op == "pad" and not _ok_range(qn.outputs[0].dtype, float(attrs["value"]))):  # type: ignore[arg-type]
+    attrs = _moved_attrs(n, float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]), hoist=True)
+    if attrs is None:
         return None
+    if n.op == "pad" and not _ok_range(qn.outputs[0].dtype, float(attrs["value"])):  # type: ignore[arg-type]
+        attrs["value"] = float(np.clip(attrs["value"], *_limits(qn.outputs[0].dtype)))  # saturates
     q = bb.emit("quantize_linear", y, qn.inputs[1], qn.inputs[2], **qn.attrs)
     return bb.emit(n.op, q, *n.inputs[1:], **attrs)
 
@@ -105,7 +118,20 @@ def sink_concat(m: Match, bb: RewriteBuilder) -> Value | None:
     return _dq(bb, moved, m.ed.producer[n.inputs[0]], first.axis)
 
 
-SINK_RULES = [sink_dequantize, hoist_quantize, sink_concat]
+@rule(P.op("quantize_linear", P.op("concat", any_inputs=True, name="op").one_use(), P.const(),
+           P.const(), name="q"))
+def hoist_quantize_concat(m: Match, bb: RewriteBuilder) -> Value | None:
+    """A concat of parts with other scales (or a float constant, a class token): each part
+    is quantized to the concat's parameters, which the lowering then folds or requantizes."""
+    n, qn = m.node("op"), m.node("q")
+    scale = m.const_of(qn.inputs[1])
+    if scale is None or scale.size != 1:
+        return None
+    parts = [bb.emit("quantize_linear", v, *qn.inputs[1:], **qn.attrs) for v in n.inputs]
+    return bb.emit("concat", *parts, **n.attrs)
+
+
+SINK_RULES = [sink_dequantize, hoist_quantize, sink_concat, hoist_quantize_concat]
 
 
 def sink_splits(g: Graph) -> Graph:
