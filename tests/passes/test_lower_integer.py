@@ -165,3 +165,37 @@ def test_global_average_is_reduce_sum(asym: bool) -> None:
     g = _graph([(1, 4, 5, 5)], lambda bb, x: bb.emit("reduce_mean", x, axes=(2, 3), keepdims=True))
     _, _, steps, ops = lower(g, asym=asym)
     assert ops["reduce_sum"] == 1 and ops["cast"] == 1 and ops["sub"] == int(asym) and steps <= 1.0
+
+
+@pytest.mark.parametrize("op,c", [("div", 2.0), ("mul", -0.75)])
+def test_scaling_by_a_scalar_constant_is_one_exact_rescale(op: str, c: float) -> None:
+    g = _graph([(2, 8)], lambda bb, x: bb.emit(op, x, bb.const(np.float32(c), hint="c")))
+    _, low, steps, ops = lower(g, asym=True)
+    assert steps <= 1.0 and ops["qadd"] == 1 and ops["qmul"] == 0
+    qadd = next(n for n in low.nodes if n.op == "qadd")
+    assert qadd.attrs["b_mult"] == 0 and (int(qadd.attrs["a_mult"]) < 0) == (c < 0)  # type: ignore[arg-type]
+
+
+def test_reduce_sum_and_reduce_max() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        return bb.emit("reduce_sum", bb.emit("reduce_max", x, axes=(2,), keepdims=False), axes=(1,))
+    _, _, steps, ops = lower(_graph([(2, 6, 5)], body), skip=("reduce_max",))
+    assert steps <= 1.0 and ops["reduce_sum"] == 1 and ops["reduce_max"] == 1
+
+
+def test_group_norm_with_one_group_is_an_ilayernorm() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        return bb.emit("group_norm", x, _w(bb, 6, hint="gamma"), _w(bb, 6, hint="beta"), num_groups=1)
+    _, low, steps, ops = lower(_graph([(1, 6, 4, 4)], body), scale=2.0)
+    assert ops["ilayernorm"] == 1 and steps <= 2.0
+    gamma = low.consts[next(n for n in low.nodes if n.op == "ilayernorm").inputs[1]]
+    assert gamma.shape == (6, 1, 1)
+
+
+def test_class_token_concat_and_pad_value_are_quantized() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        t = bb.emit("concat", _w(bb, 1, 1, 8, hint="cls"), x, axis=1)
+        return bb.emit("pad", t, pads=(0, 0, 0, 0, 0, 1), value=1.0)
+    _, low, steps, ops = lower(_graph([(1, 4, 8)], body))
+    assert steps <= 1.0 and ops["concat"] == 1 and ops["pad"] == 1
+    assert next(n for n in low.nodes if n.op == "concat").inputs[0] in low.consts  # an i8 constant
