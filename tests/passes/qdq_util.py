@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vcompile.ir import Builder, Graph, Value, interp
+from vcompile.ir import Builder, Graph, Value, interp, used_consts
 from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.qdq import float_ops_in_integer_region
 
@@ -82,7 +82,8 @@ def insert_qdq(g: Graph, inputs: Sequence[np.ndarray], *, asym: bool = False,
             params = ((np.float32(2 ** -8), np.uint8(0)) if n.op == "softmax"
                       else _act_params(*ranges[old], asym))
             env[old] = _qdq(bb, new, *params)
-    return bb.build(*(env[v] for v in g.outputs))
+    out = bb.build(*(env[v] for v in g.outputs))
+    return out.replace(consts=used_consts(out))  # the float weights were replaced
 
 
 def output_steps(g: Graph, got: np.ndarray, want: np.ndarray) -> float:
