@@ -131,13 +131,14 @@ def test_layer_norm_within_tolerance() -> None:
         assert ops["ilayernorm"] == 1 and steps <= 2.0
 
 
+@pytest.mark.parametrize("asym", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_attention_within_tolerance(with_bias: bool) -> None:
+def test_attention_within_tolerance(with_bias: bool, asym: bool) -> None:
     def body(bb: Builder, q: Value, k: Value, v: Value) -> Value:
         ins = [q, k, v] + ([_w(bb, 1, 1, 10, 10, hint="bias", scale=2.0)] if with_bias else [])
         return bb.emit("attention", *ins, scale=0.35)
     g = _graph([(1, 2, 10, 8)] * 3, body)
-    _, low, steps, ops = lower(g, scale=2.0)
+    _, low, steps, ops = lower(g, scale=2.0, asym=asym)
     assert ops["qmatmul"] == 2 and ops["shiftmax"] == 1 and ops["add"] == int(with_bias)
     # probabilities with 8 bits: each output sums 10 rounded terms
     assert steps <= 3.0
@@ -199,3 +200,27 @@ def test_class_token_concat_and_pad_value_are_quantized() -> None:
     _, low, steps, ops = lower(_graph([(1, 4, 8)], body))
     assert steps <= 1.0 and ops["concat"] == 1 and ops["pad"] == 1
     assert next(n for n in low.nodes if n.op == "concat").inputs[0] in low.consts  # an i8 constant
+
+
+def test_onnx_style_i32_bias_is_used_as_is() -> None:
+    bb = Builder("onnx_bias")
+    x = bb.input((1, 2, 5, 5))
+    sx, sw, so = np.float32(0.02), np.full(3, 0.01, np.float32), np.float32(0.05)
+    z8 = bb.const(np.int8(0), hint="zp")
+    xs = bb.const(sx, hint="s")
+    xd = bb.emit("dequantize_linear", bb.emit("quantize_linear", x, xs, z8), xs, z8)
+    w = RNG.integers(-127, 128, (3, 2, 3, 3)).astype(np.int8)
+    wd = bb.emit("dequantize_linear", bb.const(w, hint="wq"), bb.const(sw, hint="ws"),
+                 bb.const(np.zeros(3, np.int8), hint="wzp"), axis=0)
+    b = np.array([100, -2000, 37], np.int32)
+    bd = bb.emit("dequantize_linear", bb.const(b, hint="bq"), bb.const(sx * sw, hint="bs"),
+                 bb.const(np.zeros(3, np.int32), hint="bzp"), axis=0)
+    y = bb.emit("conv2d", xd, wd, bd)
+    os_ = bb.const(so, hint="so")
+    g = bb.build(bb.emit("dequantize_linear", bb.emit("quantize_linear", y, os_, z8), os_, z8))
+    low = passes.run(g, "lower-integer")
+    conv = next(n for n in low.nodes if n.op == "qconv2d")
+    np.testing.assert_array_equal(low.consts[conv.inputs[2]], b)
+    xv = [RNG.standard_normal((1, 2, 5, 5)).astype(np.float32)]
+    assert float_ops(low) == []
+    assert output_steps(g, interp.run(low, *xv)[0], interp.run(g, *xv)[0]) <= 1.0

@@ -73,7 +73,8 @@ def test_per_axis_dequantize_moves_its_axis_or_stays(layout: str) -> None:
 def test_requantize_of_requantize_and_equal_params_fold() -> None:
     bb = Builder("qdq")
     x = bb.input((2, 6))
-    s1, s2, z = bb.const(np.float32(0.03), hint="s"), bb.const(np.float32(0.05), hint="s"), bb.const(np.int8(0))
+    s1, s2 = bb.const(np.float32(0.03), hint="s"), bb.const(np.float32(0.05), hint="s")
+    z = bb.const(np.int8(0), hint="zp")
     t = bb.emit("dequantize_linear", bb.emit("quantize_linear", x, s1, z), s1, z)
     t = bb.emit("dequantize_linear", bb.emit("quantize_linear", t, s1, z), s1, z)  # equal: folds
     t = bb.emit("dequantize_linear", bb.emit("quantize_linear", t, s2, z), s2, z)  # other: requantize

@@ -67,6 +67,7 @@ def _check(g: Graph, x: np.ndarray, min_cos: float, max_steps: float) -> Graph:
     qg = insert_qdq(g, [x])
     low = passes.run(qg, "lower-integer", verify_each=True)
     assert float_ops(low) == []
+    assert passes.run(low, "lower-integer") is low
     want, qdq, got = (interp.run(h, x)[0] for h in (g, qg, low))
     assert cosine(got, want) >= min_cos
     assert output_steps(qg, got, qdq) <= max_steps

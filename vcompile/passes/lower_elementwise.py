@@ -45,7 +45,8 @@ def _operand(m: Match, bb: RewriteBuilder, v: Value, dtype: str) -> QParams | No
 
 def lower_add(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:
     a, b = (_operand(m, bb, v, "i16") for v in n.inputs)
-    if a is None or b is None or (m.const_of(n.inputs[0]) is not None and m.const_of(n.inputs[1]) is not None):
+    both_const = all(m.const_of(v) is not None for v in n.inputs)
+    if a is None or b is None or both_const:
         return None
     sign = -1.0 if n.op == "sub" else 1.0
     return affine(bb, a.q, a.z, a.s / out.s, b.q, b.z, sign * b.s / out.s, out)

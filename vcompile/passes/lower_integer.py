@@ -27,9 +27,15 @@ from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.lower_contractions import CONTRACTIONS, Acc
 from vcompile.passes.lower_elementwise import DIRECT, lower_sigmoid
-from vcompile.passes.lower_nonlinear import (lower_attention, lower_gelu, lower_group_norm,
-                                             lower_identity, lower_layer_norm, lower_silu,
-                                             lower_softmax)
+from vcompile.passes.lower_nonlinear import (
+    lower_attention,
+    lower_gelu,
+    lower_group_norm,
+    lower_identity,
+    lower_layer_norm,
+    lower_silu,
+    lower_softmax,
+)
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.qdq import QOut, float_ops_in_integer_region, quantized_out, rescale
 from vcompile.passes.qdq_sink import sink_layout
