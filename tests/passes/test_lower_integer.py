@@ -144,16 +144,18 @@ def test_attention_within_tolerance(with_bias: bool, asym: bool) -> None:
     assert steps <= 3.0
 
 
-@pytest.mark.parametrize("pads,include,lowered", [
-    ((0, 0, 0, 0), False, True), ((1, 1, 1, 1), True, True), ((1, 1, 1, 1), False, False)])
-def test_avg_pool(pads: tuple[int, ...], include: bool, lowered: bool) -> None:
+@pytest.mark.parametrize("pads,include,ceil,lowered", [
+    ((0, 0, 0, 0), False, False, True), ((1, 1, 1, 1), True, False, True),
+    ((1, 0, 1, 1), False, False, True), ((1, 1, 1, 1), False, True, False)])
+def test_avg_pool(pads: tuple[int, ...], include: bool, ceil: bool, lowered: bool) -> None:
     g = _graph([(1, 3, 6, 6)], lambda bb, x: bb.emit("avg_pool2d", x, kernel=(3, 3), pads=pads,
-                                                      strides=(1, 1), count_include_pad=include))
+                                                      strides=(2, 2), count_include_pad=include,
+                                                      ceil_mode=ceil))
     xs = [RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)]
     qg = insert_qdq(g, xs)
     stats: list[PassStat] = []
     low = passes.run(qg, "lower-integer", stats=stats)
-    if not lowered:  # the divisor varies at the borders: a float island, counted
+    if not lowered:  # ceil mode: windows past the end, not lowered: a float island, counted
         assert float_ops(low) == ["avg_pool2d"]
         assert stats[0].counts["float island: avg_pool2d"] == 1
         return

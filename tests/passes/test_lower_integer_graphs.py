@@ -51,20 +51,22 @@ def _per_axis_weight_graph(layout: str) -> Graph:
     w = bb.const(rng.integers(-127, 128, (5, 8)).astype(np.int8), hint="wq")
     ws = bb.const((rng.random(5) * 0.01 + 0.001).astype(np.float32), hint="ws")
     wd = bb.emit("dequantize_linear", w, ws, bb.const(np.zeros(5, np.int8), hint="wzp"), axis=0)
-    wt = (bb.emit("transpose", wd, perm=(1, 0)) if layout == "transpose"
-          else bb.emit("reshape", wd, shape=(8, 5)))
+    wt = {"transpose": lambda: bb.emit("transpose", wd, perm=(1, 0)),
+          "unsqueeze": lambda: bb.emit("squeeze", bb.emit("transpose", bb.emit(
+              "unsqueeze", wd, axes=(0,)), perm=(0, 2, 1)), axes=(0,)),
+          "reshape": lambda: bb.emit("reshape", wd, shape=(8, 5))}[layout]()
     y = bb.emit("matmul", xq, wt)
     so = bb.const(np.float32(0.02), hint="so")
     return bb.build(bb.emit("dequantize_linear", bb.emit("quantize_linear", y, so, z), so, z))
 
 
-@pytest.mark.parametrize("layout", ["transpose", "reshape"])
+@pytest.mark.parametrize("layout", ["transpose", "unsqueeze", "reshape"])
 def test_per_axis_dequantize_moves_its_axis_or_stays(layout: str) -> None:
     g = _per_axis_weight_graph(layout)
     low = passes.run(g, "lower-integer")
     x = [np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)]
     assert output_steps(g, interp.run(low, *x)[0], interp.run(g, *x)[0]) <= 1.0
-    if layout == "transpose":  # DQ(w, axis 0) -> transpose => DQ(transpose(w), axis 1) -> qlinear
+    if layout != "reshape":  # DQ(w, axis 0) -> transpose => DQ(transpose(w), axis 1) -> qlinear
         assert float_ops(low) == [] and Counter(n.op for n in low.nodes)["qlinear"] == 1
     else:  # a reshape mixes the channel axis: the weight stays float, so does the matmul
         assert float_ops(low) == ["matmul"]

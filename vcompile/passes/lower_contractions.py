@@ -7,6 +7,7 @@ real scale of one unit of it (`lower_integer` then requantizes Acc into the outp
     matmul(dq a, dq w) (w: i8 2-d)  => qlinear(a, w)                                   at s_a s_w[n]
     matmul(dq a, dq b)              => qmatmul(a, b) {a_zp, b_zp}                      at s_a s_b
     avg_pool2d(dq x)                => qconv2d(x, ones [C,1,kh,kw]) {groups=C, x_zp}  at s_x / (kh kw)
+      without count_include_pad     => mul(that, round(2^16 / taps inside))           at s_x 2^-16
     reduce_mean(dq x) {axes}        => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x / count
     reduce_sum(dq x) {axes}         => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x
 
@@ -26,6 +27,7 @@ from vcompile.passes.pattern import Match, RewriteBuilder
 from vcompile.passes.qdq import QParams, dequantized, i32_const
 
 I32_MAX = 2 ** 31 - 1
+RECIP_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -118,21 +120,36 @@ def _dq_source(m: Match, v: Value) -> Value:
     return n.inputs[0] if n is not None and n.op == "dequantize_linear" else v
 
 
+def _window_counts(n: Node) -> np.ndarray:
+    """[1, 1, Ho, Wo]: how many taps of each window fall inside the unpadded input."""
+    a, per_axis = n.attrs, []
+    for i in range(2):
+        size, out = int(n.inputs[0].shape[2 + i]), int(n.outputs[0].shape[2 + i])  # type: ignore[arg-type]
+        k, s, d = (int(a[key][i]) for key in ("kernel", "strides", "dilations"))  # type: ignore[index]
+        pos = np.arange(out)[:, None] * s - int(a["pads"][i]) + np.arange(k)[None, :] * d  # type: ignore[index]
+        per_axis.append(((pos >= 0) & (pos < size)).sum(axis=1))
+    return np.multiply.outer(*per_axis).reshape(1, 1, *per_axis[0].shape, *per_axis[1].shape)
+
+
 def lower_avg_pool2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     x = activation(m, n.inputs[0])
     a = n.attrs
-    padded = any(int(p) for p in a["pads"])  # type: ignore[union-attr]
-    # NOTE: without count_include_pad the divisor varies at the borders: not one multiplier.
-    if x is None or a["ceil_mode"] or (padded and not a["count_include_pad"]):
-        return None
     c = n.inputs[0].shape[1]
-    if not isinstance(c, int):
+    if x is None or a["ceil_mode"] or not isinstance(c, int) or not n.outputs[0].type.is_static:
         return None
     kh, kw = (int(k) for k in a["kernel"])  # type: ignore[union-attr]
     ones = bb.const(np.ones((c, 1, kh, kw), np.int8), hint="ones")
     acc = bb.emit("qconv2d", x.q, ones, strides=a["strides"], pads=a["pads"],
                   dilations=a["dilations"], groups=c, x_zp=x.z)
-    return Acc(acc, x.s / (kh * kw), axis=1)
+    if a["count_include_pad"] or not any(int(p) for p in a["pads"]):  # type: ignore[union-attr]
+        return Acc(acc, x.s / (kh * kw), axis=1)
+    # NOTE: without count_include_pad the divisor shrinks at the borders: multiply by a
+    # per-position reciprocal in Q16 (relative error <= 2^-17 of the divisor)
+    if kh * kw * 256 * 2 ** RECIP_BITS > I32_MAX:
+        return None
+    recip = np.rint(2.0 ** RECIP_BITS / np.maximum(_window_counts(n), 1)).astype(np.int32)
+    acc = bb.emit("mul", acc, bb.const(recip, hint="recip"))
+    return Acc(acc, x.s * 2.0 ** -RECIP_BITS, axis=1)
 
 
 def lower_reduce_mean(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:

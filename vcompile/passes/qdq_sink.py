@@ -12,9 +12,10 @@ slice, expand, tile, gather with constant indices, pad) or pick among them (max_
 reduce_max, reduce_min: they commute with a monotone map), so both sides are
 bit-identical in the QDQ simulation. Sinking a dequantize through a constant pad needs a
 pad value the quantized type holds exactly (its zero point for 0.0); hoisting a quantize
-pads with the quantized pad value. A per-axis dequantize moves only through transpose (its axis follows
-the permutation); through anything else it stays. On a constant (a weight) the layout op
-is folded into the constant, so that the contraction still sees a constant weight.
+pads with the quantized pad value. A per-axis dequantize moves only where its axis lands
+whole (transpose, squeeze, unsqueeze, a slice of other axes), its axis attr following;
+elsewhere (reshape, a slice of that axis) it stays. On a constant (a weight) the layout
+op is folded into the constant, so that the contraction still sees a constant weight.
 """
 from __future__ import annotations
 
@@ -63,17 +64,33 @@ def _dq(bb: RewriteBuilder, q: Value, src: Node, axis: int) -> Value:
     return bb.emit("dequantize_linear", q, src.inputs[1], src.inputs[2], axis=axis)
 
 
+def _moved_axis(n: Node, a: int) -> int | None:
+    """Where input dim `a` lands in the output of layout op `n`; None when it does not
+    land whole (sliced, merged by a reshape) or the op is not one that keeps dims."""
+    rank_in, rank_out = n.inputs[0].type.rank, n.outputs[0].type.rank
+    if n.op == "transpose":
+        return list(n.attrs["perm"]).index(a)  # type: ignore[arg-type]
+    if n.op == "unsqueeze":
+        added = {int(x) % rank_out for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        return [i for i in range(rank_out) if i not in added][a]
+    if n.op == "squeeze":
+        gone = {int(x) % rank_in for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        return None if a in gone else a - sum(1 for g in gone if g < a)
+    if n.op == "slice":
+        cut = {int(x) % rank_in for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        return None if a in cut else a
+    return None
+
+
 @rule(P.op(LAYOUT, any_inputs=True, name="op"))
 def sink_dequantize(m: Match, bb: RewriteBuilder) -> Value | None:
     n = m.node("op")
     dq = dequantized(m, n.inputs[0], weight=True)
     if dq is None or any(m.const_of(v) is None for v in n.inputs[1:]):
         return None
-    axis = dq.axis
-    if not dq.per_tensor:
-        if n.op != "transpose":
-            return None
-        axis = list(n.attrs["perm"]).index(dq.axis)  # type: ignore[arg-type]
+    axis = dq.axis if dq.per_tensor else _moved_axis(n, dq.axis)
+    if axis is None:
+        return None
     attrs = _moved_attrs(n, dq.s, dq.z) if dq.per_tensor else dict(n.attrs)
     if attrs is None or (n.op == "pad" and not _ok_range(dq.q.dtype, float(attrs.get("value", 0)))):  # type: ignore[arg-type]
         return None
