@@ -15,7 +15,7 @@ from vcompile.ir import Builder, Graph, Value, interp, used_consts
 from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.qdq import float_ops_in_integer_region
 
-WEIGHT_AXIS = {"conv2d": 0, "linear": 1, "matmul": 1}
+WEIGHT_AXIS = {"conv2d": 0, "linear": 1, "matmul": 1, "gemm": 1}
 
 
 def float_ops(g: Graph) -> list[str]:
@@ -73,7 +73,8 @@ def insert_qdq(g: Graph, inputs: Sequence[np.ndarray], *, asym: bool = False,
     for n in g.nodes:
         ins = [env[v] for v in n.inputs]
         if n.op in WEIGHT_AXIS and n.inputs[1] in g.consts and n.inputs[1].type.rank in (2, 4):
-            ins[1] = _weight(bb, g.consts[n.inputs[1]], WEIGHT_AXIS[n.op])
+            axis = 0 if n.op == "gemm" and n.attrs["trans_b"] else WEIGHT_AXIS[n.op]
+            ins[1] = _weight(bb, g.consts[n.inputs[1]], axis)
         outs = bb.emit_multi(n.op, *ins, hint=n.outputs[0].hint, loc=n.loc, **n.attrs)
         for old, new in zip(n.outputs, outs, strict=True):
             env[old] = new

@@ -75,12 +75,28 @@ def test_depthwise_conv_and_linear_and_matmuls_are_exact() -> None:
         assert ops["qlinear"] == 2 and ops["qmatmul"] == 1 and ops["qconv2d"] == 1
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_is_a_qlinear(trans_b: bool) -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        w = _w(bb, 5, 8) if trans_b else _w(bb, 8, 5)
+        return bb.emit("gemm", x, w, _w(bb, 5, hint="b"), trans_b=trans_b)
+    _, _, steps, ops = lower(_graph([(3, 8)], body), asym=True)
+    assert steps <= 1.0 and ops["qlinear"] == 1
+
+
 @pytest.mark.parametrize("op", ["add", "sub", "mul"])
 @pytest.mark.parametrize("asym", [False, True])
 def test_binary_ops_of_two_activations_are_exact(op: str, asym: bool) -> None:
     g = _graph([(2, 8), (1, 8)], lambda bb, a, b: bb.emit(op, a, b))
     _, _, steps, ops = lower(g, asym=asym)
     assert steps <= 1.0 and ops["qmul" if op == "mul" else "qadd"] == 1
+
+
+def test_relu_after_a_residual_add_is_the_qadd_clip() -> None:
+    g = _graph([(2, 8), (2, 8)], lambda bb, a, b: bb.emit("relu", bb.emit("add", a, b)))
+    _, low, steps, ops = lower(g, skip=("add",))
+    assert steps <= 1.0 and ops["qadd"] == 1 and ops["requantize"] == 0
+    assert next(n for n in low.nodes if n.op == "qadd").attrs["clip"] == (0, 127)
 
 
 @pytest.mark.parametrize("op", ["add", "mul"])

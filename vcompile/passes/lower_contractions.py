@@ -6,6 +6,7 @@ real scale of one unit of it (`lower_integer` then requantizes Acc into the outp
     linear(dq x, dq w, b)           => qlinear(x, w, round(b / (s_x s_w))) {x_zp}     at s_x s_w[n]
     matmul(dq a, dq w) (w: i8 2-d)  => qlinear(a, w)                                   at s_a s_w[n]
     matmul(dq a, dq b)              => qmatmul(a, b) {a_zp, b_zp}                      at s_a s_b
+    gemm(dq a, dq w, c) {trans_b?}  => qlinear(a, w or its transpose, round(c / ...))  at s_a s_w[n]
     avg_pool2d(dq x)                => qconv2d(x, ones [C,1,kh,kw]) {groups=C, x_zp}  at s_x / (kh kw)
       without count_include_pad     => mul(that, round(2^16 / taps inside))           at s_x 2^-16
     reduce_mean(dq x) {axes}        => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x / count
@@ -101,6 +102,28 @@ def _qlinear(m: Match, bb: RewriteBuilder, xv: Value, wv: Value, bv: Value | Non
     return Acc(bb.emit("qlinear", *ins, x_zp=x.z), scale, axis=-1)
 
 
+def lower_gemm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
+    """Gemm as recognize leaves it when it cannot make a linear: alpha = beta = 1, A not
+    transposed, C a vector; a transposed B is transposed here (a constant)."""
+    a = n.attrs
+    b = n.inputs[2] if len(n.inputs) == 3 else None
+    if a["alpha"] != 1.0 or a["beta"] != 1.0 or a["trans_a"] or (b is not None and b.type.rank != 1):
+        return None
+    if not a["trans_b"]:
+        return _qlinear(m, bb, n.inputs[0], n.inputs[1], b)
+    x, w = activation(m, n.inputs[0]), weight(m, n.inputs[1], 0)
+    wq = None if w is None else m.const_of(w.q)
+    if x is None or w is None or wq is None:
+        return None
+    scale = _channel_scale(x, w, wq.shape[0])
+    bias = bias_i32(m, b, scale)
+    if b is not None and bias is None:
+        return None
+    ins = (x.q, bb.const(np.ascontiguousarray(wq.T), hint="wq"))
+    ins += () if bias is None else (i32_const(bb, bias, "b"),)
+    return Acc(bb.emit("qlinear", *ins, x_zp=x.z), scale, axis=-1)
+
+
 def lower_linear(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     return _qlinear(m, bb, n.inputs[0], n.inputs[1], n.inputs[2] if len(n.inputs) == 3 else None)
 
@@ -170,5 +193,6 @@ def lower_reduce_mean(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
 
 
 CONTRACTIONS = {"conv2d": lower_conv2d, "linear": lower_linear, "matmul": lower_matmul,
+                "gemm": lower_gemm,
                 "avg_pool2d": lower_avg_pool2d, "reduce_mean": lower_reduce_mean,
                 "reduce_sum": lower_reduce_mean}

@@ -16,7 +16,8 @@ requantizes into the output's parameters:
                                                                         at 2^-(F+G)
     group_norm(dq x, gamma, beta) {num_groups=1}  => the same over [C, H, W], gamma as [C, 1, 1]
 G is the largest with |gamma| 2^G < 2^14 and the i32 result in range: about sqrt(C) 2^F
-is the largest normalized value.
+is the largest normalized value. An 8-bit x first becomes i16 x 2^k (a requantize, exact):
+for small C the integer r ~ C std is otherwise too coarse (an error of 1/r in the output).
 """
 from __future__ import annotations
 
@@ -117,9 +118,10 @@ def _ilayernorm(bb: RewriteBuilder, x: QParams, gamma: np.ndarray, beta: np.ndar
                 span: tuple[int, int, int], epsilon: float) -> Acc | None:
     """ilayernorm over `span` = (axis, naxes, C) with float gamma/beta laid out for it."""
     ax, naxes, c = span
-    top = 256 if x.q.dtype in ("i8", "u8") else 65536
-    if c ** 3 * top ** 2 >= 2 ** 63:  # NOTE: sum(D^2) in ilayernorm must fit int64
+    wide = _widen(bb, x, c)
+    if wide is None:
         return None
+    x = wide
     b = np.zeros(1) if beta is None else beta.astype(np.float64)
     gb = _gamma_bits(gamma.astype(np.float64), b, c)
     ins = [x.q, bb.const(np.rint(gamma.astype(np.float64) * 2.0 ** gb).astype(np.int32), hint="gamma")]
@@ -129,6 +131,26 @@ def _ilayernorm(bb: RewriteBuilder, x: QParams, gamma: np.ndarray, beta: np.ndar
     y = bb.emit("ilayernorm", *ins, axis=ax, naxes=naxes, x_zp=x.z, eps=min(eps, 2 ** 62),
                 frac_bits=LN_BITS)
     return Acc(y, 2.0 ** -(LN_BITS + gb), axis=-1)
+
+
+def _widen(bb: RewriteBuilder, x: QParams, c: int) -> QParams | None:
+    """An 8-bit x times 2^k as i16 (exact), so that ilayernorm's isqrt of the variance has
+    2^k times the resolution (r ~ C std is otherwise a small integer for small C); None
+    when even the input itself could overflow sum(D^2) in int64."""
+    def fits(top: int) -> bool:  # NOTE: |D| <= C top, sum(D^2) <= C^3 top^2
+        return c ** 3 * top ** 2 < 2 ** 63
+    if x.q.dtype not in ("i8", "u8"):
+        return x if fits(65536) else None
+    k = 7 if x.q.dtype == "u8" else 8  # 255 * 2^7 and -128 * 2^8 still fit i16
+    while k > 0 and not fits(256 << k):
+        k -= 1
+    if not fits(256 << k):
+        return None
+    if k == 0:
+        return x
+    q = bb.emit("requantize", x.q, bb.const(np.int32(2 ** 30), hint="mult"),
+                bb.const(np.int32(30 - k), hint="shift"), out_dtype="i16")
+    return QParams(q, x.scale / 2 ** k, x.zp * 2 ** k, x.axis)
 
 
 def _norm_input(m: Match, n: Node) -> QParams | None:
