@@ -150,8 +150,11 @@ def test_layer_norm_within_tolerance() -> None:
 @pytest.mark.parametrize("asym", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_attention_within_tolerance(with_bias: bool, asym: bool) -> None:
+    mask = (RNG.standard_normal((1, 1, 10, 10)) * 2.0).astype(np.float32)
+    mask[0, 0, :, 7:] = -np.inf  # a masked key: no weight, also in integers
+
     def body(bb: Builder, q: Value, k: Value, v: Value) -> Value:
-        ins = [q, k, v] + ([_w(bb, 1, 1, 10, 10, hint="bias", scale=2.0)] if with_bias else [])
+        ins = [q, k, v] + ([bb.const(mask, hint="bias")] if with_bias else [])
         return bb.emit("attention", *ins, scale=0.35)
     g = _graph([(1, 2, 10, 8)] * 3, body)
     _, low, steps, ops = lower(g, scale=2.0, asym=asym)

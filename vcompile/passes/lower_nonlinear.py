@@ -51,15 +51,18 @@ def lower_attention(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     # unit of q @ kT stands for scale * s_q * s_k in the softmax input, the bias's unit too.
     s_logit = float(n.attrs["scale"]) * q.s * k.s  # type: ignore[arg-type]
     ms = _mult_shift(s_logit * LOG2E * 2 ** SOFTMAX_BITS)
+    if ms is None:
+        return None
     bias = None
     if len(n.inputs) == 4:
         arr = m.const_of(n.inputs[3])
-        if arr is None or not np.isfinite(arr).all():
+        if arr is None or np.isnan(arr).any() or (arr == np.inf).any():
             return None
-        # NOTE: clipped to +-2^30 so that logits + bias stays in i32 (a -1e4 mask stays a mask)
-        bias = np.clip(np.rint(arr.astype(np.float64) / s_logit), -2 ** 30, 2 ** 30).astype(np.int32)
-    if ms is None:
-        return None
+        # NOTE: clipped to +-2^30 so that logits + bias stays in i32; a -inf (or -1e4) mask
+        # stays a mask: shiftmax gives it probability 0
+        with np.errstate(invalid="ignore"):
+            units = np.nan_to_num(arr.astype(np.float64) / s_logit, neginf=-2.0 ** 30)
+        bias = np.clip(np.rint(units), -2 ** 30, 2 ** 30).astype(np.int32)
     rank = n.inputs[1].type.rank
     kt = bb.emit("transpose", k.q, perm=tuple(range(rank - 2)) + (rank - 1, rank - 2))
     logits = bb.emit("qmatmul", q.q, kt, a_zp=q.z, b_zp=k.z)
