@@ -102,6 +102,23 @@ def test_unlowerable_op_stays_a_counted_float_island() -> None:
     np.testing.assert_array_equal(interp.run(low, *xs)[0], interp.run(qg, *xs)[0])
 
 
+def test_weights_folded_by_o2_are_quantized_again() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        y = bb.emit("relu", _conv(bb, x, pads=(1, 1, 1, 1)))
+        y = bb.emit("reshape", y, shape=(1, 6, 64))
+        return bb.emit("gemm", bb.emit("reduce_mean", y, axes=(2,), keepdims=False),
+                       _w(bb, 4, 6), _w(bb, 4, hint="b"), trans_b=True)
+    g = _graph([(1, 3, 8, 8)], body)
+    xs = [np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)]
+    qg = insert_qdq(g, xs)
+    folded = passes.run(qg, [p for p in passes.pipeline(2) if p != "fuse"])
+    assert not any(n.op == "dequantize_linear" and n.inputs[0] in folded.consts for n in folded.nodes)
+    stats: list[PassStat] = []
+    low = passes.run(folded, "lower-integer", stats=stats)
+    assert float_ops(low) == [] and stats[0].counts["quantized float weight"] == 2
+    assert output_steps(qg, interp.run(low, *xs)[0], interp.run(qg, *xs)[0]) <= 1.0
+
+
 def test_graph_without_quantize_is_returned_unchanged() -> None:
     g = _graph([(1, 3, 6, 6)], lambda bb, x: bb.emit("relu", _conv(bb, x)))
     assert lower_integer(g) is g

@@ -13,7 +13,8 @@ real scale of one unit of it (`lower_integer` then requantizes Acc into the outp
     reduce_sum(dq x) {axes}         => reduce_sum(cast<i32>(x) - x_zp) {axes}         at s_x
 
 Weights are symmetric (zero point 0) i8, per output channel (axis 0 of OIHW conv weights,
-axis 1 of [K, N] linear weights) or per tensor. Biases are float constants or ONNX-style
+axis 1 of [K, N] linear weights) or per tensor; a float constant weight (what
+fold-constants makes of a dequantized one) is quantized per channel here. Biases are float constants or ONNX-style
 dequantize_linear(i32 const, s_x s_w, 0). Anything else declines (a float island).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from vcompile.ir.graph import Node, Value
 from vcompile.passes.pattern import Match, RewriteBuilder
 from vcompile.passes.qdq import QParams, dequantized, i32_const
+from vcompile.passes.registry import note
 
 I32_MAX = 2 ** 31 - 1
 RECIP_BITS = 16
@@ -46,8 +48,18 @@ def activation(m: Match, v: Value) -> QParams | None:
     return dq if dq is not None and dq.per_tensor and dq.q.dtype in ("i8", "u8") else None
 
 
-def weight(m: Match, v: Value, axis: int) -> QParams | None:
-    """A symmetric i8 weight, per tensor or per channel along `axis`."""
+def weight(m: Match, bb: RewriteBuilder, v: Value, axis: int) -> QParams | None:
+    """A symmetric i8 weight, per tensor or per channel along `axis`. A float constant (a
+    dequantized weight that fold-constants folded) is quantized here, per channel
+    symmetric, which gives back the i8 values exactly when it was folded from them."""
+    arr = m.const_of(v)
+    if arr is not None and arr.dtype.kind == "f" and arr.ndim >= 2 and np.isfinite(arr).all():
+        other = tuple(i for i in range(arr.ndim) if i != axis)
+        top = np.abs(arr.astype(np.float64)).max(axis=other)
+        scale = np.where(top > 0, top / 127, 1.0)
+        q = np.rint(arr / np.expand_dims(scale, other)).clip(-127, 127).astype(np.int8)
+        note("quantized float weight")
+        return QParams(bb.const(q, hint="wq"), scale, np.zeros(scale.shape, np.int64), axis)
     dq = dequantized(m, v, weight=True)
     if dq is None or dq.q.dtype != "i8" or (dq.zp != 0).any():
         return None
@@ -77,7 +89,7 @@ def _channel_scale(x: QParams, w: QParams, n: int) -> np.ndarray:
 
 
 def lower_conv2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
-    x, w = activation(m, n.inputs[0]), weight(m, n.inputs[1], 0)
+    x, w = activation(m, n.inputs[0]), weight(m, bb, n.inputs[1], 0)
     if x is None or w is None:
         return None
     scale = _channel_scale(x, w, n.inputs[1].shape[0])
@@ -91,7 +103,7 @@ def lower_conv2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
 
 
 def _qlinear(m: Match, bb: RewriteBuilder, xv: Value, wv: Value, bv: Value | None) -> Acc | None:
-    x, w = activation(m, xv), weight(m, wv, 1)
+    x, w = activation(m, xv), weight(m, bb, wv, 1)
     if x is None or w is None or wv.type.rank != 2:
         return None
     scale = _channel_scale(x, w, wv.shape[1])
@@ -104,22 +116,21 @@ def _qlinear(m: Match, bb: RewriteBuilder, xv: Value, wv: Value, bv: Value | Non
 
 def lower_gemm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     """Gemm as recognize leaves it when it cannot make a linear: alpha = beta = 1, A not
-    transposed, C a vector; a transposed B is transposed here (a constant)."""
+    transposed, C a vector; a transposed B gets a transpose (of a constant: foldable)."""
     a = n.attrs
     b = n.inputs[2] if len(n.inputs) == 3 else None
     if a["alpha"] != 1.0 or a["beta"] != 1.0 or a["trans_a"] or (b is not None and b.type.rank != 1):
         return None
     if not a["trans_b"]:
         return _qlinear(m, bb, n.inputs[0], n.inputs[1], b)
-    x, w = activation(m, n.inputs[0]), weight(m, n.inputs[1], 0)
-    wq = None if w is None else m.const_of(w.q)
-    if x is None or w is None or wq is None:
+    x, w = activation(m, n.inputs[0]), weight(m, bb, n.inputs[1], 0)
+    if x is None or w is None:
         return None
-    scale = _channel_scale(x, w, wq.shape[0])
+    scale = _channel_scale(x, w, n.inputs[1].shape[0])
     bias = bias_i32(m, b, scale)
     if b is not None and bias is None:
         return None
-    ins = (x.q, bb.const(np.ascontiguousarray(wq.T), hint="wq"))
+    ins = (x.q, bb.emit("transpose", w.q, perm=(1, 0)))
     ins += () if bias is None else (i32_const(bb, bias, "b"),)
     return Acc(bb.emit("qlinear", *ins, x_zp=x.z), scale, axis=-1)
 
