@@ -14,8 +14,9 @@ real scale of one unit of it (`lower_integer` then requantizes Acc into the outp
 
 Weights are symmetric (zero point 0) i8, per output channel (axis 0 of OIHW conv weights,
 axis 1 of [K, N] linear weights) or per tensor; a float constant weight (what
-fold-constants makes of a dequantized one) is quantized per channel here. Biases are float constants or ONNX-style
-dequantize_linear(i32 const, s_x s_w, 0). Anything else declines (a float island).
+fold-constants makes of a dequantized one) is quantized per channel here. Biases are
+float constants or ONNX-style dequantize_linear(i32 const, s_x s_w, 0). Anything else
+declines (a float island).
 """
 from __future__ import annotations
 
