@@ -99,3 +99,46 @@ def test_timm_model_is_integer_only(name: str, min_cos: float, max_steps: float)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     g = passes.run(torch_frontend.load(model, (x,)), NO_FUSE)
     _check(g, x.numpy(), min_cos, max_steps)
+
+
+class OrtNet(nn.Module):
+    """Ops that onnxruntime's quantize_static quantizes all of (QDQ, u8 activations)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.MaxPool2d(2))
+        self.b = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1))
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        x = torch.relu(x + self.b(x))
+        return self.head(self.pool(x).flatten(1))
+
+
+def test_onnxruntime_quantized_model_lowers_to_its_outputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from vcompile.api import to_graph
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, xs: list[np.ndarray]) -> None:
+            self.it = iter([{"x": x} for x in xs])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    torch.manual_seed(0)
+    f, q = tmp_path / "m.onnx", tmp_path / "q.onnx"
+    torch.onnx.export(OrtNet().eval(), (torch.randn(1, 3, 32, 32),), str(f), dynamo=False,
+                      input_names=["x"])
+    xs = [np.random.default_rng(i).standard_normal((1, 3, 32, 32)).astype(np.float32) for i in range(6)]
+    quantize_static(str(f), str(q), Reader(xs[:4]), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    g = to_graph(str(q))
+    low = passes.run(g, "lower-integer", verify_each=True)
+    assert float_ops(low) == [] and sum(n.op == "qconv2d" for n in low.nodes) == 3
+    sess = ort.InferenceSession(str(q))
+    for x in xs[4:]:  # inputs the calibration did not see
+        assert output_steps(g, interp.run(low, x)[0], sess.run(None, {"x": x})[0]) <= 1.0
