@@ -119,6 +119,19 @@ def test_weights_folded_by_o2_are_quantized_again() -> None:
     assert output_steps(qg, interp.run(low, *xs)[0], interp.run(qg, *xs)[0]) <= 1.0
 
 
+def test_symbolic_batch() -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        y = bb.emit("avg_pool2d", _conv(bb, x, pads=(1, 1, 1, 1)), kernel=(2, 2), strides=(2, 2),
+                    pads=(1, 1, 0, 0))
+        return bb.emit("softmax", bb.emit("reduce_mean", y, axes=(2, 3), keepdims=False))
+    g = _graph([("N", 3, 6, 6)], body)  # type: ignore[list-item]
+    xs = [np.random.default_rng(4).standard_normal((2, 3, 6, 6)).astype(np.float32)]
+    qg = insert_qdq(g, xs)
+    low = passes.run(qg, "lower-integer", verify_each=True)
+    assert float_ops(low) == []
+    assert output_steps(qg, interp.run(low, *xs)[0], interp.run(qg, *xs)[0]) <= 1.0
+
+
 def test_graph_without_quantize_is_returned_unchanged() -> None:
     g = _graph([(1, 3, 6, 6)], lambda bb, x: bb.emit("relu", _conv(bb, x)))
     assert lower_integer(g) is g

@@ -170,7 +170,7 @@ def lower_avg_pool2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     x = activation(m, n.inputs[0])
     a = n.attrs
     c = n.inputs[0].shape[1]
-    if x is None or a["ceil_mode"] or not isinstance(c, int) or not n.outputs[0].type.is_static:
+    if x is None or a["ceil_mode"] or not isinstance(c, int):
         return None
     kh, kw = (int(k) for k in a["kernel"])  # type: ignore[union-attr]
     ones = bb.const(np.ones((c, 1, kh, kw), np.int8), hint="ones")
