@@ -29,7 +29,7 @@ from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import dyadic
 from vcompile.passes.lower_contractions import Acc, activation
 from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qdq import QOut, QParams, dequantized
+from vcompile.passes.qdq import QOut, QParams, const_value, dequantized
 
 LOG2E = math.log2(math.e)
 SOFTMAX_BITS = 14  # fraction bits of the exponent inside shiftmax
@@ -55,7 +55,7 @@ def lower_attention(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
         return None
     bias = None
     if len(n.inputs) == 4:
-        arr = m.const_of(n.inputs[3])
+        arr = const_value(m, n.inputs[3])
         if arr is None or np.isnan(arr).any() or (arr == np.inf).any():
             return None
         # NOTE: clipped to +-2^30 so that logits + bias stays in i32; a -inf (or -1e4) mask
@@ -160,7 +160,7 @@ def _norm_input(m: Match, n: Node) -> QParams | None:
     x = dequantized(m, n.inputs[0])
     if x is None or not x.per_tensor or x.q.dtype not in ("i8", "u8", "i16", "u16"):
         return None
-    return x if all(m.const_of(v) is not None for v in n.inputs[1:]) else None
+    return x if all(const_value(m, v) is not None for v in n.inputs[1:]) else None
 
 
 def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
@@ -172,8 +172,8 @@ def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     dims = n.inputs[0].shape[ax:ax + naxes if naxes else rank]
     if not all(isinstance(d, int) for d in dims):
         return None
-    beta = m.const_of(n.inputs[2]) if len(n.inputs) == 3 else None
-    return _ilayernorm(bb, x, m.const_of(n.inputs[1]), beta, (ax, naxes, math.prod(dims)),  # type: ignore[arg-type]
+    beta = const_value(m, n.inputs[2]) if len(n.inputs) == 3 else None
+    return _ilayernorm(bb, x, const_value(m, n.inputs[1]), beta, (ax, naxes, math.prod(dims)),  # type: ignore[arg-type]
                        float(n.attrs["epsilon"]))  # type: ignore[arg-type]
 
 
@@ -184,7 +184,7 @@ def lower_group_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     if x is None or int(n.attrs["num_groups"]) != 1 or not all(isinstance(d, int) for d in shape[1:]):  # type: ignore[arg-type]
         return None
     lay = (-1,) + (1,) * (len(shape) - 2)
-    gamma, beta = (m.const_of(v).reshape(lay) for v in n.inputs[1:])  # type: ignore[union-attr]
+    gamma, beta = (const_value(m, v).reshape(lay) for v in n.inputs[1:])  # type: ignore[union-attr]
     return _ilayernorm(bb, x, gamma, beta, (1, 0, math.prod(shape[1:])),  # type: ignore[arg-type]
                        float(n.attrs["epsilon"]))  # type: ignore[arg-type]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.ops import OPS
 from vcompile.ir.ops.integer import dyadic
 from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.pattern import Match, RewriteBuilder
@@ -76,6 +77,19 @@ def dequantized(m: Match, v: Value, *, weight: bool = False) -> QParams | None:
         return None
     axis = int(n.attrs["axis"]) % max(n.inputs[0].type.rank, 1)  # type: ignore[arg-type]
     return QParams(n.inputs[0], scale, zp, axis)
+
+
+def const_value(m: Match, v: Value, depth: int = 4) -> np.ndarray | None:
+    """v's array if v is a constant or computed from constants only by a few ops (ONNX QDQ
+    models quantize LayerNorm's gamma and beta too: dequantize(quantize(const)))."""
+    arr = m.const_of(v)
+    n = m.ed.producer.get(v)
+    if arr is not None or n is None or depth == 0 or len(n.outputs) != 1:
+        return arr
+    ins = [const_value(m, x, depth - 1) for x in n.inputs]
+    if any(a is None for a in ins):
+        return None
+    return OPS[n.op].eval(ins, n.attrs)[0]  # type: ignore[arg-type]
 
 
 def quantized_out(m: Match, n: Node) -> QOut | None:
