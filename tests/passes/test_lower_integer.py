@@ -245,3 +245,25 @@ def test_onnx_style_i32_bias_is_used_as_is() -> None:
     xv = [RNG.standard_normal((1, 2, 5, 5)).astype(np.float32)]
     assert float_ops(low) == []
     assert output_steps(g, interp.run(low, *xv)[0], interp.run(g, *xv)[0]) <= 1.0
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_leaky_relu_spelled_with_where_is_an_integer_select(asym: bool) -> None:
+    def body(bb: Builder, x: Value) -> Value:
+        neg = bb.emit("less", x, bb.const(np.float32(0.0), hint="zero"))
+        return bb.emit("where", neg, bb.emit("mul", x, bb.const(np.float32(0.1), hint="a")), x)
+    _, low, steps, ops = lower(_graph([(2, 3, 8)], body), asym=asym, skip=("less", "mul"), scale=2.0)
+    assert steps <= 1.0 and ops["where"] == 1 and ops["less"] == 1
+    cond = next(n for n in low.nodes if n.op == "less")
+    assert cond.inputs[0].dtype == ("u8" if asym else "i8")
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_other_elementwise_chains_are_exact_lookup_tables(asym: bool) -> None:
+    def body(bb: Builder, x: Value) -> Value:  # onnxruntime's QDQ GELU quantizes after erf
+        t = bb.emit("erf", bb.emit("div", x, bb.const(np.float32(1.4142135), hint="c")))
+        return bb.emit("tanh", bb.emit("exp", t))
+    _, low, steps, ops = lower(_graph([(4, 16)], body), asym=asym, skip=("div", "erf", "exp"), scale=2.0)
+    assert steps == 0.0 and ops["gather"] == 1 and ops["sub"] == int(not asym)
+    lut = next(n for n in low.nodes if n.op == "gather")
+    assert low.consts[lut.inputs[0]].shape == (256,)

@@ -90,15 +90,16 @@ def test_requantize_of_requantize_and_equal_params_fold() -> None:
 
 
 def test_unlowerable_op_stays_a_counted_float_island() -> None:
-    def body(bb: Builder, x: Value) -> Value:
-        return bb.emit("relu", bb.emit("exp", bb.emit("relu", x)))
-    g = _graph([(2, 5)], body)
-    xs = [np.random.default_rng(1).standard_normal((2, 5)).astype(np.float32)]
+    def body(bb: Builder, x: Value, y: Value) -> Value:  # a quotient of two activations
+        return bb.emit("relu", bb.emit("div", bb.emit("relu", x), y))
+    g = _graph([(2, 5), (2, 5)], body)
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((2, 5)).astype(np.float32), rng.random((2, 5)).astype(np.float32) + 0.5]
     qg = insert_qdq(g, xs)
     stats: list[PassStat] = []
     low = passes.run(qg, "lower-integer", stats=stats)
-    assert float_ops(low) == ["exp"]
-    assert stats[0].counts["float island: exp"] == 1
+    assert float_ops(low) == ["div"]
+    assert stats[0].counts["float island: div"] == 1
     assert Counter(n.op for n in low.nodes)["relu"] == 0  # both relus became integer
     np.testing.assert_array_equal(interp.run(low, *xs)[0], interp.run(qg, *xs)[0])
 
