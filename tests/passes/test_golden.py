@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.passes.qdq_util import output_steps
 from tests.strategies import assert_close, seeded_inputs
 from vcompile import passes
 from vcompile.ir import interp, parse_graph, print_graph
@@ -16,6 +17,9 @@ from vcompile.ir import interp, parse_graph, print_graph
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 MARK = "# ---- expected"
 CASES = sorted(GOLDEN.glob("*/*.vir"))
+# Passes that change numerics on purpose, with the output quantization steps they may move
+# (tests/passes/test_lower_integer.py states the per-rule bounds).
+STEPS = {"lower-integer": 4.0}
 
 
 def _split(text: str) -> tuple[str, str, str]:
@@ -37,6 +41,11 @@ def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
         assert got == expected, f"{path.name}: IR after {spec} differs; rerun with --update-golden to review"
     x = seeded_inputs(g, seed=1)
     want = interp.run(g, *x)
+    if spec in STEPS:  # numerics change by design: within a few output quantization steps
+        for got, w in zip(interp.run(out, *x), want, strict=True):
+            assert output_steps(g, got, w) <= STEPS[spec]
+        assert passes.run(out, spec) is out, "running the passes again must change nothing"
+        return
     # fp32 rounding scales with the values: the N(0, 1) weights parse draws make whole
     # transformer blocks (attention-to-conv) reach |y| ~ 1e3
     scale = max([1.0, *(float(np.abs(w).max()) for w in want if w.size and w.dtype.kind == "f")])

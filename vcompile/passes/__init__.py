@@ -15,6 +15,7 @@ from vcompile.passes import (  # noqa: F401  (register the passes)
     fold_scale,
     fuse,
     layout,
+    lower_integer,
     recognize,
     reparameterize,
 )
