@@ -26,7 +26,7 @@ from vcompile.ir.types import FLOAT_DTYPES
 
 BOUNDARY = {"quantize_linear", "dequantize_linear"}
 # Passes the QDQ check runs after import; add ("lower-integer",) once that pass lands.
-QDQ_PASSES: list[tuple[str, ...]] = [()]
+QDQ_PASSES: list[tuple[str, ...]] = [(), ("lower-integer",)]
 
 
 @pytest.fixture(scope="module")

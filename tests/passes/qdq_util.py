@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir import Builder, Graph, Value, interp, used_consts
+from vcompile.ir.dtypes import float_ops_in_integer_region
 from vcompile.ir.types import FLOAT_DTYPES
-from vcompile.passes.qdq import float_ops_in_integer_region
 
 WEIGHT_AXIS = {"conv2d": 0, "linear": 1, "matmul": 1, "gemm": 1}
 

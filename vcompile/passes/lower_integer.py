@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from vcompile.ir.dtypes import float_ops_in_integer_region
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.lower_contractions import CONTRACTIONS, Acc
@@ -43,7 +44,7 @@ from vcompile.passes.lower_nonlinear import (
 )
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.qdq import OUT_DTYPES as OUT_NP
-from vcompile.passes.qdq import QOut, dequantized, float_ops_in_integer_region, quantized_out, rescale
+from vcompile.passes.qdq import QOut, dequantized, quantized_out, rescale
 from vcompile.passes.qdq_sink import sink_layout
 from vcompile.passes.registry import note, register
 

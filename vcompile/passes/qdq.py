@@ -11,14 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.ir.ops.integer import dyadic
-from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.pattern import Match, RewriteBuilder
 
 OUT_DTYPES = {"i8": np.int8, "u8": np.uint8, "i16": np.int16}
-BOUNDARY = frozenset({"quantize_linear", "dequantize_linear"})
 
 
 @dataclass(frozen=True)
@@ -139,32 +137,3 @@ def rescale(bb: RewriteBuilder, acc: Value, acc_zp: int, acc_scale: np.ndarray |
         mult, shift = mult.reshape(()), shift.reshape(())
     return bb.emit("requantize", acc, i32_const(bb, mult, "mult"), i32_const(bb, shift, "shift"),
                    axis=axis, zero_point=out.z, out_dtype=out.dtype, clip=out.clip)
-
-
-# ---- the integer region ------------------------------------------------------------------
-
-def _reach(g: Graph, seeds: set[Value], forward: bool) -> set[int]:
-    """ids of the nodes reachable from `seeds` (downstream or upstream)."""
-    seen: set[int] = set()
-    live = set(seeds)
-    nodes = g.nodes if forward else tuple(reversed(g.nodes))
-    for n in nodes:
-        src, dst = (n.inputs, n.outputs) if forward else (n.outputs, n.inputs)
-        if any(v in live for v in src):
-            seen.add(id(n))
-            live.update(dst)
-    return seen
-
-
-def integer_region(g: Graph) -> list[Node]:
-    """The nodes on a path from a quantize_linear to a dequantize_linear (both excluded)."""
-    q_outs = {v for n in g.nodes if n.op == "quantize_linear" for v in n.outputs}
-    dq_ins = {n.inputs[0] for n in g.nodes if n.op == "dequantize_linear"}
-    below, above = _reach(g, q_outs, True), _reach(g, dq_ins, False)
-    return [n for n in g.nodes if id(n) in below and id(n) in above and n.op not in BOUNDARY]
-
-
-def float_ops_in_integer_region(g: Graph) -> list[Node]:
-    """The integer-region nodes that read or write a float tensor (must be none at --int8)."""
-    return [n for n in integer_region(g)
-            if any(v.dtype in FLOAT_DTYPES for v in (*n.inputs, *n.outputs))]
