@@ -64,3 +64,22 @@ def test_cli_compile_int8_and_run(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     assert main(["run", str(lib), "-q"]) == 0
     assert capsys.readouterr().out.startswith("y: float32[1, 2]")
+
+
+@pytest.mark.tvm
+@pytest.mark.parametrize("act", ["u8", "i8"])
+def test_int8_on_an_onnx_qdq_model_lowers_its_own_scales(tmp_path, act):
+    """quantize="int8" on a model onnxruntime's quantize_static already quantized: no
+    calibration (its scales are kept), integer ops only, within 1 step of onnxruntime."""
+    import warnings
+
+    import vcompile
+    from tests.quant_models import quantized_cnn, step
+    path, inputs, ort = quantized_cnn(tmp_path, "qdq", per_channel=True, act_type=act)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no CalibrationWarning: nothing is calibrated
+        m = vcompile.compile(str(path), quantize="int8")
+    ops = {n.op for n in m.graph.nodes for n in (n.region.nodes if n.region else [n])}
+    assert float_ops_in_integer_region(m.graph) == [] and "qconv2d" in ops and "conv2d" not in ops
+    y = m(*inputs)[0]
+    assert np.abs(y - ort[0]).max() <= step(path) * 1.0001

@@ -8,7 +8,9 @@
 
 `quantize` needs a float graph after the -O rewrites and before fusion; `calib` is an
 .npz path, a directory of .npy files, {input name: array}, a list of samples or None
-(synthetic inputs with a `CalibrationWarning`). See qdq.py for where the pairs go and
+(synthetic inputs with a `CalibrationWarning`). A model that is already quantized (an ONNX
+QDQ model: it holds quantize_linear after the rewrites) keeps its own scales: no
+calibration, its QDQ form goes straight to lower-integer. See qdq.py for where the pairs go and
 calibrate.py for the range methods.
 """
 from __future__ import annotations
@@ -75,6 +77,10 @@ def int8_flow(g: Graph, names: Sequence[str], calib: Any = None, method: str = "
     before, after = split_pipeline(names)
     parse_pass_list(after)  # lower-integer missing: fail before the rewrites and calibration
     g = P.run(g, before) if before else g
+    if any(n.op == "quantize_linear" for n in g.nodes):
+        # An already-quantized model (ONNX QDQ) brings its own scales: lower them as they are.
+        say("lowering the model's own quantization to integers")
+        return P.run(g, after), tuple(before) + tuple(after)
     say("calibrating")
     q = quantize(g, calib, method, percentile, max_samples)
     say("lowering to integers")
