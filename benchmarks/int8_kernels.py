@@ -29,7 +29,7 @@ CONVS = [("resnet 3x3 64->64 @56", 64, 64, 56, 3, 1), ("resnet 3x3 256->256 @14"
          ("resnet 1x1/2 128->256 @28", 128, 256, 28, 1, 2)]
 
 
-def graphs(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list[np.ndarray], list[np.ndarray], float]:
+def graphs(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list, list, float]:
     """(fp32 graph, int8 graph, fp32 feeds, int8 feeds, GOP) for one shape."""
     from vcompile.ir.builder import Builder
     from vcompile.ir.ops.integer import dyadic

@@ -254,3 +254,22 @@ def test_arm64_int8_graph_matches_x86_bit_for_bit(tmp_path: Path) -> None:
     for name, w in zip(io_names(g)[1], want, strict=True):
         got = np.load(tmp_path / f"{name}.npy")
         assert got.dtype == w.dtype and np.array_equal(got, w), name
+
+
+@pytest.mark.parametrize("kind", ["qlinear", "qconv2d"])
+def test_vnni_kernels_are_tensorized(kind: str) -> None:
+    """On an AVX-512 VNNI target the contraction's inner 16x4 loops become `vpdpbusd`."""
+    from tvm import te
+
+    from vcompile.codegen.schedules import int8 as I
+    from vcompile.codegen.schedules import schedule
+    from vcompile.codegen.schedules.tiles import CpuTiles
+    comp = te.placeholder((32,), "int32", "comp")
+    if kind == "qlinear":
+        x, wp = te.placeholder((30, 40), "int8", "x"), te.placeholder((2, 10, 16, 4), "int8", "wp")
+        y = I.qgemm(x, wp, comp, 32, 128, 10)
+    else:
+        x, wp = te.placeholder((1, 8, 9, 9), "uint8", "x"), te.placeholder((2, 2, 3, 3, 16, 4), "int8", "wp")
+        y = I.qconv(x, wp, comp, 32, [1, 1], [1, 1, 1, 1], [1, 1], 7, 0, 9)
+    text = schedule(te.create_prim_func([x, wp, comp, y]), CpuTiles(16, 1, 14, 2, vnni=True)).mod.script()
+    assert text.count("llvm.x86.avx512.vpdpbusd.512") == 1 and "T.parallel" in text

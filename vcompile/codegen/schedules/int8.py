@@ -25,8 +25,9 @@ import numpy as np
 
 from vcompile.codegen import kernels
 from vcompile.codegen.schedules.common import Sch, block_named, extent, fuse_epilogue, largest_divisor
+from vcompile.codegen.schedules.generic import KEEP
 
-QGEMM_BLOCK = "qgemm"
+QGEMM_BLOCK, QCONV_BLOCK = "qgemm", "qconv"
 INTRIN = "vcompile_dot_16x4_vnni"
 _registered = False
 
@@ -101,7 +102,7 @@ def qgemm(x: Any, wp: Any, comp: Any, n: int, zp_shift: int, mt: int) -> Any:
     a = te.compute((mp, kp), lambda i, r: tirx.if_then_else(
         tirx.all(i < m, r < k),
         (x[tirx.min(i, m - 1), tirx.min(r, k - 1)].astype("int32") + zp_shift).astype("uint8"),
-        tirx.const(0, "uint8")), name="qgemm_a")
+        tirx.const(0, "uint8")), name="qgemm_a", attrs={KEEP: 1})
     ro, ri = te.reduce_axis((0, kp // 4), "ko"), te.reduce_axis((0, 4), "ki")
     c = te.compute((mp, int(wp.shape[0]) * 16), lambda i, j: te.sum(
         a[i, ro * 4 + ri].astype("int32") * wp[j // 16, ro, j % 16, ri].astype("int32"),
@@ -133,8 +134,95 @@ def emit_qlinear(ctx: Any, n: Any, a: list) -> Any:
     return ctx.emit(relax.op.reshape(y, ctx.shape(n.output.shape)))
 
 
+def pack_conv_weight(w: np.ndarray) -> np.ndarray:
+    """OIHW i8 -> [O'/16, I'/4, KH, KW, 16, 4], zero-filled past O and I."""
+    o, c, kh, kw = w.shape
+    op, cp = kernels.ceil_to(o, 16), kernels.ceil_to(c, 4)
+    wpad = np.zeros((op, cp, kh, kw), np.int8)
+    wpad[:o, :c] = w
+    return np.ascontiguousarray(wpad.reshape(op // 16, 16, cp // 4, 4, kh, kw).transpose(0, 2, 4, 5, 1, 3))
+
+
+def qconv(x: Any, wp: Any, comp: Any, o: int, strides: list[int], pads: list[int],
+          dils: list[int], code: int, shift: int, wt: int) -> Any:
+    """te: NCHW x i8/u8 -> y i32 [N, O, OH, OW] over activations packed [N, C'/4, H', W', 4]
+    as u8 (x + shift; padding holds x_zp's code `code`, channels past C hold 0)."""
+    from tvm import te, tirx
+    nb, c, h, w = (int(d) for d in x.shape)
+    oco, cq, kh, kw = (int(d) for d in wp.shape[:4])
+    (sh, sw), (dh, dw) = strides, dils
+    oh = kernels.conv_out_size(h, kh, sh, dh, pads[0], pads[2])
+    ow = kernels.conv_out_size(w, kw, sw, dw, pads[1], pads[3])
+    owp = kernels.ceil_to(ow, wt)
+    hp, wpd = (oh - 1) * sh + dh * (kh - 1) + 1, (owp - 1) * sw + dw * (kw - 1) + 1
+
+    def at(b: Any, co: Any, i: Any, j: Any, ci: Any) -> Any:
+        ii, jj, ch = i - pads[0], j - pads[1], co * 4 + ci
+        inside = tirx.all(ii >= 0, ii < h, jj >= 0, jj < w)
+        v = x[b, tirx.min(ch, c - 1), tirx.max(tirx.min(ii, h - 1), 0), tirx.max(tirx.min(jj, w - 1), 0)]
+        v = tirx.if_then_else(inside, (v.astype("int32") + shift).astype("uint8"), tirx.const(code, "uint8"))
+        return tirx.if_then_else(ch < c, v, tirx.const(0, "uint8"))
+    # NOTE: kept (not inlined): the tensorized block reads it 4 bytes at a time
+    xq = te.compute((nb, cq, hp, wpd, 4), at, name="qconv_pack", attrs={KEEP: 1})
+    rco, rh, rw, rci = (te.reduce_axis((0, e), nm)
+                        for e, nm in ((cq, "rco"), (kh, "rh"), (kw, "rw"), (4, "rci")))
+    y = te.compute((nb, oco * 16, oh, owp), lambda b, oc, i, j: te.sum(
+        xq[b, rco, i * sh + rh * dh, j * sw + rw * dw, rci].astype("int32")
+        * wp[oc // 16, rco, rh, rw, oc % 16, rci].astype("int32"), axis=[rco, rh, rw, rci]), name=QCONV_BLOCK)
+    return te.compute((nb, o, oh, ow), lambda b, oc, i, j: y[b, oc, i, j] + comp[oc], name="qconv_out")
+
+
 def emit_qconv2d(ctx: Any, n: Any, a: list) -> Any:
-    return None
+    """The VNNI qconv2d for groups == 1 (None otherwise: the generic rule runs)."""
+    from vcompile.codegen.emit_tiled import _const
+    from vcompile.codegen.relax import np_const
+    w = _const(a[1])
+    bias = _const(a[2]) if len(a) == 3 else None
+    if (not has_vnni(ctx) or w is None or int(n.attrs["groups"]) != 1 or (len(a) == 3 and bias is None)
+            or not n.inputs[0].type.is_static):
+        return None
+    shift = 128 if n.inputs[0].dtype == "i8" else 0
+    code = int(n.attrs["x_zp"]) + shift
+    o = w.shape[0]
+    comp = compensation(w.reshape(o, -1).T, bias, code)
+    ints = [[int(v) for v in n.attrs[k]] for k in ("strides", "pads", "dilations")]
+    wt = kernels.row_tile(int(n.output.shape[3]), ctx.tiles.rows)
+    return ctx.emit_te(qconv, a[0], np_const(pack_conv_weight(w)), np_const(comp), o, *ints, code, shift,
+                       wt, primfunc_name_hint="qconv2d_vnni")
+
+
+def qconv_rule(sch: Sch, tiles: Any) -> bool:
+    """Claims "qconv" blocks: a tile of `rows` output columns x 16 output channels, the
+    accumulators channel-innermost so that each column's 16 are one zmm register."""
+    found = block_named(sch, QCONV_BLOCK)
+    if found:
+        _register_intrin()
+    for blk in found:
+        nb, o, h, w, rco, rh, rw, rci = sch.get_loops(blk)
+        wt = largest_divisor(extent(sch, w), tiles.rows)
+        w0, w1 = sch.split(w, [None, wt])
+        o0, o1 = sch.split(o, [None, 16])
+        sch.reorder(nb, h, o0, w0, rco, rh, rw, w1, o1, rci)
+        local = sch.cache_write(blk, 0, "local")
+        sch.transform_layout(blk, ("write", 0), lambda a, b, c, d: (a, c, d, b))
+        sch.parallel(sch.fuse(nb, h, o0))
+        sch.reverse_compute_at(local, w0, True)
+        sch.annotate(local, KEEP, 1)
+        fuse_epilogue(sch, blk, w0, 64)
+        init = sch.decompose_reduction(blk, rco)
+        try_vec(sch, sch.get_loops(init)[-1])
+    return bool(found)
+
+
+def tensorize(sch: Sch) -> None:
+    """Last step of a function's schedule: the (16 columns x 4 deep) inner loops of every
+    claimed update block become one `vpdpbusd`. Done after the generic rules because the
+    tensorized block leaves block handles that their walk over the root would trip on."""
+    for name in (QGEMM_BLOCK, QCONV_BLOCK):
+        for blk in block_named(sch, name + "_update"):  # (named so by decompose_reduction)
+            loops = sch.get_loops(blk)
+            sch.tensorize(loops[-2], INTRIN)
+            sch.unroll(loops[-3])  # the rows of the tile: one zmm accumulator each
 
 
 def qgemm_rule(sch: Sch, tiles: Any) -> bool:
@@ -152,12 +240,11 @@ def qgemm_rule(sch: Sch, tiles: Any) -> bool:
         tile = sch.fuse(j0, i0)
         sch.parallel(tile)
         sch.reverse_compute_at(local, tile, True)
+        sch.annotate(local, KEEP, 1)
         fuse_epilogue(sch, blk, tile, 64)
         try_vec(sch, sch.get_loops(local)[-1])
         init = sch.decompose_reduction(blk, ko)
         try_vec(sch, sch.get_loops(init)[-1])
-        sch.tensorize(j1, INTRIN)
-        sch.unroll(i1)
     return bool(found)
 
 
@@ -167,4 +254,5 @@ def try_vec(sch: Sch, loop: Any) -> None:
 
 
 def describe() -> str:
-    return "VNNI vpdpbusd register tiles for qlinear (u8 x i8 with +128 shift), generic qconv2d"
+    return ("VNNI vpdpbusd register tiles (u8 x i8, +128 shift folded into the bias) for qlinear "
+            "and qconv2d with groups 1")
