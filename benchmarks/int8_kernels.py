@@ -3,10 +3,10 @@
     TVM_NUM_THREADS=2 .venv/bin/python benchmarks/int8_kernels.py [--repeat 30]
 
 Shapes: deit_tiny's linears ([197,192]x[192,576] qkv, [197,192]x[192,768] fc1,
-[197,768]x[768,192] fc2) and resnet18's convs (3x3 64->64 at 56x56, 3x3 256->256 at
+[197,768]x[768,192] fc2), its attention matmuls (3 heads, Q.K^T i8 x i8, P.V u8 x i8) and resnet18's convs (3x3 64->64 at 56x56, 3x3 256->256 at
 14x14, 1x1 stride 2 128->256 at 28x28). Per shape two single-kernel graphs built at -O2:
-  fp32  linear / conv2d with bias (the packed, register-tiled float kernels)
-  int8  qlinear / qconv2d with bias + per-channel requantize to i8, one fused kernel
+  fp32  linear / conv2d with bias, matmul (the packed, register-tiled float kernels)
+  int8  qlinear / qconv2d with bias / qmatmul + requantize to i8, one fused kernel
 Each is called through the Relax VM on device tensors (no numpy conversion), round-robin
 after warm-up; median ms. The int8 output is checked bit for bit against `interp`.
 Writes benchmarks/int8_kernels.md.
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HERE = Path(__file__).resolve().parent
 
 LINEARS = [("deit qkv", 197, 192, 576), ("deit fc1", 197, 192, 768), ("deit fc2", 197, 768, 192)]
+MATMULS = [("deit q.kT (3 heads)", 3, 197, 64, 197, "i8"), ("deit p.v (3 heads)", 3, 197, 197, 64, "u8")]
 CONVS = [("resnet 3x3 64->64 @56", 64, 64, 56, 3, 1), ("resnet 3x3 256->256 @14", 256, 256, 14, 3, 1),
          ("resnet 1x1/2 128->256 @28", 128, 256, 28, 1, 2)]
 
@@ -34,6 +35,17 @@ def graphs(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list, list,
     from vcompile.ir.builder import Builder
     from vcompile.ir.ops.integer import dyadic
     f32, i8 = Builder("fp32"), Builder("int8")
+    if isinstance(case[-1], str):  # a matmul
+        _, h, m, k, n, adt = case
+        a, b = rng.standard_normal((h, m, k), np.float32), rng.standard_normal((h, k, n), np.float32)
+        yf = f32.emit("matmul", f32.input(a.shape, hint="a"), f32.input(b.shape, hint="b"))
+        yi = i8.emit("qmatmul", i8.input(a.shape, adt, hint="a"), i8.input(b.shape, "i8", hint="b"))
+        lo = -128 if adt == "i8" else 0
+        ai = rng.integers(lo, lo + 256, a.shape).astype(np.int8 if adt == "i8" else np.uint8)
+        bi = rng.integers(-128, 128, b.shape).astype(np.int8)
+        mult, shift = dyadic(np.array([1e-4]))
+        yq = i8.emit("requantize", yi, i8.const(mult), i8.const(shift), out_dtype="i8")
+        return f32.build(yf), i8.build(yq), [a, b], [ai, bi], 2 * h * m * k * n / 1e9
     if len(case) == 4:
         _, m, k, n = case
         x, w = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
@@ -82,7 +94,7 @@ def main() -> int:
     from vcompile.runtime.bench import time_interleaved
     rng = np.random.default_rng(0)
     rows, fns = [], {}
-    for case in LINEARS + CONVS:
+    for case in LINEARS + MATMULS + CONVS:
         gf, gi, xf, xi, gop = graphs(case, rng)
         mf = vcompile.compile(gf, opt_level=2)
         gi = P.run(gi, ("fuse",))

@@ -75,6 +75,8 @@ def every_op_graph() -> tuple[Graph, list[np.ndarray]]:
     lr = _requant(bb, lin, 0.0123, axis=-1)
     mm = bb.emit("qmatmul", bb.input((2, 1, 5, 9), "i8", hint="a"), bb.input((3, 9, 4), "u8", hint="b"),
                  a_zp=2, b_zp=100)
+    att = bb.emit("qmatmul", bb.input((2, 3, 7, 18), "u8", hint="p"), bb.input((2, 3, 18, 20), "i8", hint="v"),
+                  a_zp=5)  # the VNNI form (i8 right operand at zero point 0)
     qa = bb.emit("qadd", lr, bb.input((7,), "i8", hint="c"), a_mult=12345, b_mult=23456, shift=15,
                  a_zp=1, b_zp=-3, zero_point=4)
     qm = bb.emit("qmul", lr, bb.input((5, 1), "i8", hint="d"), mult=1 << 20, shift=27, a_zp=1,
@@ -83,8 +85,9 @@ def every_op_graph() -> tuple[Graph, list[np.ndarray]]:
     ge = bb.emit("igelu", bb.input((4, 33), "i8", hint="ge"), x_zp=2, mult=1 << 29, shift=30)
     ln = bb.emit("ilayernorm", bb.input((2, 5, 24), "i8", hint="ln"), bb.const(i32(24, lo=-300, hi=300)),
                  bb.const(i32(24, lo=-3000, hi=3000)), x_zp=1, eps=5)
-    g = bb.build(y, r, lr, mm, qa, qm, sm, ge, ln)
-    feeds = [i8(1, 8, 6, 6), u8(2, 5, 12), i8(2, 1, 5, 9), u8(3, 9, 4), i8(7), i8(5, 1),
+    g = bb.build(y, r, lr, mm, att, qa, qm, sm, ge, ln)
+    feeds = [i8(1, 8, 6, 6), u8(2, 5, 12), i8(2, 1, 5, 9), u8(3, 9, 4), u8(2, 3, 7, 18), i8(2, 3, 18, 20),
+             i8(7), i8(5, 1),
              i32(2, 3, 17, lo=-20000, hi=20000), i8(4, 33), i8(2, 5, 24)]
     return g, feeds
 
@@ -266,7 +269,8 @@ def test_vnni_kernels_are_tensorized(kind: str) -> None:
     from vcompile.codegen.schedules.tiles import CpuTiles
     comp = te.placeholder((32,), "int32", "comp")
     if kind == "qlinear":
-        x, wp = te.placeholder((30, 40), "int8", "x"), te.placeholder((2, 10, 16, 4), "int8", "wp")
+        x, wp = te.placeholder((1, 30, 40), "int8", "x"), te.placeholder((1, 2, 10, 16, 4), "int8", "wp")
+        comp = te.placeholder((1, 32), "int32", "comp")
         y = I.qgemm(x, wp, comp, 32, 128, 10)
     else:
         x, wp = te.placeholder((1, 8, 9, 9), "uint8", "x"), te.placeholder((2, 2, 3, 3, 16, 4), "int8", "wp")

@@ -279,6 +279,10 @@ def _qlinear(ctx: Ctx, n: Node, a: list) -> Any:
 
 @rule("qmatmul")
 def _qmatmul(ctx: Ctx, n: Node, a: list) -> Any:
+    from vcompile.codegen.schedules import int8
+    fast = int8.emit_qmatmul(ctx, n, a)
+    if fast is not None:
+        return fast
     out, rank = _static(n), n.output.type.rank
     za, zb = _attr(n, "a_zp"), _attr(n, "b_zp")
     k = int(n.inputs[0].shape[-1])

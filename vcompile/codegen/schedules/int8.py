@@ -95,19 +95,61 @@ def compensation(w: np.ndarray, bias: np.ndarray | None, offset: int) -> np.ndar
 
 
 def qgemm(x: Any, wp: Any, comp: Any, n: int, zp_shift: int, mt: int) -> Any:
-    """te: x [M, K] i8/u8 -> y [M, N] i32 = (x + zp_shift) as u8 . Wp + comp."""
+    """te: x [B, M, K] i8/u8 -> y [B, M, N] i32 = (x + zp_shift) as u8 . Wp + comp, with
+    Wp [B|1, N'/16, K'/4, 16, 4] i8 and comp [B|1, N] (a batch of 1 is shared)."""
     from tvm import te, tirx
-    m, k = (int(d) for d in x.shape)
-    kp, mp = int(wp.shape[1]) * 4, kernels.ceil_to(m, mt)
-    a = te.compute((mp, kp), lambda i, r: tirx.if_then_else(
+    bt, m, k = (int(d) for d in x.shape)
+    kp, mp = int(wp.shape[2]) * 4, kernels.ceil_to(m, mt)
+    wb, cb = (lambda b: 0) if int(wp.shape[0]) == 1 else (lambda b: b), \
+        (lambda b: 0) if int(comp.shape[0]) == 1 else (lambda b: b)
+    a = te.compute((bt, mp, kp), lambda b, i, r: tirx.if_then_else(
         tirx.all(i < m, r < k),
-        (x[tirx.min(i, m - 1), tirx.min(r, k - 1)].astype("int32") + zp_shift).astype("uint8"),
+        (x[b, tirx.min(i, m - 1), tirx.min(r, k - 1)].astype("int32") + zp_shift).astype("uint8"),
         tirx.const(0, "uint8")), name="qgemm_a", attrs={KEEP: 1})
     ro, ri = te.reduce_axis((0, kp // 4), "ko"), te.reduce_axis((0, 4), "ki")
-    c = te.compute((mp, int(wp.shape[0]) * 16), lambda i, j: te.sum(
-        a[i, ro * 4 + ri].astype("int32") * wp[j // 16, ro, j % 16, ri].astype("int32"),
+    c = te.compute((bt, mp, int(wp.shape[1]) * 16), lambda b, i, j: te.sum(
+        a[b, i, ro * 4 + ri].astype("int32") * wp[wb(b), j // 16, ro, j % 16, ri].astype("int32"),
         axis=[ro, ri]), name=QGEMM_BLOCK)
-    return te.compute((m, n), lambda i, j: c[i, j] + comp[j], name="qgemm_out")
+    return te.compute((bt, m, n), lambda b, i, j: c[b, i, j] + comp[cb(b), j], name="qgemm_out")
+
+
+def pack_b(y: Any, zp: int) -> tuple[Any, Any]:
+    """Run time: y [B, K, N] i8 (zero point 0) -> (packed [B, N'/16, K'/4, 16, 4] i8,
+    column sums [B, N] i32)."""
+    from tvm import te, tirx
+    bt, k, n = (int(d) for d in y.shape)
+    kq, nq = kernels.ceil_to(k, 4) // 4, kernels.ceil_to(n, 16) // 16
+    packed = te.compute((bt, nq, kq, 16, 4), lambda b, jo, ko, ji, ki: tirx.if_then_else(
+        tirx.all(ko * 4 + ki < k, jo * 16 + ji < n),
+        y[b, tirx.min(ko * 4 + ki, k - 1), tirx.min(jo * 16 + ji, n - 1)], tirx.const(0, "int8")),
+        name="qgemm_pack_b", attrs={KEEP: 1})
+    r = te.reduce_axis((0, k), "r")
+    sums = te.compute((bt, n), lambda b, j: te.sum(y[b, r, j].astype("int32"), axis=r), name="qgemm_colsum")
+    comp = te.compute((bt, n), lambda b, j: sums[b, j] * tirx.const(-zp, "int32"), name="qgemm_comp")
+    return packed, comp
+
+
+def emit_qmatmul(ctx: Any, n: Any, a: list) -> Any:
+    """The VNNI qmatmul where the right operand is i8 with zero point 0 (attention's
+    Q.K^T and P.V after our PTQ) and batch dims match; None otherwise."""
+    from tvm import relax
+    ta, tb = n.inputs[0].type, n.inputs[1].type
+    if (not has_vnni(ctx) or tb.dtype != "i8" or int(n.attrs["b_zp"]) != 0 or ta.shape[:-2] != tb.shape[:-2]
+            or not (ta.is_static and tb.is_static)):
+        return None
+    shift = 128 if ta.dtype == "i8" else 0
+    code = int(n.attrs["a_zp"]) + shift
+    bt = prod(int(d) for d in ta.shape[:-2])
+    m, k, nn = int(ta.shape[-2]), int(ta.shape[-1]), int(tb.shape[-1])
+    x = ctx.emit(relax.op.reshape(a[0], [bt, m, k]))
+    y = ctx.emit(relax.op.reshape(a[1], [bt, k, nn]))
+    mt = kernels.row_tile(m, ctx.tiles.rows)
+
+    def bmm(x: Any, y: Any) -> Any:
+        wp, comp = pack_b(y, code)
+        return qgemm(x, wp, comp, nn, shift, mt)
+    out = ctx.emit_te(bmm, x, y, primfunc_name_hint="qmatmul_vnni")
+    return ctx.emit(relax.op.reshape(out, ctx.shape(n.output.shape)))
 
 
 def emit_qlinear(ctx: Any, n: Any, a: list) -> Any:
@@ -127,10 +169,11 @@ def emit_qlinear(ctx: Any, n: Any, a: list) -> Any:
     zp = int(n.attrs["x_zp"])
     kk, nn = w.shape
     rows = prod(int(d) for d in n.output.shape[:-1])
-    x = ctx.emit(relax.op.reshape(a[0], [rows, kk]))
+    x = ctx.emit(relax.op.reshape(a[0], [1, rows, kk]))
     mt = kernels.row_tile(rows, ctx.tiles.rows)
-    y = ctx.emit_te(qgemm, x, np_const(pack_weight(w)), np_const(compensation(w, bias, zp + shift)),
-                    nn, shift, mt, primfunc_name_hint="qlinear_vnni")
+    y = ctx.emit_te(qgemm, x, np_const(pack_weight(w)[None]),
+                    np_const(compensation(w, bias, zp + shift)[None]), nn, shift, mt,
+                    primfunc_name_hint="qlinear_vnni")
     return ctx.emit(relax.op.reshape(y, ctx.shape(n.output.shape)))
 
 
@@ -231,13 +274,13 @@ def qgemm_rule(sch: Sch, tiles: Any) -> bool:
     if found:
         _register_intrin()
     for blk in found:
-        i, j, ko, ki = sch.get_loops(blk)
+        b, i, j, ko, ki = sch.get_loops(blk)
         mt = largest_divisor(extent(sch, i), tiles.rows)
         i0, i1 = sch.split(i, [None, mt])
         j0, j1 = sch.split(j, [None, 16])
-        sch.reorder(j0, i0, ko, i1, j1, ki)
+        sch.reorder(b, j0, i0, ko, i1, j1, ki)
         local = sch.cache_write(blk, 0, "local")
-        tile = sch.fuse(j0, i0)
+        tile = sch.fuse(b, j0, i0)
         sch.parallel(tile)
         sch.reverse_compute_at(local, tile, True)
         sch.annotate(local, KEEP, 1)
@@ -254,5 +297,5 @@ def try_vec(sch: Sch, loop: Any) -> None:
 
 
 def describe() -> str:
-    return ("VNNI vpdpbusd register tiles (u8 x i8, +128 shift folded into the bias) for qlinear "
-            "and qconv2d with groups 1")
+    return ("VNNI vpdpbusd register tiles (u8 x i8, +128 shift folded into the bias) for qlinear, "
+            "qconv2d with groups 1 and qmatmul with an i8 right operand at zero point 0")
