@@ -3,8 +3,10 @@
     TVM_NUM_THREADS=2 .venv/bin/python benchmarks/int8_kernels.py [--repeat 30]
 
 Shapes: deit_tiny's linears ([197,192]x[192,576] qkv, [197,192]x[192,768] fc1,
-[197,768]x[768,192] fc2), its attention matmuls (3 heads, Q.K^T i8 x i8, P.V u8 x i8) and resnet18's convs (3x3 64->64 at 56x56, 3x3 256->256 at
-14x14, 1x1 stride 2 128->256 at 28x28). Per shape two single-kernel graphs built at -O2:
+[197,768]x[768,192] fc2), its attention matmuls (3 heads, Q.K^T i8 x i8, P.V u8 x i8),
+resnet18's convs (3x3 64->64 at 56x56, 3x3 256->256 at 14x14, 1x1 stride 2 128->256 at
+28x28) and deit's nonlinearities (softmax, layer_norm, gelu against shiftmax, ilayernorm
+and igelu, the last two + requantize). Per shape two single-kernel graphs built at -O2:
   fp32  linear / conv2d with bias, matmul (the packed, register-tiled float kernels)
   int8  qlinear / qconv2d with bias / qmatmul + requantize to i8, one fused kernel
 Each is called through the Relax VM on device tensors (no numpy conversion), round-robin
@@ -26,6 +28,9 @@ HERE = Path(__file__).resolve().parent
 
 LINEARS = [("deit qkv", 197, 192, 576), ("deit fc1", 197, 192, 768), ("deit fc2", 197, 768, 192)]
 MATMULS = [("deit q.kT (3 heads)", 3, 197, 64, 197, "i8"), ("deit p.v (3 heads)", 3, 197, 197, 64, "u8")]
+NONLINEAR = [("deit softmax/shiftmax [3,197,197]", "softmax", (3, 197, 197)),
+             ("deit layer_norm/ilayernorm+rq [197,192]", "layer_norm", (197, 192)),
+             ("deit gelu/igelu+rq [197,768]", "gelu", (197, 768))]
 CONVS = [("resnet 3x3 64->64 @56", 64, 64, 56, 3, 1), ("resnet 3x3 256->256 @14", 256, 256, 14, 3, 1),
          ("resnet 1x1/2 128->256 @28", 128, 256, 28, 1, 2)]
 
@@ -35,6 +40,8 @@ def graphs(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list, list,
     from vcompile.ir.builder import Builder
     from vcompile.ir.ops.integer import dyadic
     f32, i8 = Builder("fp32"), Builder("int8")
+    if isinstance(case[1], str):
+        return _nonlinear(case, rng)
     if isinstance(case[-1], str):  # a matmul
         _, h, m, k, n, adt = case
         a, b = rng.standard_normal((h, m, k), np.float32), rng.standard_normal((h, k, n), np.float32)
@@ -70,6 +77,35 @@ def graphs(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list, list,
     return f32.build(yf), i8.build(yq), [x], [xi], gop
 
 
+def _nonlinear(case: tuple, rng: np.random.Generator) -> tuple[Any, Any, list, list, float]:
+    """The float op against its integer twin (+ requantize to i8 where the twin gives i32)."""
+    from vcompile.ir.builder import Builder
+    from vcompile.ir.ops.integer import dyadic
+    _, op, shape = case
+    f32, i8 = Builder("fp32"), Builder("int8")
+    x = rng.standard_normal(shape, np.float32)
+    xf = f32.input(shape, hint="x")
+    c = shape[-1]
+    if op == "softmax":
+        yf = f32.emit("softmax", xf, axis=-1)
+        yi = i8.emit("shiftmax", i8.input(shape, "i32", hint="x"), mult=1518500250, shift=40)
+        xi = rng.integers(-30000, 30000, shape).astype(np.int32)
+    else:
+        xin = i8.input(shape, "i8", hint="x")
+        if op == "layer_norm":
+            ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
+            yf = f32.emit("layer_norm", xf, f32.const(ones), f32.const(zeros))
+            yi = i8.emit("ilayernorm", xin, i8.const(rng.integers(100, 4000, c).astype(np.int32)),
+                         i8.const(rng.integers(-999, 999, c).astype(np.int32)), eps=10)
+        else:
+            yf = f32.emit("gelu", xf)
+            yi = i8.emit("igelu", xin, mult=1 << 29, shift=30)
+        mult, shift = dyadic(np.array([2.0 ** -14]))
+        yi = i8.emit("requantize", yi, i8.const(mult), i8.const(shift), out_dtype="i8")
+        xi = rng.integers(-128, 128, shape).astype(np.int8)
+    return f32.build(yf), i8.build(yi), [x], [xi], 0.0
+
+
 def _q(w: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(w * 40), -127, 127).astype(np.int8)
 
@@ -94,12 +130,12 @@ def main() -> int:
     from vcompile.runtime.bench import time_interleaved
     rng = np.random.default_rng(0)
     rows, fns = [], {}
-    for case in LINEARS + MATMULS + CONVS:
+    for case in LINEARS + MATMULS + CONVS + NONLINEAR:
         gf, gi, xf, xi, gop = graphs(case, rng)
         mf = vcompile.compile(gf, opt_level=2)
         gi = P.run(gi, ("fuse",))
         mi = vcompile.compile(gi, opt_level=2)
-        assert mi.meta["kernels"] == 1, mi.meta["kernels"]
+        assert mi.meta["kernels"] == 1, (case[0], mi.meta["kernels"])
         assert np.array_equal(mi(*xi)[0], interp.run(gi, *xi)[0]), f"{case[0]}: int8 not bit exact"
         fns[f"{case[0]} fp32"], fns[f"{case[0]} int8"] = vm_call(mf, xf), vm_call(mi, xi)
         rows.append((case[0], gop))
@@ -113,8 +149,8 @@ def main() -> int:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, gop in rows:
         a, b = t[f"{name} fp32"].median_ms, t[f"{name} int8"].median_ms
-        lines.append(f"| {name} | {gop:.3f} | {a:.3f} | {b:.3f} | {a / b:.2f}x | {gop / a * 1e3:.0f} "
-                     f"| {gop / b * 1e3:.0f} |")
+        rate = (f"{gop / a * 1e3:.0f} | {gop / b * 1e3:.0f}") if gop else "- | -"
+        lines.append(f"| {name} | {gop:.3f} | {a:.3f} | {b:.3f} | {a / b:.2f}x | {rate} |")
     text = "\n".join(lines) + "\n"
     (HERE / "int8_kernels.md").write_text(text)
     print(text)

@@ -75,8 +75,8 @@ def every_op_graph() -> tuple[Graph, list[np.ndarray]]:
     lr = _requant(bb, lin, 0.0123, axis=-1)
     mm = bb.emit("qmatmul", bb.input((2, 1, 5, 9), "i8", hint="a"), bb.input((3, 9, 4), "u8", hint="b"),
                  a_zp=2, b_zp=100)
-    att = bb.emit("qmatmul", bb.input((2, 3, 7, 18), "u8", hint="p"), bb.input((2, 3, 18, 20), "i8", hint="v"),
-                  a_zp=5)  # the VNNI form (i8 right operand at zero point 0)
+    att = bb.emit("qmatmul", bb.input((2, 3, 7, 18), "u8", hint="p"),
+                  bb.input((2, 3, 18, 20), "i8", hint="v"), a_zp=5)  # VNNI: i8 right operand, zp 0
     qa = bb.emit("qadd", lr, bb.input((7,), "i8", hint="c"), a_mult=12345, b_mult=23456, shift=15,
                  a_zp=1, b_zp=-3, zero_point=4)
     qm = bb.emit("qmul", lr, bb.input((5, 1), "i8", hint="d"), mult=1 << 20, shift=27, a_zp=1,
