@@ -172,6 +172,39 @@ def test_contraction_requantize_fused_is_bit_exact(case: tuple[Graph, list[np.nd
     assert_bit_exact(g, feeds)
 
 
+@st.composite
+def nonlinear_cases(draw: Any) -> tuple[Graph, list[np.ndarray]]:
+    """igelu over every i8 value (or a sample of i16), ilayernorm and shiftmax on drawn
+    shapes, each with drawn fixed-point parameters."""
+    r = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    f = draw(st.integers(4, 16))
+    bb = Builder("nl")
+    wide = draw(st.booleans())
+    g_in = bb.input((2, 256) if not wide else (4, 1000), "i8" if not wide else "i16", hint="g")
+    ge = bb.emit("igelu", g_in, x_zp=draw(st.integers(-5, 5)), mult=draw(st.integers(1, 2 ** 31 - 1)),
+                 shift=draw(st.integers(20, 40)), frac_bits=f)
+    gv = np.arange(-128, 128, dtype=np.int8)[None].repeat(2, 0) if not wide else \
+        r.integers(-2 ** 15, 2 ** 15, (4, 1000)).astype(np.int16)
+    rows, c = draw(st.integers(1, 5)), draw(st.integers(1, 40))
+    naxes = draw(st.sampled_from([0, 1]))  # over (c, 3) or over c (channel-first)
+    gamma = i32(*((c, 1) if naxes == 0 else (c,)), lo=1, hi=5000, r=r)
+    ln = bb.emit("ilayernorm", bb.input((rows, c, 3), "i8", hint="ln"), bb.const(gamma), axis=1,
+                 naxes=naxes, x_zp=draw(st.integers(-3, 3)), eps=draw(st.integers(0, 1000)),
+                 frac_bits=draw(st.integers(4, 14)))
+    sm = bb.emit("shiftmax", bb.input((rows, c), "i32", hint="s"),
+                 mult=draw(st.integers(2 ** 28, 2 ** 31 - 1)), shift=draw(st.integers(30, 45)),
+                 frac_bits=f, out_bits=draw(st.sampled_from([7, 8])))
+    feeds = [gv, i8(rows, c, 3, r=r), i32(rows, c, lo=-2 ** 20, hi=2 ** 20, r=r)]
+    return bb.build(ge, ln, sm), feeds
+
+
+@FEW
+@given(nonlinear_cases())
+def test_nonlinear_ops_are_bit_exact(case: tuple[Graph, list[np.ndarray]]) -> None:
+    g, feeds = case
+    assert_bit_exact(g, feeds)
+
+
 def test_fused_groups_are_one_kernel_each_and_bit_exact() -> None:
     from vcompile import passes as P
     bb = Builder("groups")
