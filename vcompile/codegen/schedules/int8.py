@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vcompile.codegen import kernels
-from vcompile.codegen.schedules.common import Sch, block_named, extent, fuse_epilogue, largest_divisor
+from vcompile.codegen.schedules.common import Sch, block_named, extent, fuse_epilogue, largest_divisor, try_
 from vcompile.codegen.schedules.generic import KEEP
 
 QGEMM_BLOCK, QCONV_BLOCK = "qgemm", "qconv"
@@ -253,7 +253,7 @@ def qconv_rule(sch: Sch, tiles: Any) -> bool:
         sch.annotate(local, KEEP, 1)
         fuse_epilogue(sch, blk, w0, 64)
         init = sch.decompose_reduction(blk, rco)
-        try_vec(sch, sch.get_loops(init)[-1])
+        try_(sch.vectorize, sch.get_loops(init)[-1])
     return bool(found)
 
 
@@ -285,15 +285,10 @@ def qgemm_rule(sch: Sch, tiles: Any) -> bool:
         sch.reverse_compute_at(local, tile, True)
         sch.annotate(local, KEEP, 1)
         fuse_epilogue(sch, blk, tile, 64)
-        try_vec(sch, sch.get_loops(local)[-1])
+        try_(sch.vectorize, sch.get_loops(local)[-1])
         init = sch.decompose_reduction(blk, ko)
-        try_vec(sch, sch.get_loops(init)[-1])
+        try_(sch.vectorize, sch.get_loops(init)[-1])
     return bool(found)
-
-
-def try_vec(sch: Sch, loop: Any) -> None:
-    from vcompile.codegen.schedules.common import try_
-    try_(sch.vectorize, loop)
 
 
 def describe() -> str:
