@@ -170,7 +170,15 @@ def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None,
     `Primitive` function as fused nodes do, so that it is one kernel too (an op such as
     linear otherwise emits a contraction and a bias add that TVM would launch apart).
     """
-    from vcompile.codegen import emit_basic, emit_nn, emit_pool, emit_shape, emit_tiled  # noqa: F401  (register rules)
+    from vcompile.codegen import (  # noqa: F401  (register rules)
+        emit_basic,
+        emit_int,
+        emit_int_linalg,
+        emit_nn,
+        emit_pool,
+        emit_shape,
+        emit_tiled,
+    )
     ctx = Ctx(relax.BlockBuilder(), tiles=tiles)
     for i, n in enumerate(g.nodes):
         if n.region is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import tvm
 from tvm import s_tir, tirx
 
-from vcompile.codegen.schedules import anchors, generic
+from vcompile.codegen.schedules import anchors, generic, int8
 from vcompile.codegen.schedules.common import root_blocks
 from vcompile.codegen.schedules.tiles import CpuTiles, cpu_tiles
 
@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 def schedule(func: tirx.PrimFunc, tiles: CpuTiles) -> s_tir.Schedule:
     """The rule-based schedule of one PrimFunc (its trace replays as a tuning record)."""
     sch = s_tir.Schedule(func)
-    for rule in anchors.RULES:
+    for rule in (*anchors.RULES, int8.qgemm_rule, int8.qconv_rule):
         rule(sch, tiles)
     generic.inline_elementwise(sch, root_blocks(sch))
     generic.schedule_rest(sch, root_blocks(sch), tiles)
+    int8.tensorize(sch)
     return sch
 
 

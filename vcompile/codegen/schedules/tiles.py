@@ -23,6 +23,7 @@ class CpuTiles:
     vectors: int  # vector registers across one column block
     rows: int  # rows per register tile
     cores: int = 1
+    vnni: bool = False  # AVX-512 VNNI (vpdpbusd): the int8 kernels of `schedules.int8`
 
     @property
     def block(self) -> int:
@@ -47,7 +48,7 @@ def cpu_tiles(target: Any) -> CpuTiles | None:
     if triple.startswith(("aarch64", "arm64")) or _has("neon", target):
         return CpuTiles(4, 4, 6, cores)
     if _has("avx512f", target):
-        return CpuTiles(16, 1, 14, cores)
+        return CpuTiles(16, 1, 14, cores, vnni=_has("avx512vnni", target))
     if _has("avx2", target) or _has("avx", target):
         return CpuTiles(8, 2, 6, cores)
     return CpuTiles(4, 2, 6, cores)  # SSE and anything else with 16 registers
