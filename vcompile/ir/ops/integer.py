@@ -112,9 +112,11 @@ def isqrt(v: np.ndarray) -> np.ndarray:
     """floor(sqrt(v)) for int64 v >= 0, exactly."""
     v = np.asarray(v, np.int64)
     r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
-    for _ in range(2):  # float64 is off by at most one here; step to the exact floor
-        r = np.where(r * r > v, r - 1, r)
-        r = np.where((r + 1) * (r + 1) <= v, r + 1, r)
+    # NOTE: float64 is off by at most one here; step to the exact floor, comparing by
+    # division (r * r overflows int64 next to 2^63).
+    for _ in range(2):
+        r = np.where((r > 0) & (r > v // np.maximum(r, 1)), r - 1, r)
+        r = np.where(r + 1 <= v // (r + 1), r + 1, r)
     return r
 
 
