@@ -6,7 +6,8 @@
   through vcompile.compile(..., quantize="int8", calib=train samples).
 - timm suite (random weights, slow): cosine similarity of int8 logits to float logits
   >= 0.99 on deit_tiny, swin_tiny, levit_128s, efficientvit_m0, resnet18, on the QDQ form
-  and on the lowered graph (interpreter).
+  and on the lowered graph (interpreter); the compiled integer model equals the
+  interpreter on the lowered graph bit for bit.
 
 The *_lowered and *_compiled tests need the lower-integer pass (and the integer kernels
 for *_compiled); the QDQ ones stand on this package alone.
@@ -135,3 +136,18 @@ def test_timm_lowered_cosine(name):
     assert float_ops_in_integer_region(low) == []
     c = cosine(interp.run(low, x)[0], y)
     assert c >= 0.99, f"{name}: cosine of integer-only logits to float {c:.4f}"
+
+
+@pytest.mark.slow
+@pytest.mark.tvm
+@pytest.mark.parametrize("name", TIMM)
+def test_timm_compiled_int8_is_bit_exact(name):
+    """The suite's integer graphs, fused and compiled for the host, give the interpreter's
+    bits (outputs are dequantized integers, so equal integers give equal floats)."""
+    import vcompile
+    g, q, x, y = _timm(name)
+    low = P.run(q, [*LOWER, "fuse"])
+    m = vcompile.compile(low, passes=[])
+    got, want = m(x)[0], interp.run(low, x)[0]
+    assert np.array_equal(got, want), f"{name}: max diff {np.abs(got - want).max()}"
+    assert cosine(got, y) >= 0.99
