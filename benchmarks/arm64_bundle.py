@@ -39,7 +39,8 @@ def one(name: str, tmp: Path, int8: bool = False) -> str:
         rng = np.random.default_rng(7)
         calib = np.stack([rng.standard_normal(x.shape[1:]).astype(np.float32) for _ in range(2)])
         from vcompile.api import to_graph
-        np.savez(tmp / "calib.npz", **{to_graph(str(model)).inputs[0].name: calib})
+        from vcompile.ir.graph import io_names
+        np.savez(tmp / "calib.npz", **{io_names(to_graph(str(model)))[0][0]: calib})
         quant = ["--int8", "--calib", str(tmp / "calib.npz")]
         kw = {"quantize": "int8", "calib": str(tmp / "calib.npz")}
     assert main([str(model), "--target", "arm64", "-o", str(tmp / f"{name}.so"), "--bundle", str(b),

@@ -23,6 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HERE = Path(__file__).resolve().parent
+from benchmarks.suite_loop import each_model, timing_args  # noqa: E402
+
 MODELS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128s", "efficientvit_m0",
           "mobilevitv2_050", "nextvit_small", "lowformer_b0")
 LAYOUTS = ("bnc", "bchw", "ane")
@@ -88,26 +90,13 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeat", type=int, default=20)
-    p.add_argument("--max-seconds", type=float, default=20.0)
+    timing_args(p, ",".join(MODELS), warmup=3, repeat=20, max_seconds=20.0)
     p.add_argument("--threshold", type=float, default=1.05)
     p.add_argument("--tag", default="", help="suffix of the output files (a confirming rerun)")
     args = p.parse_args(argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from vcompile.runtime.bench import set_threads
-    set_threads(args.threads)
-    rows = []
-    for name in args.models.split(","):
-        print(f"[{len(rows) + 1}] {name} ...", flush=True)
-        rows.append(bench(name, args))
-        r = rows[-1]
-        print("  " + "  ".join(f"{k} {r[k]['median_ms']:.2f} ms ({r[k]['transpose']} transposes, "
-                               f"err {r[k]['max_rel_err_vs_bnc']:.1e})" for k in LAYOUTS), flush=True)
-        write(rows, args)
-    return 0
+    return each_model(args, bench, lambda r: "  ".join(
+        f"{k} {r[k]['median_ms']:.2f} ms ({r[k]['transpose']} transposes, "
+        f"err {r[k]['max_rel_err_vs_bnc']:.1e})" for k in LAYOUTS), write)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HERE = Path(__file__).resolve().parent
+from benchmarks.suite_loop import each_model, timing_args  # noqa: E402
+
 TRANSFORMERS = ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128s", "pvt_v2_b0")
 ANCHOR_WORDS = ("conv", "dense", "matmul", "linear", "attention")
 
@@ -118,25 +120,12 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tests.models import SUITE
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(SUITE))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--max-seconds", type=float, default=30.0)
+    timing_args(p, ",".join(SUITE))
     args = p.parse_args(argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from vcompile.runtime.bench import set_threads
-    set_threads(args.threads)
-    rows = []
-    for name in args.models.split(","):
-        print(f"[{len(rows) + 1}] {name} ...", flush=True)
-        rows.append(bench(name, args))
-        r = rows[-1]
-        print(f"  kernels O0 {r['O0']['kernels']} O1 {r['O1']['kernels']} tvm {r['O2_tvm']['kernels']} "
-              f"O2 {r['O2']['kernels']}; ms O1 {r['O1']['median_ms']:.1f} tvm {r['O2_tvm']['median_ms']:.1f} "
-              f"O2 {r['O2']['median_ms']:.1f}", flush=True)
-        write(rows, args)
-    return 0
+    return each_model(args, bench, lambda r: (
+        f"kernels O0 {r['O0']['kernels']} O1 {r['O1']['kernels']} tvm {r['O2_tvm']['kernels']} "
+        f"O2 {r['O2']['kernels']}; ms O1 {r['O1']['median_ms']:.1f} tvm {r['O2_tvm']['median_ms']:.1f} "
+        f"O2 {r['O2']['median_ms']:.1f}"), write)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HERE = Path(__file__).resolve().parent
+from benchmarks.suite_loop import each_model, timing_args  # noqa: E402
+
 DEFAULT_MODELS = ("resnet18", "deit_tiny_patch16_224")
 
 
@@ -110,26 +112,13 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    timing_args(p, ",".join(DEFAULT_MODELS))
     p.add_argument("--target", default="host")
     p.add_argument("--opt-level", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--max-seconds", type=float, default=30.0)
     args = p.parse_args(argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from vcompile.runtime.bench import set_threads
-    set_threads(args.threads)
-    rows = []
-    for name in args.models.split(","):
-        print(f"[{len(rows) + 1}] {name} ...", flush=True)
-        rows.append(bench(name, args))
-        r = rows[-1]
-        print(f"  ms fp32 {r['fp32'].get('median_ms', '-')} int8 {r['int8'].get('median_ms', '-')}; MB fp32 "
-              f"{r['fp32'].get('lib_mb', '-')} int8 {r['int8'].get('lib_mb', '-')}", flush=True)
-        write(rows, args)
-    return 0
+    return each_model(args, bench, lambda r: (
+        f"ms fp32 {r['fp32'].get('median_ms', '-')} int8 {r['int8'].get('median_ms', '-')}; MB fp32 "
+        f"{r['fp32'].get('lib_mb', '-')} int8 {r['int8'].get('lib_mb', '-')}"), write)
 
 
 if __name__ == "__main__":

@@ -18,27 +18,12 @@ from vcompile import __version__
 from vcompile.codegen import targets
 from vcompile.codegen.relax import to_relax
 from vcompile.errors import VcompileError
-from vcompile.ir.graph import Graph
+from vcompile.ir.graph import Graph, io_names
 from vcompile.runtime import artifact
 
 
 class BuildError(VcompileError, RuntimeError):
     """TVM failed to compile or export a module."""
-
-
-def io_names(g: Graph) -> tuple[list[str], list[str]]:
-    """Unique input and output names from the values' hints (the source model's names)."""
-    def uniq(vals: tuple, prefix: str) -> list[str]:
-        seen: set[str] = set()
-        out = []
-        for i, v in enumerate(vals):
-            nm = v.hint or f"{prefix}{i}"
-            while nm in seen:
-                nm = f"{nm}_{i}"
-            seen.add(nm)
-            out.append(nm)
-        return out
-    return uniq(g.inputs, "input"), uniq(g.outputs, "output")
 
 
 def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,

@@ -208,3 +208,19 @@ def used_consts(g: Graph) -> dict[Value, np.ndarray]:
     """The constants some node or output still uses, in their original order."""
     live = {v for n in g.nodes for v in n.inputs} | set(g.outputs)
     return {v: a for v, a in g.consts.items() if v in live}
+
+
+def io_names(g: Graph) -> tuple[list[str], list[str]]:
+    """Unique input and output names from the values' hints (the source model's names; a
+    compiled model reports these): the hint, else input<i>/output<i>; a repeat gets _<i>."""
+    def uniq(vals: tuple[Value, ...], prefix: str) -> list[str]:
+        seen: set[str] = set()
+        out = []
+        for i, v in enumerate(vals):
+            nm = v.hint or f"{prefix}{i}"
+            while nm in seen:
+                nm = f"{nm}_{i}"
+            seen.add(nm)
+            out.append(nm)
+        return out
+    return uniq(g.inputs, "input"), uniq(g.outputs, "output")

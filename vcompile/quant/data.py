@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Value
+from vcompile.ir.graph import Graph, Value, io_names
 from vcompile.quant.qdq import QuantizeError
 
 Sample = list[np.ndarray]
@@ -33,17 +33,8 @@ class CalibrationWarning(UserWarning):
 
 
 def input_names(g: Graph) -> list[str]:
-    """The inputs' names as the compiled model reports them (codegen.build.io_names: the
-    hint, else input<i>; a repeated name gets _<i>)."""
-    seen: set[str] = set()
-    out = []
-    for i, v in enumerate(g.inputs):
-        name = v.hint or f"input{i}"
-        while name in seen:
-            name = f"{name}_{i}"
-        seen.add(name)
-        out.append(name)
-    return out
+    """The inputs' names as the compiled model reports them."""
+    return io_names(g)[0]
 
 
 def _type_text(v: Value) -> str:
