@@ -116,6 +116,13 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     from vcompile.codegen import targets
     say = progress or (lambda s: None)
     targets.check_options(target, mcpu, arch, api_level)  # bad names fail before any work
+    if quantize is not None and targets.spec(target).kind != "llvm":
+        # NOTE: the integer kernels are written and checked for CPUs; on GPU targets TVM's
+        # GPU pipeline exhausts memory on the isqrt/division kernels, and no GPU was at hand
+        # to check the numerics of the ones that build.
+        raise VcompileError(f"int8 is not available for the GPU target {target!r} yet (integer "
+                            "kernels exist for CPU targets: host, x86_64, arm64, android-arm64); "
+                            "drop --int8 for this target")
     targets.require_toolchain(target)
     if attn_layout is None and passes is None and _level(opt_level) == 3:
         from vcompile.passes.pipeline import o3_attn_layout

@@ -131,6 +131,9 @@ def test_api_rejects_bad_options_before_loading():
         vcompile.compile("no/such/model.onnx", quantize="int4")
     with pytest.raises(QuantizeError, match="unknown calibration method 'kl'"):
         vcompile.compile("no/such/model.onnx", quantize="int8", calib_method="kl")
+    from vcompile.errors import VcompileError
+    with pytest.raises(VcompileError, match="int8 is not available for the GPU target 'cuda' yet"):
+        vcompile.compile("no/such/model.onnx", target="cuda", quantize="int8")
 
 
 @pytest.mark.parametrize("argv, msg", [
