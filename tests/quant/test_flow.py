@@ -18,7 +18,7 @@ CALIB = {"x": np.random.default_rng(1).standard_normal((4, 1, 2, 4, 4)).astype(n
 
 @pytest.mark.parametrize("level", [1, 2])
 def test_int8_flow_leaves_no_float_op(level):
-    g0 = conv_block()  # NOTE: one draw: every call makes new random weights
+    g0 = conv_block()
     g, ran = int8_flow(g0, pipeline(level), calib=CALIB)
     assert float_ops_in_integer_region(g) == []
     assert ("fuse" in ran) == (level == 2) and ran.index("quantize") < ran.index("lower-integer")

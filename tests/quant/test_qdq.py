@@ -14,19 +14,21 @@ from vcompile.quant.qdq import QuantizeError, plan, quantize_weight
 RNG = np.random.default_rng(0)
 
 
-def _f32(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+def _f32(*shape: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    return (rng or RNG).standard_normal(shape).astype(np.float32)
 
 
-def conv_block() -> Graph:
-    """conv -> relu -> reshape -> transpose -> linear -> softmax."""
+def conv_block(seed: int = 0) -> Graph:
+    """conv -> relu -> reshape -> transpose -> linear -> softmax, weights drawn from `seed`
+    (not from the module's generator, whose state depends on which tests ran before)."""
+    r = np.random.default_rng(seed)
     bb = Builder("block")
     x = bb.input((1, 2, 4, 4), hint="x")
-    y = bb.emit("conv2d", x, bb.const(_f32(3, 2, 3, 3), "w"), bb.const(_f32(3), "b"),
+    y = bb.emit("conv2d", x, bb.const(_f32(3, 2, 3, 3, rng=r), "w"), bb.const(_f32(3, rng=r), "b"),
                 pads=(1, 1, 1, 1), hint="conv")
     y = bb.emit("relu", y, hint="relu")
     y = bb.emit("transpose", bb.emit("reshape", y, shape=(1, 3, 16), hint="r"), perm=(0, 2, 1), hint="t")
-    y = bb.emit("linear", y, bb.const(_f32(3, 4), "w2"), bb.const(_f32(4), "b2"), hint="fc")
+    y = bb.emit("linear", y, bb.const(_f32(3, 4, rng=r), "w2"), bb.const(_f32(4, rng=r), "b2"), hint="fc")
     return bb.build(bb.emit("softmax", y, axis=-1, hint="sm"))
 
 
@@ -76,11 +78,14 @@ def test_activation_scale_is_calibrated_range_over_127():
 
 
 def test_qdq_form_is_close_to_float():
-    g = conv_block()
-    x = _f32(1, 2, 4, 4)
-    q = quantize(g, calib={"x": np.concatenate([x[None], _f32(3, 1, 2, 4, 4)])})
-    yf, yq = interp.run(g, x)[0], interp.run(q, x)[0]
-    assert np.abs(yf - yq).max() < 0.04  # a few steps of the logits, then u8 steps of 2^-8
+    r = np.random.default_rng(1)
+    for seed in range(3):
+        g = conv_block(seed)
+        x = _f32(1, 2, 4, 4, rng=r)
+        q = quantize(g, calib={"x": np.concatenate([x[None], _f32(3, 1, 2, 4, 4, rng=r)])})
+        yf, yq = interp.run(g, x)[0], interp.run(q, x)[0]
+        # a few steps of the logits, then u8 steps of 2^-8 (0.08 the worst of 40 draws)
+        assert np.abs(yf - yq).max() < 0.1
     assert not np.array_equal(yf, yq)  # the pairs do round
 
 
