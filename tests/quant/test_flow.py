@@ -83,3 +83,15 @@ def test_int8_on_an_onnx_qdq_model_lowers_its_own_scales(tmp_path, act):
     assert float_ops_in_integer_region(m.graph) == [] and "qconv2d" in ops and "conv2d" not in ops
     y = m(*inputs)[0]
     assert np.abs(y - ort[0]).max() <= step(path) * 1.0001
+
+
+def test_inspect_int8_on_an_onnx_qdq_model(tmp_path, capsys):
+    """inspect --int8 takes the same path: the model's own pairs, lowered, nothing float."""
+    from tests.quant_models import quantized_cnn
+    from vcompile.cli import main
+    path, _, _ = quantized_cnn(tmp_path, "qdq", per_channel=True, act_type="u8")
+    capsys.readouterr()
+    assert main(["inspect", str(path), "--int8", "--dtypes", "-q"]) == 0
+    out = capsys.readouterr()
+    assert out.out.endswith("float ops inside the integer region: 0\n") and "qconv2d 3" in out.out
+    assert "warning" not in out.err

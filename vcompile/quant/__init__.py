@@ -39,9 +39,12 @@ def check_quantize(mode: str | None) -> str | None:
 
 def quantize(g: Graph, calib: Any = None, method: str = "minmax",
              percentile: float = DEFAULT_PERCENTILE, max_samples: int = DEFAULT_MAX_SAMPLES) -> Graph:
-    """The QDQ form of the float graph `g`, calibrated on `calib` (see module docstring)."""
+    """The QDQ form of the float graph `g`, calibrated on `calib` (see module docstring);
+    a graph already in QDQ form (an ONNX QDQ model) as it is: its own scales stand."""
     from vcompile.ir.verify import verify
     check_method(method, percentile)
+    if is_quantized(g):
+        return g
     if max_samples < 1:
         raise QuantizeError(f"max_samples must be 1 or more, got {max_samples}")
     marked = plan(g)
@@ -57,6 +60,11 @@ def quantize(g: Graph, calib: Any = None, method: str = "minmax",
     out = insert_qdq(g, scales, marked)
     verify(out)
     return out
+
+
+def is_quantized(g: Graph) -> bool:
+    """Whether `g` already holds quantize_linear (a model quantized before it got here)."""
+    return any(n.op == "quantize_linear" for n in g.nodes)
 
 
 def split_pipeline(names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -77,15 +85,11 @@ def int8_flow(g: Graph, names: Sequence[str], calib: Any = None, method: str = "
     before, after = split_pipeline(names)
     parse_pass_list(after)  # lower-integer missing: fail before the rewrites and calibration
     g = P.run(g, before) if before else g
-    if any(n.op == "quantize_linear" for n in g.nodes):
-        # An already-quantized model (ONNX QDQ) brings its own scales: lower them as they are.
-        say("lowering the model's own quantization to integers")
-        return P.run(g, after), tuple(before) + tuple(after)
-    say("calibrating")
+    say("lowering the model's own quantization" if is_quantized(g) else "calibrating")
     q = quantize(g, calib, method, percentile, max_samples)
     say("lowering to integers")
     return P.run(q, after), tuple(before) + ("quantize",) + tuple(after)
 
 
 __all__ = ["DEFAULT_PERCENTILE", "LOWER", "METHODS", "MODES", "CalibrationWarning", "QuantizeError",
-           "check_quantize", "int8_flow", "quantize", "split_pipeline"]
+           "check_quantize", "int8_flow", "is_quantized", "quantize", "split_pipeline"]
