@@ -6,7 +6,7 @@ are dropped after their last use so that large models fit in memory.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -78,11 +78,17 @@ def _eval_node(n: Node, args: list[np.ndarray], bindings: Mapping[str, int]) -> 
         return OPS[n.op].eval(args, _bind(n.attrs, n.op, bindings))
 
 
-def run(graph: Graph, *arrays: Any) -> list[np.ndarray]:
-    """Evaluate `graph` on `arrays` (one per graph input); returns one array per output."""
+def run(graph: Graph, *arrays: Any,
+        observe: Callable[[Value, np.ndarray], None] | None = None) -> list[np.ndarray]:
+    """Evaluate `graph` on `arrays` (one per graph input); returns one array per output.
+    `observe(value, array)` sees every input and every node output as it is computed
+    (calibration folds them into statistics before they are freed)."""
     inputs, bindings = _check_inputs(graph, arrays)
     env: dict[Value, np.ndarray] = dict(graph.consts)
     env.update(zip(graph.inputs, inputs, strict=True))
+    if observe is not None:
+        for v, a in zip(graph.inputs, inputs, strict=True):
+            observe(v, a)
     dead = _last_uses(graph)
     for i, n in enumerate(graph.nodes):
         try:
@@ -101,6 +107,8 @@ def run(graph: Graph, *arrays: Any) -> list[np.ndarray]:
                 raise InterpError(f"{n.op} eval returned {_describe(r)} for an output declared "
                                   f"{v.type} (a bug in the op's eval or infer){_where(n)}")
             env[v] = r
+            if observe is not None:
+                observe(v, r)
         del results
         for v in dead.get(i, ()):
             del env[v]

@@ -27,7 +27,7 @@ import numpy as np
 
 from vcompile.ir.graph import Node, Value
 from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qdq import QParams, dequantized, i32_const
+from vcompile.passes.qparams import QParams, dequantized, i32_const
 from vcompile.passes.registry import note
 
 I32_MAX = 2 ** 31 - 1

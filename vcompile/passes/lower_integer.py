@@ -43,12 +43,12 @@ from vcompile.passes.lower_nonlinear import (
     lower_softmax,
 )
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.qdq import OUT_DTYPES as OUT_NP
-from vcompile.passes.qdq import QOut, dequantized, quantized_out, rescale
 from vcompile.passes.qdq_sink import sink_layout
+from vcompile.passes.qparams import OUT_DTYPES as OUT_NP
+from vcompile.passes.qparams import QOut, dequantized, quantized_out, rescale
 from vcompile.passes.registry import note, register
 
-__all__ = ["float_ops_in_integer_region", "lower_integer"]
+__all__ = ["lower_integer"]
 
 ACC = {**CONTRACTIONS, "attention": lower_attention, "gelu": lower_gelu, "silu": lower_silu,
        "layer_norm": lower_layer_norm, "group_norm": lower_group_norm, "sigmoid": lower_sigmoid,

@@ -17,7 +17,7 @@ import numpy as np
 from vcompile.ir.graph import Attrs, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qdq import OUT_DTYPES, QOut, QParams, dequantized
+from vcompile.passes.qparams import OUT_DTYPES, QOut, QParams, dequantized
 
 MAX_CHAIN = 8
 

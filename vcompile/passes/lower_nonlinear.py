@@ -29,7 +29,7 @@ from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import dyadic
 from vcompile.passes.lower_contractions import Acc, activation
 from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qdq import QOut, QParams, const_value, dequantized
+from vcompile.passes.qparams import QOut, QParams, const_value, dequantized
 
 LOG2E = math.log2(math.e)
 SOFTMAX_BITS = 14  # fraction bits of the exponent inside shiftmax

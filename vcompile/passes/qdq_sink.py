@@ -24,7 +24,7 @@ import numpy as np
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.qdq import dequantized
+from vcompile.passes.qparams import dequantized
 from vcompile.passes.registry import note
 from vcompile.passes.rewriter import GraphEditor
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vcompile.ir import interp
 from vcompile.ir.graph import Graph, Value
-from vcompile.ir.interp import InterpError, _check_inputs, _eval_node, _last_uses, _where
 from vcompile.quant.qdq import QuantizeError
 
 METHODS = ("minmax", "percentile")
@@ -65,32 +65,13 @@ def collect_ranges(g: Graph, values: Iterable[Value], samples: Sequence[Sequence
     check_method(method, percentile)
     watch = {v: Range() for v in values}
     pct = percentile if method == "percentile" else None
-    for sample in samples:
-        _run_watching(g, tuple(sample), watch, pct)
-    return watch
 
-
-def _run_watching(g: Graph, arrays: tuple[np.ndarray, ...], watch: dict[Value, Range],
-                  pct: float | None) -> None:
-    inputs, bindings = _check_inputs(g, arrays)
-    env: dict[Value, np.ndarray] = dict(g.consts)
-    for v, a in zip(g.inputs, inputs, strict=True):
-        env[v] = a
+    def fold(v: Value, x: np.ndarray) -> None:
         if v in watch:
-            watch[v].update(a, pct)
-    dead = _last_uses(g)
-    for i, n in enumerate(g.nodes):
-        try:
-            results = _eval_node(n, [env[v] for v in n.inputs], bindings)
-        except Exception as e:
-            raise InterpError(f"calibration: evaluating {n.op} failed: {type(e).__name__}: "
-                              f"{e}{_where(n)}") from e
-        for v, r in zip(n.outputs, results, strict=True):
-            env[v] = np.asarray(r)
-            if v in watch:
-                watch[v].update(env[v], pct)
-        for v in dead.get(i, ()):
-            del env[v]
+            watch[v].update(x, pct)
+    for sample in samples:
+        interp.run(g, *sample, observe=fold)
+    return watch
 
 
 def activation_scales(ranges: Mapping[Value, Range], method: str = "minmax",

@@ -49,7 +49,7 @@ from vcompile.ir.ops.nn import _conv_eval as _float_conv_eval
 from vcompile.ir.ops.nn import _conv_infer as _float_conv_infer
 from vcompile.ir.ops.nn import _layer_span, ints, window_attrs
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op
-from vcompile.ir.types import INT_DTYPES, TensorType
+from vcompile.ir.types import DTYPES, TensorType
 
 BYTE_DTYPES = frozenset({"i8", "u8"})
 NARROW_DTYPES = frozenset({"i8", "u8", "i16", "u16"})
@@ -121,7 +121,7 @@ def isqrt(v: np.ndarray) -> np.ndarray:
 
 
 def _range(dtype: str, clip: tuple[int, ...]) -> tuple[int, int]:
-    info = np.iinfo(np.dtype({"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32"}[dtype]))
+    info = np.iinfo(DTYPES[dtype])
     if clip:
         return max(int(clip[0]), int(info.min)), min(int(clip[1]), int(info.max))
     return int(info.min), int(info.max)
@@ -129,10 +129,7 @@ def _range(dtype: str, clip: tuple[int, ...]) -> tuple[int, int]:
 
 def _saturate(v: np.ndarray, a: Attrs) -> np.ndarray:
     lo, hi = _range(str(a["out_dtype"]), ints(a, "clip"))
-    return np.clip(v, lo, hi).astype(_NP[str(a["out_dtype"])])
-
-
-_NP = {"i8": np.int8, "u8": np.uint8, "i16": np.int16, "i32": np.int32}
+    return np.clip(v, lo, hi).astype(DTYPES[str(a["out_dtype"])])
 
 
 def _check_dtype(op: str, t: TensorType, allowed: frozenset[str], what: str) -> None:
@@ -428,4 +425,3 @@ register_op("ilayernorm", (2, 3), _ilayernorm_infer, _ilayernorm_eval, kind="red
 
 INTEGER_OPS = frozenset({"qconv2d", "qlinear", "qmatmul", "requantize", "qadd", "qmul",
                          "shiftmax", "igelu", "ilayernorm"})
-assert INT_DTYPES >= ACC_DTYPES

@@ -1,6 +1,6 @@
 """What `lower-integer` reads off the QDQ form: the quantization parameters of a
 dequantize_linear input and of a quantize_linear output, the dyadic rescale between two
-scales, and the integer region (for counting the float ops left inside it).
+scales. (The integer region itself is `vcompile.ir.dtypes.integer_region`.)
 
     dq = dequantized(m, v)   # QParams(q, scale, zp, axis) when v = dequantize_linear(q, s, zp)
     y = rescale(bb, acc, acc_zp, acc_scale, out)   # requantize (or qadd) into out's params
