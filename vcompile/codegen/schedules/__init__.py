@@ -3,8 +3,9 @@
     ScheduleCPU(tiles)(mod) => mod with every unscheduled PrimFunc scheduled
 
 Per function: the anchor rules of `anchors` (gemm, conv2d, depthwise_conv2d) tile their
-contraction for registers and pull the fused epilogue into the tile; then the rules of
-`generic` parallelize and vectorize every block still at the top level. The tile sizes
+contraction for registers and pull the fused epilogue into the tile; a function of row
+statistics (layer norm, softmax) gets one parallel loop over its rows (`rows`); then the
+rules of `generic` parallelize and vectorize every block still at the top level. The tile sizes
 come from `tiles.cpu_tiles(target)`, so the same rules serve AVX-512, AVX2 and NEON.
 A function whose schedule fails is left as it was (correct, only slow), and counted.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import tvm
 from tvm import s_tir, tirx
 
-from vcompile.codegen.schedules import anchors, generic, int8
+from vcompile.codegen.schedules import anchors, generic, int8, rows
 from vcompile.codegen.schedules.common import root_blocks
 from vcompile.codegen.schedules.tiles import CpuTiles, cpu_tiles
 
@@ -30,6 +31,7 @@ def schedule(func: tirx.PrimFunc, tiles: CpuTiles) -> s_tir.Schedule:
     for rule in (*anchors.RULES, int8.qgemm_rule, int8.qconv_rule):
         rule(sch, tiles)
     generic.inline_elementwise(sch, root_blocks(sch))
+    rows.rows(sch, tiles)
     generic.schedule_rest(sch, root_blocks(sch), tiles)
     int8.tensorize(sch)
     return sch

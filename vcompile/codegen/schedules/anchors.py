@@ -92,6 +92,35 @@ def depthwise_conv2d(sch: Sch, tiles: CpuTiles) -> bool:
     return bool(found)
 
 
+def depthwise_conv2d_nhwc(sch: Sch, tiles: CpuTiles) -> bool:
+    """Claims "depthwise_conv2d_nhwc" blocks: y[n, h, w, c] += xp[n, h*s+rh, w*s+rw, c] * W[rh, rw, c].
+
+    Channels are contiguous: the tile is `rows` output columns x one vector of channels
+    (inputs and weights are vector loads), reduction over the window inside; parallel
+    over (n, output row). The zero padding is read in place (inlined): a padded copy
+    would be one more pass over the block's widest activation.
+    """
+    found = block_named(sch, kernels.DW_NHWC_BLOCK)
+    for blk in found:
+        for pad in sch.get_producers(blk):
+            if sch.get(pad).name_hint.startswith("depthwise_nhwc_pad"):
+                sch.compute_inline(pad)
+        n, h, w, c, rh, rw = sch.get_loops(blk)
+        wt = largest_divisor(extent(sch, w), tiles.rows)
+        w0, w1 = sch.split(w, [None, wt])
+        c0, c1 = sch.split(c, [None, tiles.lanes])
+        sch.reorder(n, h, w0, c0, rh, rw, w1, c1)
+        local = sch.cache_write(blk, 0, "local")
+        sch.reverse_compute_at(local, c0, True)
+        sch.parallel(sch.fuse(n, h))
+        sch.unroll(w1)
+        sch.vectorize(c1)
+        sch.vectorize(sch.get_loops(local)[-1])
+        fuse_epilogue(sch, blk, c0, tiles.lanes)
+        finish_reduction(sch, blk, rh)
+    return bool(found)
+
+
 def _producer(sch: Sch, block: Any, name: str) -> Any:
     """The producer of `block` whose name starts with `name` (FuseTIR may add suffixes)."""
     for b in sch.get_producers(block):
@@ -118,12 +147,16 @@ def _row_tile_fma(sch: Sch, block: Any, lanes: int) -> None:
 def attention(sch: Sch, tiles: CpuTiles) -> bool:
     """Claims "attention_out" blocks (`kernels.attention`) and everything they read.
 
-    Parallel over (group, tile of query rows); inside one tile: the scores as a register
-    tile (rows x one vector of keys, reduction over D), the row max, the exponentials
-    (vectorized over keys), the row sums, P @ V as a register tile (rows x one vector
-    of the value width, reduction over keys) and the normalization. Only the tile's
-    [rows, M] scores exist at a time, per thread. Keys, values and queries are padded
-    copies made first, in parallel.
+    Parallel over groups when there are enough of them (Swin's windows x heads), the
+    keys transposed once per group, in cache; else over (group, tile of query rows)
+    with the transposed keys made first (deit's 3 heads). Inside one tile: the scores
+    as a register tile (rows x one vector of keys, reduction over D), the row max, the
+    exponentials (vectorized over keys), the row sums, P @ V as a register tile (rows x
+    one vector of the value width, reduction over keys) and the normalization. The row
+    max and sum of long rows (deit's 197 keys) add `lanes` partials; short rows (Swin's
+    49) run their rows' chains side by side (rows innermost): one row at a time, each
+    chain waited on its previous add. Only the tile's [rows, M] scores exist at a
+    time, per thread.
     """
     found = block_named(sch, kernels.ATTN_BLOCK)
     for out in found:
@@ -134,25 +167,51 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         mx = _producer(sch, z, "attn_max")
         lg = _producer(sch, mx, "attn_logit")
         score = _producer(sch, lg, "attn_score")
+        kt = _producer(sch, score, "attn_kt")
         rfs = [lane_rfactor(sch, b, tiles.lanes, min_lanes=8) for b in (mx, sm)]
+        for qp in block_named(sch, "attn_q"):
+            sch.compute_inline(qp)
         g, i, c = sch.get_loops(out)
+        groups = extent(sch, g)
         rt = _attn_rows(sch, out, extent(sch, i))
         i0, i1 = sch.split(i, [None, rt])
-        tile = sch.fuse(g, i0)
-        sch.parallel(tile)
+        if groups >= ATTN_GROUPS_PARALLEL:
+            sch.parallel(g)
+            tile = i0
+        else:
+            tile = sch.fuse(g, i0)
+            sch.parallel(tile)
         try_(sch.vectorize, c)
         for b in (pv, sm, rfs[1], exp, z, mx, rfs[0], lg, score):
             if b is not None:
                 sch.compute_at(b, tile, True)
+        if groups >= ATTN_GROUPS_PARALLEL:
+            sch.compute_at(kt, g, True)
+            try_(sch.vectorize, sch.get_loops(kt)[-1])
         sch.compute_inline(z)
         _row_tile_fma(sch, pv, tiles.lanes)
         _row_tile_fma(sch, score, tiles.lanes)
-        for rf in rfs:
-            if rf is not None:
+        for b, rf in zip((mx, sm), rfs, strict=True):
+            if rf is not None:  # long rows: lane partials
                 vectorize_lanes(sch, rf, tiles.lanes)
+            else:
+                _rows_inner(sch, b)
         for b in (exp, lg):
             try_(sch.vectorize, sch.get_loops(b)[-1])
     return bool(found)
+
+
+# Groups (batch x heads x windows) from which the parallel loop runs over groups alone.
+ATTN_GROUPS_PARALLEL = 16
+
+
+def _rows_inner(sch: Sch, block: Any) -> None:
+    """A row reduction computed for one tile: (rows, reduce) -> (reduce, rows unrolled),
+    so the rows' chains interleave."""
+    i, r = sch.get_loops(block)[-2:]
+    sch.reorder(r, i)
+    sch.decompose_reduction(block, r)
+    sch.unroll(i)
 
 
 def _attn_rows(sch: Sch, out: Any, rows: int) -> int:
@@ -162,4 +221,4 @@ def _attn_rows(sch: Sch, out: Any, rows: int) -> int:
     return int(rt) if rt is not None and rows % int(rt) == 0 else largest_divisor(rows, 16)
 
 
-RULES = (gemm, conv2d, depthwise_conv2d, attention)
+RULES = (gemm, conv2d, depthwise_conv2d, depthwise_conv2d_nhwc, attention)

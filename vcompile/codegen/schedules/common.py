@@ -79,7 +79,8 @@ def largest_divisor(n: int, limit: int) -> int:
 
 
 def consumers_chain(sch: Sch, block: Any) -> list[Any]:
-    """Every block downstream of `block` in this function, producers first."""
+    """Every block downstream of `block` in this function, producers first: in program
+    order (a breadth-first walk put GELU's multiply before the erf it also reads)."""
     seen: list[Any] = []
     frontier = list(sch.get_consumers(block))
     while frontier:
@@ -88,7 +89,8 @@ def consumers_chain(sch: Sch, block: Any) -> list[Any]:
             continue
         seen.append(b)
         frontier.extend(sch.get_consumers(b))
-    return seen
+    order = {sch.get(b).name_hint: i for i, b in enumerate(all_blocks(sch))}
+    return sorted(seen, key=lambda b: order.get(sch.get(b).name_hint, len(order)))
 
 
 def _out_shape(sch: Sch, block: Any) -> tuple[int, ...]:

@@ -156,8 +156,34 @@ def inline_elementwise(sch: Sch, blocks: list[Any]) -> None:
         if _has_select(sch.get(b)):
             continue  # see the NOTE above
         cons = sch.get_consumers(b)
-        if cons and all("R" not in iter_kinds(sch, c) for c in cons):
+        if cons and all("R" not in iter_kinds(sch, c) for c in cons) \
+                and not _costly_broadcast(sch, b, cons):
             try_(sch.compute_inline, b)
+
+
+# Calls and divisions worth computing once per value rather than once per use.
+_COSTLY = ("T.sqrt(", "T.rsqrt(", "T.exp(", "T.log(", "T.tanh(", "T.erf(", "T.pow(", " / ")
+
+
+def _size(sch: Sch, block: Any) -> int:
+    n = 1
+    for d in sch.get(block).writes[0].source.shape:
+        n *= int(d)
+    return n
+
+
+def _costly_broadcast(sch: Sch, block: Any, consumers: list[Any]) -> bool:
+    """A block with a division or a transcendental call that a larger consumer reads
+    by broadcast (a layer norm's per-row rsqrt(var + eps), its mean's divide by C):
+    inlined, it would be recomputed for every element of the row."""
+    try:
+        size = _size(sch, block)
+        if all(_size(sch, c) <= size for c in consumers):
+            return False
+    except (TypeError, ValueError):  # a symbolic shape
+        return False
+    text = str(sch.get(block).body)
+    return any(c in text for c in _COSTLY)
 
 
 KEEP = "vcompile.keep"
@@ -172,7 +198,7 @@ def _has_select(block: Any) -> bool:
     return "if_then_else(" in text or "Select(" in text
 
 
-def _placed(sch: Sch, block: Any) -> bool:
+def placed(sch: Sch, block: Any) -> bool:
     """A block under a parallel, vector or unrolled loop was placed by an anchor rule (a
     reduction's init block after decompose_reduction shares the tile's loops). Fusing
     those loops again turned a depthwise conv's parallel loop into a serial one."""
@@ -183,7 +209,7 @@ def schedule_rest(sch: Sch, blocks: list[Any], tiles: CpuTiles) -> None:
     for b in blocks:
         if _kept(sch, b):
             continue
-        if _placed(sch, b):  # only its innermost loop may still want vectors
+        if placed(sch, b):  # only its innermost loop may still want vectors
             inner = sch.get_loops(b)[-1]
             if "R" not in iter_kinds(sch, b) and 1 < extent(sch, inner) <= 4 * tiles.lanes \
                     and int(sch.get(inner).kind) == int(tirx.ForKind.SERIAL):
