@@ -106,6 +106,8 @@ CASES: list[tuple[str, str, list[Any], dict[str, Any]]] = [
     ("gather_nd_b", "gather_nd", [f(2, 3, 4), np.array([[1], [-1]], np.int64)], {"batch_dims": 1}),
     ("conv2d", "conv2d", [f(*X4), C(f(4, 3, 3, 3)), C(f(4))], {"pads": (1, 0, 2, 1), "strides": (2, 1)}),
     ("conv2d_dw", "conv2d", [f(*X4), C(f(6, 1, 3, 3)), C(f(6))], {"groups": 3, "dilations": (2, 2)}),
+    ("depthwise_conv2d_nhwc", "depthwise_conv2d_nhwc", [f(2, 7, 6, 16), C(f(16, 1, 3, 3)), C(f(16))],
+     {"pads": (1, 0, 1, 2), "strides": (1, 2)}),
     ("conv1d", "conv1d", [f(1, 2, 9), C(f(4, 2, 3)), C(f(4))], {"pads": (1, 1), "strides": (2,)}),
     ("conv3d", "conv3d", [f(1, 2, 4, 5, 5), C(f(3, 2, 2, 3, 3)), C(f(3))], {}),
     ("conv_transpose2d", "conv_transpose2d", [f(1, 4, 4, 4), C(f(4, 2, 3, 3)), C(f(4))],

@@ -208,6 +208,20 @@ def _softmax(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     return ctx.emit_te(softmax, a[0], primfunc_name_hint="softmax")
 
 
+@tiled("depthwise_conv2d_nhwc")
+def _depthwise_nhwc(ctx: Ctx, n: Node, a: list) -> Emitted | None:
+    w = _const(a[1])
+    t = ctx.tiles
+    if w is None or not _f32_static(n) or t is None or int(n.inputs[0].shape[3]) % t.lanes:
+        return None
+    c, _, kh, kw = w.shape
+    s, p, d = _ints(n, "strides"), _ints(n, "pads"), _ints(n, "dilations")
+    wt = kernels.row_tile(int(n.output.shape[2]), t.rows)
+    w_hwc = np_const(np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)))
+    return ctx.emit_te(kernels.depthwise_conv2d_nhwc, a[0], w_hwc, a[2], s, p, d, wt,
+                       primfunc_name_hint="depthwise_conv2d_nhwc")
+
+
 @tiled("linear")
 def _linear(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     w = _const(a[1])

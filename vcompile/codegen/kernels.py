@@ -3,6 +3,7 @@
     gemm(A[B,M,K], Bp[B|1, N/nb, K, nb])              => C[B,M,N]
     conv2d(x[N,C,H,W], wp[O/ob, C/g, KH, KW, ob], b)   => y[N,O,OH,OW]   (NCHW in and out)
     depthwise_conv2d(x[N,C,H,W], w[C,KH,KW], b)        => y[N,C,OH,OW]
+    depthwise_conv2d_nhwc(x[N,H,W,C], w[KH,KW,C], b)   => y[N,OH,OW,C]
     attention(q[G,N,D], k[G,M,D], v[G,M,E], bias[G|1,N,M]?) => o[G,N,E]
 
 Each kernel computes a *padded* result (rows up to a multiple of the row tile, columns up
@@ -17,7 +18,7 @@ turns [K, N] into [N/nb, K, nb] (zero-filled), `pack_conv_weight` turns OIHW int
 packed at run time by a block of their own ("gemm_pack_b").
 
 Block names are the contract with `codegen/schedules/`: a rule claims the blocks named
-"gemm", "conv2d", "depthwise_conv2d" and "attention_out".
+"gemm", "conv2d", "depthwise_conv2d", "depthwise_conv2d_nhwc" and "attention_out".
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from tvm import te, tirx
 
 GEMM_BLOCK, CONV_BLOCK, DW_BLOCK = "gemm", "conv2d", "depthwise_conv2d"
 ATTN_BLOCK = "attention_out"
+DW_NHWC_BLOCK = "depthwise_conv2d_nhwc"
 
 
 def ceil_to(n: int, m: int) -> int:
@@ -160,26 +162,56 @@ def depthwise_conv2d(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: Seque
                       name="depthwise_out")
 
 
+def depthwise_conv2d_nhwc(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: Sequence[int],
+                          pads: Sequence[int], dils: Sequence[int], wt: int) -> te.Tensor:
+    """One filter per channel, channels last: x [N, H, W, C], w [KH, KW, C]. Channels
+    are the vectors (contiguous in x, w and y); output columns are padded to a multiple
+    of `wt`, the register tile's rows."""
+    n, h, wd, c = (_int(d) for d in x.shape)
+    kh, kw = _int(w.shape[0]), _int(w.shape[1])
+    (sh, sw), (dh, dw) = strides, dils
+    oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
+    ow = conv_out_size(wd, kw, sw, dw, pads[1], pads[3])
+    owp = ceil_to(ow, wt)
+    hp, wpd = (oh - 1) * sh + dh * (kh - 1) + 1, (owp - 1) * sw + dw * (kw - 1) + 1
+    zero = tirx.const(0, x.dtype)
+
+    def padded(b: Any, i: Any, j: Any, ch: Any) -> Any:
+        yi, xj = i - pads[0], j - pads[1]
+        inside = tirx.all(yi >= 0, yi < h, xj >= 0, xj < wd)
+        return tirx.if_then_else(inside, x[b, tirx.max(tirx.min(yi, h - 1), 0),
+                                           tirx.max(tirx.min(xj, wd - 1), 0), ch], zero)
+    xp = te.compute((n, hp, wpd, c), padded, name="depthwise_nhwc_pad")
+    rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
+    y = te.compute((n, oh, owp, c), lambda b, i, j, ch: te.sum(
+        xp[b, i * sh + rh * dh, j * sw + rw * dw, ch] * w[rh, rw, ch], axis=[rh, rw]),
+        name=DW_NHWC_BLOCK)
+    return te.compute((n, oh, ow, c), lambda b, i, j, ch: y[b, i, j, ch] + bias[ch],
+                      name="depthwise_nhwc_out")
+
+
 def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, scale: float,
               rt: int, lanes: int) -> te.Tensor:
     """softmax(scale * q @ kT + bias) @ v per group g, computed `rt` query rows at a time.
 
-    Rows are padded to a multiple of `rt` and keys to a multiple of `lanes`; padded keys
-    get a logit of -inf (weight 0). `schedules.anchors.attention` computes every block
-    below "attention_out" inside its row-tile loop, so each thread holds the scores of
-    one tile of rows ([rt, M]), never the [N, M] matrix.
+    Rows are padded to a multiple of `rt` (a padded row repeats the last query; it is
+    cut off at the end) and the transposed keys to a multiple of `lanes`, so that a
+    row of scores is whole vectors; padded keys get a logit of -inf (weight 0). The
+    row max and sum run over whole rows (whole vectors); P @ V reduces over the M real
+    keys only and reads V as it is.
+    `schedules.anchors.attention` computes every block below "attention_out" inside its
+    row-tile loop, so each thread holds the scores of one tile of rows ([rt, M]), never
+    the [N, M] matrix.
     """
     from tvm import topi
     g, n, d = (_int(x) for x in q.shape)
     m, e = _int(k.shape[1]), _int(v.shape[2])
     npad, mpad = ceil_to(n, rt), ceil_to(m, lanes)
     zero, dt = tirx.const(0, q.dtype), q.dtype
-    qp = te.compute((g, npad, d), lambda b, i, c: tirx.if_then_else(
-        i < n, q[b, tirx.min(i, n - 1), c], zero), name="attn_q")
+    qp = q if npad == n else te.compute((g, npad, d), lambda b, i, c: q[b, tirx.min(i, n - 1), c],
+                                        name="attn_q")
     kt = te.compute((g, d, mpad), lambda b, c, j: tirx.if_then_else(
         j < m, k[b, tirx.min(j, m - 1), c], zero), name="attn_kt")
-    vp = te.compute((g, mpad, e), lambda b, j, c: tirx.if_then_else(
-        j < m, v[b, tirx.min(j, m - 1), c], zero), name="attn_v")
     rd = te.reduce_axis((0, d), "rd")
     s = te.compute((g, npad, mpad), lambda b, i, j: te.sum(qp[b, i, rd] * kt[b, rd, j], axis=rd),
                    name="attn_score")
@@ -197,9 +229,11 @@ def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, 
     p = topi.fast_exp(z)
     r2 = te.reduce_axis((0, mpad), "r2")
     sm = te.compute((g, npad), lambda b, i: te.sum(p[b, i, r2], axis=r2), name="attn_sum")
-    r3 = te.reduce_axis((0, mpad), "r3")
-    o = te.compute((g, npad, e), lambda b, i, c: te.sum(p[b, i, r3] * vp[b, r3, c], axis=r3),
+    r3 = te.reduce_axis((0, m), "r3")
+    o = te.compute((g, npad, e), lambda b, i, c: te.sum(p[b, i, r3] * v[b, r3, c], axis=r3),
                    name="attn_pv")
     out = te.compute((g, npad, e), lambda b, i, c: o[b, i, c] / sm[b, i], name=ATTN_BLOCK,
                      attrs={"rows": rt})
+    if npad == n:
+        return out
     return te.compute((g, n, e), lambda b, i, c: out[b, i, c], name="attention_slice")

@@ -115,7 +115,7 @@ FLOP_RULES: dict[str, Callable[[Node], int]] = {
     "matmul": _matmul, "gemm": _gemm, "einsum": _einsum, "linear": _linear,
     "attention": _attention,
     # integer ops count integer operations the same way (OPs, with "FLOPs" as the name)
-    "qconv2d": _conv, "qlinear": _linear, "qmatmul": _matmul,
+    "qconv2d": _conv, "depthwise_conv2d_nhwc": _conv, "qlinear": _linear, "qmatmul": _matmul,
     "shiftmax": _per_out(5), "ilayernorm": _per_out(7),
     **{r: _per_in(1) for r in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
                                "reduce_prod")},

@@ -10,6 +10,7 @@ from vcompile.passes import (  # noqa: F401  (register the passes)
     canonicalize,
     cse,
     dce,
+    depthwise_nhwc,
     fold_batchnorm,
     fold_constants,
     fold_scale,

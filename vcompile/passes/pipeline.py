@@ -18,8 +18,10 @@ O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
 # and fold-scale again after it.
 # simplify-layout respells reshape+transpose pairs, so it runs once recognize has
 # matched the exporters' spelling of attention (it canonicalizes too).
+# depthwise-nhwc runs once recognize has its attention patterns (it respells layouts) and
+# before fusion, which puts the GELU after the channels-last conv into its group.
 # Fusion comes last: it groups what the rewrites leave into kernels.
-_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "simplify-layout", "reparameterize",
+_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "depthwise-nhwc", "simplify-layout", "reparameterize",
                                       "fold-batchnorm", "fold-scale", "canonicalize", "dce")
 O2: tuple[str, ...] = _O2_REWRITES + ("fuse",)
 # A second round picks up merges that the first round's folding exposed.
@@ -40,6 +42,9 @@ def with_attn_layout(names: tuple[str, ...] | list[str], layout: str | None) -> 
         return out
     if check_layout(layout) == "bnc":
         return [n for n in out if n != "attention-to-conv"]
+    # channel-first blocks want NCHW convs: a channels-last depthwise conv between them
+    # would need transposes that attention-to-conv otherwise removes
+    out = [n for n in out if n != "depthwise-nhwc"]
     if "attention-to-conv" in out:
         return out
     at = out.index("fuse") if "fuse" in out else len(out)

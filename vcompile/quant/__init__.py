@@ -69,7 +69,8 @@ def is_quantized(g: Graph) -> bool:
 
 def split_pipeline(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """(the rewrites before calibration, the passes after QDQ insertion) for a pass list."""
-    before = [n for n in names if n != "fuse"]
+    # depthwise-nhwc makes a float-only op (lower-integer lowers NCHW convs): left out
+    before = [n for n in names if n not in ("fuse", "depthwise-nhwc")]
     after = list(LOWER) + (["fuse"] if "fuse" in names else [])
     return before, after
 

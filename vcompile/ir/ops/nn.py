@@ -247,6 +247,40 @@ def _register_convs() -> None:
 _register_convs()
 
 
+# ---- channels-last depthwise conv --------------------------------------------------------
+# What `depthwise-nhwc` turns a depthwise conv2d into when its input arrives channels-last
+# (PVT's and SegFormer's MLP: tokens [N, H*W, C] viewed as an image): the conv reads the
+# tokens as they are and writes tokens, and the transposes on either side cancel.
+
+def _dw_nhwc_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    op = "depthwise_conv2d_nhwc"
+    x, w, b = ts
+    if len({t.dtype for t in ts}) != 1:
+        raise ShapeError(f"{op}: x, w and b must share one dtype, got {', '.join(str(t) for t in ts)}")
+    if x.rank != 4 or not isinstance(x.shape[3], int):
+        raise ShapeError(f"{op}: x must be [N, H, W, C] with a static C, got {x}")
+    c = x.shape[3]
+    if w.rank != 4 or not w.is_static or tuple(w.shape[:2]) != (c, 1):
+        raise ShapeError(f"{op}: weight must be [{c}, 1, KH, KW] (one filter per channel), got {w}")
+    _check_bias(op, b, c)
+    s, pb, pe, d = window_params(op, 2, a)
+    dims = tuple(window_out(op, x.shape[1 + i], int(w.shape[2 + i]), s[i], pb[i], pe[i], d[i])  # type: ignore[arg-type]
+                 for i in range(2))
+    return (x.with_shape((x.shape[0],) + dims + (c,)),)
+
+
+def _dw_nhwc_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    x, w, b = xs
+    y, = _conv_eval([np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, b],
+                    {**a, "groups": int(x.shape[3])})
+    return (np.ascontiguousarray(y.transpose(0, 2, 3, 1)),)
+
+
+register_op("depthwise_conv2d_nhwc", 3, _dw_nhwc_infer, _dw_nhwc_eval, attrs=window_attrs(2),
+            kind="anchor", doc="depthwise 2-d convolution, channels last: x (N,H,W,C), "
+                               "w (C,1,kh,kw), b (C,) -> (N,OH,OW,C)")
+
+
 # ---- normalizations ---------------------------------------------------------------------
 
 def _norm_check(op: str, ts: Sequence[TensorType], params: tuple[Dim, ...]) -> tuple[TensorType, ...]:
