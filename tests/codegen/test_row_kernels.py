@@ -3,6 +3,7 @@
     layer_norm / softmax over [rows, C]  => one parallel loop over rows, lane partial sums
     attention, many groups (Swin windows) => parallel over groups, keys transposed per group
     attention, few groups (deit heads)   => parallel over (group, row tile)
+    attention rows of <= 16 vectors       => row max and sum folded in vector ops, then lanes
     depthwise_conv2d_nhwc (+ GELU)        => one kernel, channels as vectors
 """
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _attention(batch: int, heads: int, n: int, m: int, d: int, bias: tuple[int, 
     (1, 3, 197, 197, 64, None),             # deit: 3 groups, rows padded
     (1, 2, 56, 49, 16, (1, 2, 56, 49)),     # rows a multiple of the row tile: no padding
     (1, 1, 300, 49, 32, None),              # PVT: many queries, few (reduced) keys
+    (1, 2, 20, 300, 16, (1, 1, 20, 300)),   # rows of 19 vectors: reductions, not folds
 ])
 def test_attention_kernel_matches(case: tuple) -> None:
     batch, heads, n, m, d, bias = case

@@ -121,6 +121,13 @@ def depthwise_conv2d_nhwc(sch: Sch, tiles: CpuTiles) -> bool:
     return bool(found)
 
 
+def _maybe_producer(sch: Sch, block: Any, name: str) -> Any | None:
+    try:
+        return _producer(sch, block, name)
+    except ValueError:
+        return None
+
+
 def _producer(sch: Sch, block: Any, name: str) -> Any:
     """The producer of `block` whose name starts with `name` (FuseTIR may add suffixes)."""
     for b in sch.get_producers(block):
@@ -162,13 +169,16 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
     for out in found:
         pv = _producer(sch, out, "attn_pv")
         sm = _producer(sch, out, "attn_sum")
-        exp = _producer(sch, sm, "T_fast_exp")
+        sml = _maybe_producer(sch, sm, "attn_sum_lanes")  # a short row's fold (kernels._row_fold)
+        exp = _producer(sch, sml if sml is not None else sm, "T_fast_exp")
         z = _producer(sch, exp, "attn_z")
         mx = _producer(sch, z, "attn_max")
-        lg = _producer(sch, mx, "attn_logit")
+        mxl = _maybe_producer(sch, mx, "attn_max_lanes")
+        lg = _producer(sch, mxl if mxl is not None else mx, "attn_logit")
         score = _producer(sch, lg, "attn_score")
         kt = _producer(sch, score, "attn_kt")
-        rfs = [lane_rfactor(sch, b, tiles.lanes, min_lanes=8) for b in (mx, sm)]
+        rfs = [None if lanes is not None else lane_rfactor(sch, b, tiles.lanes, min_lanes=8)
+               for b, lanes in ((mx, mxl), (sm, sml))]
         for qp in block_named(sch, "attn_q"):
             sch.compute_inline(qp)
         g, i, c = sch.get_loops(out)
@@ -182,7 +192,7 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
             tile = sch.fuse(g, i0)
             sch.parallel(tile)
         try_(sch.vectorize, c)
-        for b in (pv, sm, rfs[1], exp, z, mx, rfs[0], lg, score):
+        for b in (pv, sm, sml, rfs[1], exp, z, mx, mxl, rfs[0], lg, score):
             if b is not None:
                 sch.compute_at(b, tile, True)
         if groups >= ATTN_GROUPS_PARALLEL:
@@ -191,8 +201,10 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         sch.compute_inline(z)
         _row_tile_fma(sch, pv, tiles.lanes)
         _row_tile_fma(sch, score, tiles.lanes)
-        for b, rf in zip((mx, sm), rfs, strict=True):
-            if rf is not None:  # long rows: lane partials
+        for b, rf, lanes in zip((mx, sm), rfs, (mxl, sml), strict=True):
+            if lanes is not None:  # a fold: vector ops, then each row's lanes
+                sch.vectorize(sch.get_loops(lanes)[-1])
+            elif rf is not None:  # long rows: lane partials
                 vectorize_lanes(sch, rf, tiles.lanes)
             else:
                 _rows_inner(sch, b)
