@@ -3,6 +3,7 @@
     transpose(reshape(x)) => reshape(transpose(x))  (groups kept together), exact
     transpose of size-1 dims => reshape
     gelu(transpose(x)) => transpose(gelu(x))
+    window_partition(layer_norm(x)) => layer_norm(window_partition(x))  (whole rows move)
 """
 from __future__ import annotations
 
@@ -150,3 +151,37 @@ def test_simplify_layout_sees_through_dead_users() -> None:
     once = passes.run(g, "simplify-layout", verify_each=True)
     assert [n.op for n in once.nodes] == ["cast", "reshape"]
     assert passes.run(once, "simplify-layout") is once
+
+
+def _swin_partition(shift: bool) -> Any:
+    """Swin's norm1, shifted-window roll (two gathers) and window partition."""
+    bb = Builder("swin")
+    x = bb.input((1, 14, 14, 8), hint="x")
+    y = bb.emit("layer_norm", x, bb.const(RNG.standard_normal(8).astype(np.float32)),
+                bb.const(RNG.standard_normal(8).astype(np.float32)), axis=3)
+    if shift:
+        idx = bb.const(np.roll(np.arange(14), -3).astype(np.int64))
+        y = bb.emit("gather", bb.emit("gather", y, idx, axis=1), idx, axis=2)
+    y = bb.emit("reshape", y, shape=(1, 2, 7, 2, 7, 8))
+    y = bb.emit("transpose", y, perm=(0, 1, 3, 2, 4, 5))
+    return bb.build(bb.emit("reshape", y, shape=(4, 49, 8)))
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_layer_norm_moves_after_whole_row_moves(shift: bool) -> None:
+    g = _swin_partition(shift)
+    out = passes.run(g, "simplify-layout", verify_each=True)
+    assert [n.op for n in out.nodes][-1] == "layer_norm"
+    ln = out.nodes[-1]
+    assert ln.inputs[0].type.shape == (4, 49, 8) and int(ln.attrs["axis"]) % 3 == 2
+    x = RNG.standard_normal((1, 14, 14, 8)).astype(np.float32)
+    np.testing.assert_allclose(interp.run(out, x)[0], interp.run(g, x)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_layer_norm_stays_before_a_move_of_its_rows_contents() -> None:
+    """PVT's norm then [1,HW,C] -> [1,C,HW]: the transpose splits the normalized rows."""
+    bb = Builder("pvt")
+    x = bb.input((1, 49, 8), hint="x")
+    y = bb.emit("layer_norm", x, bb.const(np.ones(8, np.float32)), bb.const(np.zeros(8, np.float32)))
+    g = bb.build(bb.emit("transpose", y, perm=(0, 2, 1)))
+    assert passes.run(g, "simplify-layout") is g
