@@ -225,9 +225,10 @@ def _stage_switches(g: Graph) -> int:
 def test_suite_outputs_and_transposes(name: str) -> None:
     from vcompile.api import to_graph
     exporter = "legacy" if cached_path(name, "legacy").exists() or name not in HYBRIDS[:2] else "dynamo"
-    # as `with_attn_layout` runs it: channel-first blocks keep NCHW depthwise convs
+    # as `with_attn_layout` runs it: without the token-layout-only rewrites
+    from vcompile.passes.pipeline import BNC_ONLY
     g = passes.run(to_graph(str(onnx_model(name, exporter))),
-                   [p for p in passes.O2[:-1] if p != "depthwise-nhwc"])
+                   [p for p in passes.O2[:-1] if p not in BNC_ONLY])
     out = passes.run(g, SPEC)
     before, after = _ops(g), _ops(out)
     assert after["attention"] == 0 and after["matmul"] >= 2 * SUITE_A2C[name]

@@ -24,8 +24,8 @@ def _ops(g: Any) -> list[tuple[str, Any]]:
     return [(n.op, n.attrs.get("perm")) for n in g.nodes]
 
 
-def _run(g: Any) -> Any:
-    out = passes.run(g, "simplify-layout", verify_each=True)
+def _run(g: Any, name: str = "simplify-layout") -> Any:
+    out = passes.run(g, name, verify_each=True)
     x = RNG.standard_normal(tuple(g.inputs[0].type.shape)).astype(np.float32)
     np.testing.assert_array_equal(interp.run(out, x)[0], interp.run(g, x)[0])
     return out
@@ -185,3 +185,31 @@ def test_layer_norm_stays_before_a_move_of_its_rows_contents() -> None:
     y = bb.emit("layer_norm", x, bb.const(np.ones(8, np.float32)), bb.const(np.zeros(8, np.float32)))
     g = bb.build(bb.emit("transpose", y, perm=(0, 2, 1)))
     assert passes.run(g, "simplify-layout") is g
+
+
+def _qkv_split(extra_user: bool) -> Any:
+    """timm's `qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)` then q, k, v = qkv[0..2]."""
+    bb = Builder("qkv")
+    x = bb.input((2, 5, 3, 4, 8), hint="x")
+    t = bb.emit("transpose", x, perm=(2, 0, 3, 1, 4))
+    parts = [bb.emit("squeeze", bb.emit("slice", t, starts=(i,), ends=(i + 1,), axes=(0,), steps=(1,)),
+                     axes=(0,)) for i in range(3)]
+    y = bb.emit("add", bb.emit("add", parts[0], parts[1]), parts[2])
+    if extra_user:
+        y = bb.emit("add", y, bb.emit("reduce_sum", t, axes=(0,), keepdims=False))
+    return bb.build(y)
+
+
+def test_qkv_split_slices_before_its_transpose() -> None:
+    g = _qkv_split(extra_user=False)
+    out = _run(g, "slices-before-transpose")
+    slices = [n for n in out.nodes if n.op == "slice"]
+    assert [int(n.attrs["axes"][0]) for n in slices] == [2, 2, 2]  # the transpose's axis 0 is x's 2
+    assert all(n.inputs[0] is out.inputs[0] for n in slices)
+    assert sum(n.op == "transpose" for n in out.nodes) == 3
+
+
+def test_a_transpose_read_by_more_than_slices_stays() -> None:
+    g = _qkv_split(extra_user=True)
+    out = _run(g, "slices-before-transpose")
+    assert all(n.inputs[0].type.shape == (3, 2, 4, 5, 8) for n in out.nodes if n.op == "slice")

@@ -9,6 +9,11 @@
     layout(layer_norm(x))       => layer_norm(layout(x))     when the layout op (transpose,
                                  reshape, gather) moves whole normalized rows
 
+and, as its own pass (`slices-before-transpose`, -O2 without attention-to-conv):
+
+    slice_i(transpose(x))       => transpose(slice_i(x))     when only slices read the
+                                 transpose (attention's q, k, v split)
+
 Exporters write token <-> image moves as `reshape` + `transpose`: PVT's
 `x.flatten(2).transpose(1, 2)` is [1,C,H,W] -> [1,C,HW] -> [1,HW,C]. Transposing the
 merged dim reads the input through a division and a remainder per element (HW -> H, W),
@@ -150,6 +155,41 @@ def layer_norm_after_rows_move(m: Match, bb: RewriteBuilder) -> Value | None:
 
 RULES = [transpose_before_reshape, unit_transpose_to_reshape, unary_before_layout,
          layer_norm_after_rows_move]
+
+
+@register("slices-before-transpose")
+def slices_before_transpose(g: Graph) -> Graph:
+    """slice_i(transpose(x, p)) => transpose(slice_i'(x), p) for every slice, when a
+    transpose feeds slices only: attention's q, k, v split of the qkv linear. Each part
+    is then copied once (a slice and its transpose are one kernel) instead of the whole
+    [3, B, H, N, D] transpose and then three slice copies; exact."""
+    from vcompile.ir.builder import infer_node
+    users: dict[Value, list[Node]] = {}
+    for n in g.nodes:
+        for v in n.inputs:
+            users.setdefault(v, []).append(n)
+    split = {n.outputs[0] for n in g.nodes if n.op == "transpose" and n.outputs[0] not in g.outputs
+             and users.get(n.outputs[0]) and all(u.op == "slice" for u in users[n.outputs[0]])}
+    if not split:
+        return g
+    producer = {n.outputs[0]: n for n in g.nodes if len(n.outputs) == 1}
+    nodes: list[Node] = []
+    for n in g.nodes:
+        if n.op != "slice" or n.inputs[0] not in split:
+            nodes.append(n)
+            continue
+        t = producer[n.inputs[0]]
+        perm = [int(d) for d in t.attrs["perm"]]  # type: ignore[union-attr]
+        rank = len(perm)
+        axes = [perm[int(a) % rank] for a in n.attrs["axes"]]  # type: ignore[union-attr]
+        attrs = {**n.attrs, "axes": tuple(axes)}
+        full, (st,) = infer_node("slice", t.inputs, attrs)
+        part = Value(st, n.outputs[0].hint)
+        nodes.append(Node("slice", t.inputs, (part,), full, n.loc))
+        full, (tt,) = infer_node("transpose", (part,), t.attrs)
+        assert tt == n.outputs[0].type, (tt, n.outputs[0].type)
+        nodes.append(Node("transpose", (part,), n.outputs, full, t.loc))
+    return dce(g.replace(nodes=tuple(nodes)))  # the transposes the slices read are dead
 
 
 @register("simplify-layout")

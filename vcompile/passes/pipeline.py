@@ -21,13 +21,17 @@ O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
 # depthwise-nhwc runs once recognize has its attention patterns (it respells layouts) and
 # before fusion, which puts the GELU after the channels-last conv into its group.
 # Fusion comes last: it groups what the rewrites leave into kernels.
-_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "depthwise-nhwc", "simplify-layout", "reparameterize",
+_O2_REWRITES: tuple[str, ...] = O1 + ("recognize", "depthwise-nhwc", "simplify-layout",
+                                      "slices-before-transpose", "reparameterize",
                                       "fold-batchnorm", "fold-scale", "canonicalize", "dce")
 O2: tuple[str, ...] = _O2_REWRITES + ("fuse",)
 # A second round picks up merges that the first round's folding exposed.
 O3: tuple[str, ...] = _O2_REWRITES + ("reparameterize", "fold-scale", "canonicalize", "dce", "fuse")
 
 LEVELS: dict[int, tuple[str, ...]] = {0: O0, 1: O1, 2: O2, 3: O3}
+
+# Rewrites for token-layout (bnc) blocks that attention-to-conv's layouts leave out.
+BNC_ONLY: tuple[str, ...] = ("depthwise-nhwc", "slices-before-transpose")
 
 # attention-to-conv runs after the rewrites (it moves the linear, layer_norm and attention
 # ops `recognize` makes) and before fusion (which groups the conv epilogues it exposes).
@@ -43,8 +47,9 @@ def with_attn_layout(names: tuple[str, ...] | list[str], layout: str | None) -> 
     if check_layout(layout) == "bnc":
         return [n for n in out if n != "attention-to-conv"]
     # channel-first blocks want NCHW convs: a channels-last depthwise conv between them
-    # would need transposes that attention-to-conv otherwise removes
-    out = [n for n in out if n != "depthwise-nhwc"]
+    # would need transposes that attention-to-conv otherwise removes; and its layout
+    # propagation follows a q, k, v split as one transpose, not three
+    out = [n for n in out if n not in BNC_ONLY]
     if "attention-to-conv" in out:
         return out
     at = out.index("fuse") if "fuse" in out else len(out)
