@@ -160,10 +160,10 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
     as a register tile (rows x one vector of keys, reduction over D), the row max, the
     exponentials (vectorized over keys), the row sums, P @ V as a register tile (rows x
     one vector of the value width, reduction over keys) and the normalization. The row
-    max and sum of long rows (deit's 197 keys) add `lanes` partials; short rows (Swin's
-    49) run their rows' chains side by side (rows innermost): one row at a time, each
-    chain waited on its previous add. Only the tile's [rows, M] scores exist at a
-    time, per thread.
+    max and sum of rows up to 16 vectors (Swin's 49 keys, deit's 197) are folds
+    (`kernels._row_fold`): vector ops, then a tree over the lanes; longer rows are
+    reductions in `lanes` partials. Only the tile's [rows, M] scores exist at a time,
+    per thread.
     """
     found = block_named(sch, kernels.ATTN_BLOCK)
     for out in found:
@@ -201,13 +201,11 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         sch.compute_inline(z)
         _row_tile_fma(sch, pv, tiles.lanes)
         _row_tile_fma(sch, score, tiles.lanes)
-        for b, rf, lanes in zip((mx, sm), rfs, (mxl, sml), strict=True):
+        for rf, lanes in zip(rfs, (mxl, sml), strict=True):
             if lanes is not None:  # a fold: vector ops, then each row's lanes
                 sch.vectorize(sch.get_loops(lanes)[-1])
             elif rf is not None:  # long rows: lane partials
                 vectorize_lanes(sch, rf, tiles.lanes)
-            else:
-                _rows_inner(sch, b)
         for b in (exp, lg):
             try_(sch.vectorize, sch.get_loops(b)[-1])
     return bool(found)
@@ -215,15 +213,6 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
 
 # Groups (batch x heads x windows) from which the parallel loop runs over groups alone.
 ATTN_GROUPS_PARALLEL = 16
-
-
-def _rows_inner(sch: Sch, block: Any) -> None:
-    """A row reduction computed for one tile: (rows, reduce) -> (reduce, rows unrolled),
-    so the rows' chains interleave."""
-    i, r = sch.get_loops(block)[-2:]
-    sch.reorder(r, i)
-    sch.decompose_reduction(block, r)
-    sch.unroll(i)
 
 
 def _attn_rows(sch: Sch, out: Any, rows: int) -> int:
