@@ -88,3 +88,9 @@ def test_op_equals_nchw_conv_and_rejects_bad_weights() -> None:
     bb = Builder("bad")
     with pytest.raises(BuildError, match=r"weight must be \[24, 1, KH, KW\]"):
         bb.emit("depthwise_conv2d_nhwc", bb.input(x.shape, hint="x"), bb.const(f(24, 2, 3, 3)), bb.const(b))
+
+
+def test_profile_counts_it_as_a_conv() -> None:
+    from vcompile.report.kernels import name_class, op_class
+    assert op_class("depthwise_conv2d_nhwc") == "conv"
+    assert name_class("fused_depthwise_conv2d_nhwc_gelu_14_w") == "conv"

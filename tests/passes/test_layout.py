@@ -200,6 +200,20 @@ def _qkv_split(extra_user: bool) -> Any:
     return bb.build(y)
 
 
+def test_qkv_unbind_as_split_becomes_three_slices_before_transposes() -> None:
+    """The legacy exporter writes `unbind(0)` as Split: its outputs become slices."""
+    bb = Builder("qkv")
+    x = bb.input((2, 5, 3, 4, 8), hint="x")
+    t = bb.emit("transpose", x, perm=(2, 0, 3, 1, 4))
+    q, k, v = bb.emit_multi("split", t, axis=0, sizes=(1, 1, 1))
+    y = bb.emit("add", bb.emit("mul", q, k), v)
+    g = bb.build(y)
+    out = _run(g, "slices-before-transpose")
+    assert [n.op for n in out.nodes].count("split") == 0
+    assert [int(n.attrs["axes"][0]) for n in out.nodes if n.op == "slice"] == [2, 2, 2]
+    assert sum(n.op == "transpose" for n in out.nodes) == 3
+
+
 def test_qkv_split_slices_before_its_transpose() -> None:
     g = _qkv_split(extra_user=False)
     out = _run(g, "slices-before-transpose")

@@ -159,36 +159,50 @@ RULES = [transpose_before_reshape, unit_transpose_to_reshape, unary_before_layou
 
 @register("slices-before-transpose")
 def slices_before_transpose(g: Graph) -> Graph:
-    """slice_i(transpose(x, p)) => transpose(slice_i'(x), p) for every slice, when a
-    transpose feeds slices only: attention's q, k, v split of the qkv linear. Each part
-    is then copied once (a slice and its transpose are one kernel) instead of the whole
-    [3, B, H, N, D] transpose and then three slice copies; exact."""
+    """slice_i(transpose(x, p)) => transpose(slice_i'(x), p) for every slice (a split's
+    outputs become slices), when only slices and splits read a transpose: attention's
+    q, k, v split of the qkv linear (timm's `permute(2, 0, 3, 1, 4)` then `unbind(0)`).
+    Each part is then copied once (a slice and its transpose are one kernel) instead of
+    the whole [3, B, H, N, D] transpose and then the split's copies; exact."""
     from vcompile.ir.builder import infer_node
     users: dict[Value, list[Node]] = {}
     for n in g.nodes:
         for v in n.inputs:
             users.setdefault(v, []).append(n)
-    split = {n.outputs[0] for n in g.nodes if n.op == "transpose" and n.outputs[0] not in g.outputs
-             and users.get(n.outputs[0]) and all(u.op == "slice" for u in users[n.outputs[0]])}
-    if not split:
+    parts = ("slice", "split")
+    moved = {n.outputs[0] for n in g.nodes if n.op == "transpose" and n.outputs[0] not in g.outputs
+             and users.get(n.outputs[0]) and all(u.op in parts for u in users[n.outputs[0]])}
+    if not moved:
         return g
     producer = {n.outputs[0]: n for n in g.nodes if len(n.outputs) == 1}
     nodes: list[Node] = []
+
+    def emit(op: str, ins: tuple[Value, ...], attrs: dict, loc: str | None, out: Value | None = None) -> Value:
+        full, (ty,) = infer_node(op, ins, attrs)
+        if out is None:
+            out = Value(ty, "")
+        assert ty == out.type, (op, ty, out.type)
+        nodes.append(Node(op, ins, (out,), full, loc))
+        return out
+
     for n in g.nodes:
-        if n.op != "slice" or n.inputs[0] not in split:
+        if n.op not in parts or n.inputs[0] not in moved:
             nodes.append(n)
             continue
         t = producer[n.inputs[0]]
         perm = [int(d) for d in t.attrs["perm"]]  # type: ignore[union-attr]
-        rank = len(perm)
-        axes = [perm[int(a) % rank] for a in n.attrs["axes"]]  # type: ignore[union-attr]
-        attrs = {**n.attrs, "axes": tuple(axes)}
-        full, (st,) = infer_node("slice", t.inputs, attrs)
-        part = Value(st, n.outputs[0].hint)
-        nodes.append(Node("slice", t.inputs, (part,), full, n.loc))
-        full, (tt,) = infer_node("transpose", (part,), t.attrs)
-        assert tt == n.outputs[0].type, (tt, n.outputs[0].type)
-        nodes.append(Node("transpose", (part,), n.outputs, full, t.loc))
+        if n.op == "slice":
+            cuts = [(dict(n.attrs), n.outputs[0])]
+        else:  # split: one slice per output along the same axis
+            axis, start, cuts = int(n.attrs["axis"]) % len(perm), 0, []  # type: ignore[arg-type]
+            for size, out in zip(n.attrs["sizes"], n.outputs, strict=True):  # type: ignore[arg-type]
+                cuts.append(({"starts": (start,), "ends": (start + int(size),), "axes": (axis,),
+                              "steps": (1,)}, out))
+                start += int(size)
+        for attrs, out in cuts:
+            attrs["axes"] = tuple(perm[int(a) % len(perm)] for a in attrs["axes"])
+            part = emit("slice", t.inputs, attrs, n.loc)
+            emit("transpose", (part,), dict(t.attrs), t.loc, out)
     return dce(g.replace(nodes=tuple(nodes)))  # the transposes the slices read are dead
 
 

@@ -28,7 +28,7 @@ NORM_OPS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"}
 
 def op_class(op: str) -> str:
     """The class of one op, for colours and profile aggregation."""
-    if op.startswith(("conv", "conv_transpose")):
+    if op.startswith(("conv", "conv_transpose")) or op == "depthwise_conv2d_nhwc":
         return "conv"
     if op == "attention":
         return op
@@ -58,7 +58,7 @@ def name_class(name: str) -> str:
     parts = [p.rstrip("0123456789") for p in name.removeprefix("fused_").split("_")]
     ops = [p for p in parts if p in OPS] + [
         "_".join(parts[i:i + 2]) for i in range(len(parts) - 1) if "_".join(parts[i:i + 2]) in OPS]
-    if any(p.startswith("conv") for p in parts):
+    if any(p.startswith("conv") for p in parts) or "depthwise" in parts:
         ops.append("conv2d")
     if "dense" in parts or "matmul" in parts:
         ops.append("matmul")
