@@ -227,3 +227,16 @@ def test_a_transpose_read_by_more_than_slices_stays() -> None:
     g = _qkv_split(extra_user=True)
     out = _run(g, "slices-before-transpose")
     assert all(n.inputs[0].type.shape == (3, 2, 4, 5, 8) for n in out.nodes if n.op == "slice")
+
+
+def test_levit_split_then_transposes_becomes_slices() -> None:
+    """LeViT: view(B, N, H, -1).split([16, 16, 64], 3), each part permute(0, 2, 1, 3)."""
+    bb = Builder("levit")
+    x = bb.input((1, 6, 2, 24), hint="x")
+    q, k, v = bb.emit_multi("split", x, axis=3, sizes=(4, 4, 16))
+    q, k, v = (bb.emit("transpose", p, perm=(0, 2, 1, 3)) for p in (q, k, v))
+    s = bb.emit("matmul", q, bb.emit("transpose", k, perm=(0, 1, 3, 2)))
+    g = bb.build(bb.emit("matmul", s, v))
+    out = _run(g, "slices-before-transpose")
+    assert [n.op for n in out.nodes].count("split") == 0
+    assert [n.op for n in out.nodes].count("slice") == 3

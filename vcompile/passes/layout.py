@@ -163,7 +163,8 @@ def slices_before_transpose(g: Graph) -> Graph:
     outputs become slices), when only slices and splits read a transpose: attention's
     q, k, v split of the qkv linear (timm's `permute(2, 0, 3, 1, 4)` then `unbind(0)`).
     Each part is then copied once (a slice and its transpose are one kernel) instead of
-    the whole [3, B, H, N, D] transpose and then the split's copies; exact."""
+    the whole [3, B, H, N, D] transpose and then the split's copies. And a split whose
+    parts each go to one transpose (LeViT) becomes slices, for the same reason. Exact."""
     from vcompile.ir.builder import infer_node
     users: dict[Value, list[Node]] = {}
     for n in g.nodes:
@@ -172,7 +173,12 @@ def slices_before_transpose(g: Graph) -> Graph:
     parts = ("slice", "split")
     moved = {n.outputs[0] for n in g.nodes if n.op == "transpose" and n.outputs[0] not in g.outputs
              and users.get(n.outputs[0]) and all(u.op in parts for u in users[n.outputs[0]])}
-    if not moved:
+    # a split whose every part goes to one transpose (LeViT's q, k, v): slices, so each
+    # joins its transpose in one kernel
+    to_slices = {id(n) for n in g.nodes if n.op == "split" and n.inputs[0] not in moved
+                 and all(v not in g.outputs and [u.op for u in users.get(v, [])] == ["transpose"]
+                         for v in n.outputs)}
+    if not moved and not to_slices:
         return g
     producer = {n.outputs[0]: n for n in g.nodes if len(n.outputs) == 1}
     nodes: list[Node] = []
@@ -185,21 +191,28 @@ def slices_before_transpose(g: Graph) -> Graph:
         nodes.append(Node(op, ins, (out,), full, loc))
         return out
 
+    def cuts(n: Node) -> list[tuple[dict, Value]]:
+        """A slice's attrs, or one slice per output of a split (same axis)."""
+        if n.op == "slice":
+            return [(dict(n.attrs), n.outputs[0])]
+        axis, start, out = int(n.attrs["axis"]) % n.inputs[0].type.rank, 0, []  # type: ignore[arg-type]
+        for size, v in zip(n.attrs["sizes"], n.outputs, strict=True):  # type: ignore[arg-type]
+            out.append(({"starts": (start,), "ends": (start + int(size),), "axes": (axis,),
+                         "steps": (1,)}, v))
+            start += int(size)
+        return out
+
     for n in g.nodes:
+        if id(n) in to_slices:
+            for attrs, out in cuts(n):
+                emit("slice", n.inputs, attrs, n.loc, out)
+            continue
         if n.op not in parts or n.inputs[0] not in moved:
             nodes.append(n)
             continue
         t = producer[n.inputs[0]]
         perm = [int(d) for d in t.attrs["perm"]]  # type: ignore[union-attr]
-        if n.op == "slice":
-            cuts = [(dict(n.attrs), n.outputs[0])]
-        else:  # split: one slice per output along the same axis
-            axis, start, cuts = int(n.attrs["axis"]) % len(perm), 0, []  # type: ignore[arg-type]
-            for size, out in zip(n.attrs["sizes"], n.outputs, strict=True):  # type: ignore[arg-type]
-                cuts.append(({"starts": (start,), "ends": (start + int(size),), "axes": (axis,),
-                              "steps": (1,)}, out))
-                start += int(size)
-        for attrs, out in cuts:
+        for attrs, out in cuts(n):
             attrs["axes"] = tuple(perm[int(a) % len(perm)] for a in attrs["axes"])
             part = emit("slice", t.inputs, attrs, n.loc)
             emit("transpose", (part,), dict(t.attrs), t.loc, out)
