@@ -95,9 +95,9 @@ def _dense(ctx: Ctx, x: relax.Expr, w: np.ndarray, out: Node) -> relax.Expr:
     k, nn = w.shape
     rows = prod(int(d) for d in out.output.shape[:-1])
     bp = np_const(kernels.pack_gemm_weight(np.ascontiguousarray(w, np.float32), ctx.tiles.block)[None])
-    y = ctx.emit_te(kernels.gemm, ctx.emit(R.reshape(x, [1, rows, k])), bp, nn,
+    y = ctx.emit_te(kernels.gemm, ctx.reshape(x, [1, rows, k]), bp, nn,
                     kernels.row_tile(rows, ctx.tiles.rows), primfunc_name_hint="dense")
-    return ctx.emit(R.reshape(y, ctx.shape(out.output.shape)))
+    return ctx.reshape(y, ctx.shape(out.output.shape))
 
 
 @tiled("matmul")
@@ -113,13 +113,13 @@ def _matmul(ctx: Ctx, n: Node, a: list) -> Emitted | None:
     if ta.shape[:-2] != tb.shape[:-2]:
         return None  # broadcasting batch dims: the generic rule
     bt, m = prod(int(d) for d in ta.shape[:-2]), int(ta.shape[-2])
-    x = ctx.emit(R.reshape(a[0], [bt, m, k]))
-    y = ctx.emit(R.reshape(a[1], [bt, k, nn]))
+    x = ctx.reshape(a[0], [bt, m, k])
+    y = ctx.reshape(a[1], [bt, k, nn])
 
     def bmm(x: Any, y: Any) -> Any:
         return kernels.gemm(x, kernels.pack_b(y, t.block), nn, kernels.row_tile(m, t.rows))
     out = ctx.emit_te(bmm, x, y, primfunc_name_hint="batch_matmul")
-    return ctx.emit(R.reshape(out, ctx.shape(n.output.shape)))
+    return ctx.reshape(out, ctx.shape(n.output.shape))
 
 
 @tiled("gemm")
@@ -241,7 +241,7 @@ def _attention(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return None
     g = prod(int(d) for d in q.shape[:-2])
     nq, m = int(q.shape[-2]), int(k.shape[-2])
-    args = [ctx.emit(R.reshape(x, [g, *(int(s) for s in ty.shape[-2:])]))
+    args = [ctx.reshape(x, [g, *(int(s) for s in ty.shape[-2:])])
             for x, ty in zip(a[:3], (q, k, v), strict=True)]
     bias = None
     if len(a) == 4:
@@ -263,4 +263,4 @@ def _attention(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return kernels.attention(q, k, v, b[0] if b else None, scale, rt, t.lanes)
     y = ctx.emit_te(attn, *args, *([bias] if bias is not None else []),
                     primfunc_name_hint="attention")
-    return ctx.emit(R.reshape(y, ctx.shape(n.output.shape)))
+    return ctx.reshape(y, ctx.shape(n.output.shape))

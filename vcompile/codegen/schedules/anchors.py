@@ -181,6 +181,12 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
                for b, lanes in ((mx, mxl), (sm, sml))]
         for qp in block_named(sch, "attn_q"):
             sch.compute_inline(qp)
+        # q, k, v reshaped [B, H, N, D] -> [B*H, N, D] inside a fusion group are copy loops:
+        # read through instead (an index b // H, b % H on the group loop)
+        for b in (score, kt, pv):
+            for p in sch.get_producers(b):
+                if sch.get(p).name_hint.startswith("T_reshape"):
+                    try_(sch.compute_inline, p)
         g, i, c = sch.get_loops(out)
         groups = extent(sch, g)
         rt = _attn_rows(sch, out, extent(sch, i))
