@@ -94,19 +94,24 @@ def pack_b(b: te.Tensor, nb: int) -> te.Tensor:
         name="gemm_pack_b")
 
 
-def _pad_input(x: te.Tensor, top: int, left: int, hp: int, wp: int, name: str) -> te.Tensor:
-    """x zero-padded to [N, C, hp, wp] with (top, left) before the data."""
-    n, c, h, w = (_int(d) for d in x.shape)
+def _pad_input(x: te.Tensor, top: int, left: int, hp: int, wp: int, name: str,
+               channels_last: bool = False) -> te.Tensor:
+    """x zero-padded to [N, C, hp, wp] ([N, hp, wp, C] when `channels_last`) with
+    (top, left) before the data."""
+    ha, wa = (1, 2) if channels_last else (2, 3)
+    h, w = _int(x.shape[ha]), _int(x.shape[wa])
     if top == 0 and left == 0 and hp == h and wp == w:
         return x
 
-    def at(b: Any, ch: Any, i: Any, j: Any) -> Any:
-        ii, jj = i - top, j - left
+    def at(*idx: Any) -> Any:
+        ii, jj = idx[ha] - top, idx[wa] - left
         inside = tirx.all(ii >= 0, ii < h, jj >= 0, jj < w)
-        return tirx.if_then_else(inside, x[b, ch, tirx.max(tirx.min(ii, h - 1), 0),
-                                           tirx.max(tirx.min(jj, w - 1), 0)],
-                                 tirx.const(0, x.dtype))
-    return te.compute((n, c, hp, wp), at, name=name)
+        src = list(idx)
+        src[ha], src[wa] = tirx.max(tirx.min(ii, h - 1), 0), tirx.max(tirx.min(jj, w - 1), 0)
+        return tirx.if_then_else(inside, x[tuple(src)], tirx.const(0, x.dtype))
+    shape = [_int(d) for d in x.shape]
+    shape[ha], shape[wa] = hp, wp
+    return te.compute(tuple(shape), at, name=name)
 
 
 def conv_out_size(size: int, k: int, stride: int, dil: int, before: int, after: int) -> int:
@@ -114,17 +119,19 @@ def conv_out_size(size: int, k: int, stride: int, dil: int, before: int, after: 
 
 
 def _window_input(x: te.Tensor, kh: int, kw: int, strides: Sequence[int], pads: Sequence[int],
-                  dils: Sequence[int], wt: int, name: str) -> tuple[te.Tensor, int, int, int]:
-    """x padded for a kh x kw window whose output columns are padded to a multiple of
-    `wt`; returns (padded x, output rows, output columns, padded output columns)."""
-    h, w = _int(x.shape[2]), _int(x.shape[3])
+                  dils: Sequence[int], wt: int, name: str,
+                  channels_last: bool = False) -> tuple[te.Tensor, int, int, int]:
+    """x (NCHW, or NHWC when `channels_last`) padded for a kh x kw window whose output
+    columns are padded to a multiple of `wt`; returns (padded x, output rows, output
+    columns, padded output columns)."""
+    h, w = (_int(x.shape[1]), _int(x.shape[2])) if channels_last else (_int(x.shape[2]), _int(x.shape[3]))
     (sh, sw), (dh, dw) = strides, dils
     oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
     ow = conv_out_size(w, kw, sw, dw, pads[1], pads[3])
     owp = ceil_to(ow, wt)
     hp = (oh - 1) * sh + dh * (kh - 1) + 1
     wpd = (owp - 1) * sw + dw * (kw - 1) + 1
-    return _pad_input(x, pads[0], pads[1], hp, wpd, name), oh, ow, owp
+    return _pad_input(x, pads[0], pads[1], hp, wpd, name, channels_last), oh, ow, owp
 
 
 def conv2d(x: te.Tensor, wp: te.Tensor, bias: te.Tensor, out_channels: int,
@@ -167,21 +174,11 @@ def depthwise_conv2d_nhwc(x: te.Tensor, w: te.Tensor, bias: te.Tensor, strides: 
     """One filter per channel, channels last: x [N, H, W, C], w [KH, KW, C]. Channels
     are the vectors (contiguous in x, w and y); output columns are padded to a multiple
     of `wt`, the register tile's rows."""
-    n, h, wd, c = (_int(d) for d in x.shape)
+    n, c = _int(x.shape[0]), _int(x.shape[3])
     kh, kw = _int(w.shape[0]), _int(w.shape[1])
     (sh, sw), (dh, dw) = strides, dils
-    oh = conv_out_size(h, kh, sh, dh, pads[0], pads[2])
-    ow = conv_out_size(wd, kw, sw, dw, pads[1], pads[3])
-    owp = ceil_to(ow, wt)
-    hp, wpd = (oh - 1) * sh + dh * (kh - 1) + 1, (owp - 1) * sw + dw * (kw - 1) + 1
-    zero = tirx.const(0, x.dtype)
-
-    def padded(b: Any, i: Any, j: Any, ch: Any) -> Any:
-        yi, xj = i - pads[0], j - pads[1]
-        inside = tirx.all(yi >= 0, yi < h, xj >= 0, xj < wd)
-        return tirx.if_then_else(inside, x[b, tirx.max(tirx.min(yi, h - 1), 0),
-                                           tirx.max(tirx.min(xj, wd - 1), 0), ch], zero)
-    xp = te.compute((n, hp, wpd, c), padded, name="depthwise_nhwc_pad")
+    xp, oh, ow, owp = _window_input(x, kh, kw, strides, pads, dils, wt, "depthwise_nhwc_pad",
+                                    channels_last=True)
     rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
     y = te.compute((n, oh, owp, c), lambda b, i, j, ch: te.sum(
         xp[b, i * sh + rh * dh, j * sw + rw * dw, ch] * w[rh, rw, ch], axis=[rh, rw]),
@@ -213,7 +210,8 @@ def _row_fold(x: te.Tensor, op: Any, reducer: Any, lanes: int, name: str) -> te.
     if chunks > TREE_VECTORS:
         r = te.reduce_axis((0, m), name + "_r")
         return te.compute((g, n), lambda b, i: reducer(x[b, i, r], axis=r), name=name)
-    part = te.compute((g, n, lanes), lambda b, i, k: _tree(op, [x[b, i, c * lanes + k] for c in range(chunks)]),
+    part = te.compute((g, n, lanes),
+                      lambda b, i, k: _tree(op, [x[b, i, c * lanes + k] for c in range(chunks)]),
                       name=name + "_lanes")
     return te.compute((g, n), lambda b, i: _tree(op, [part[b, i, k] for k in range(lanes)]), name=name)
 

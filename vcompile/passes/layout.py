@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from math import prod
 
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Graph, Node, Value, users
 from vcompile.ir.ops import OPS
 from vcompile.passes.canonicalize import canonicalize
 from vcompile.passes.dce import dce
@@ -166,24 +166,22 @@ def slices_before_transpose(g: Graph) -> Graph:
     the whole [3, B, H, N, D] transpose and then the split's copies. And a split whose
     parts each go to one transpose (LeViT) becomes slices, for the same reason. Exact."""
     from vcompile.ir.builder import infer_node
-    users: dict[Value, list[Node]] = {}
-    for n in g.nodes:
-        for v in n.inputs:
-            users.setdefault(v, []).append(n)
+    us = users(g)
     parts = ("slice", "split")
     moved = {n.outputs[0] for n in g.nodes if n.op == "transpose" and n.outputs[0] not in g.outputs
-             and users.get(n.outputs[0]) and all(u.op in parts for u in users[n.outputs[0]])}
+             and us.get(n.outputs[0]) and all(u.op in parts for u in us[n.outputs[0]])}
     # a split whose every part goes to one transpose (LeViT's q, k, v): slices, so each
     # joins its transpose in one kernel
     to_slices = {id(n) for n in g.nodes if n.op == "split" and n.inputs[0] not in moved
-                 and all(v not in g.outputs and [u.op for u in users.get(v, [])] == ["transpose"]
+                 and all(v not in g.outputs and [u.op for u in us.get(v, [])] == ["transpose"]
                          for v in n.outputs)}
     if not moved and not to_slices:
         return g
-    producer = {n.outputs[0]: n for n in g.nodes if len(n.outputs) == 1}
+    producer = g.producers()
     nodes: list[Node] = []
 
-    def emit(op: str, ins: tuple[Value, ...], attrs: dict, loc: str | None, out: Value | None = None) -> Value:
+    def emit(op: str, ins: tuple[Value, ...], attrs: dict, loc: str | None,
+             out: Value | None = None) -> Value:
         full, (ty,) = infer_node(op, ins, attrs)
         if out is None:
             out = Value(ty, "")

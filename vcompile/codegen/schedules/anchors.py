@@ -188,10 +188,10 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
                 if sch.get(p).name_hint.startswith("T_reshape"):
                     try_(sch.compute_inline, p)
         g, i, c = sch.get_loops(out)
-        groups = extent(sch, g)
         rt = _attn_rows(sch, out, extent(sch, i))
         i0, i1 = sch.split(i, [None, rt])
-        if groups >= ATTN_GROUPS_PARALLEL:
+        by_group = extent(sch, g) >= ATTN_GROUPS_PARALLEL
+        if by_group:
             sch.parallel(g)
             tile = i0
         else:
@@ -201,7 +201,7 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         for b in (pv, sm, sml, rfs[1], exp, z, mx, mxl, rfs[0], lg, score):
             if b is not None:
                 sch.compute_at(b, tile, True)
-        if groups >= ATTN_GROUPS_PARALLEL:
+        if by_group:
             sch.compute_at(kt, g, True)
             try_(sch.vectorize, sch.get_loops(kt)[-1])
         sch.compute_inline(z)

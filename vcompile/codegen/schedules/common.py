@@ -93,7 +93,7 @@ def consumers_chain(sch: Sch, block: Any) -> list[Any]:
     return sorted(seen, key=lambda b: order.get(sch.get(b).name_hint, len(order)))
 
 
-def _out_shape(sch: Sch, block: Any) -> tuple[int, ...]:
+def out_shape(sch: Sch, block: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in sch.get(block).writes[0].source.shape)
 
 
@@ -110,7 +110,7 @@ def fuse_epilogue(sch: Sch, block: Any, loop: Any, vector_limit: int) -> None:
     for b in consumers_chain(sch, block):
         if "R" in iter_kinds(sch, b):
             continue
-        shape = _out_shape(sch, b)
+        shape = out_shape(sch, b)
         if sch.get(b).name_hint not in direct and all(
                 tuple(int(d) for d in r.source.shape) != shape for r in sch.get(b).reads):
             continue

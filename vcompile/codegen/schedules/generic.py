@@ -12,6 +12,7 @@ the thread pool costs more than they do.
 """
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 from tvm import tirx
@@ -22,6 +23,7 @@ from vcompile.codegen.schedules.common import (
     iter_kinds,
     lane_rfactor,
     largest_divisor,
+    out_shape,
     try_,
     vectorize_lanes,
 )
@@ -165,20 +167,13 @@ def inline_elementwise(sch: Sch, blocks: list[Any]) -> None:
 _COSTLY = ("T.sqrt(", "T.rsqrt(", "T.exp(", "T.log(", "T.tanh(", "T.erf(", "T.pow(", " / ")
 
 
-def _size(sch: Sch, block: Any) -> int:
-    n = 1
-    for d in sch.get(block).writes[0].source.shape:
-        n *= int(d)
-    return n
-
-
 def _costly_broadcast(sch: Sch, block: Any, consumers: list[Any]) -> bool:
     """A block with a division or a transcendental call that a larger consumer reads
     by broadcast (a layer norm's per-row rsqrt(var + eps), its mean's divide by C):
     inlined, it would be recomputed for every element of the row."""
     try:
-        size = _size(sch, block)
-        if all(_size(sch, c) <= size for c in consumers):
+        size = prod(out_shape(sch, block))
+        if all(prod(out_shape(sch, c)) <= size for c in consumers):
             return False
     except (TypeError, ValueError):  # a symbolic shape
         return False

@@ -20,6 +20,7 @@ which splits the row itself across threads.
 """
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 from vcompile.codegen.schedules import generic
@@ -29,6 +30,7 @@ from vcompile.codegen.schedules.common import (
     extent,
     iter_kinds,
     lane_rfactor,
+    out_shape,
     root_blocks,
     try_,
     vectorize_lanes,
@@ -39,10 +41,6 @@ MIN_ROWS = 16  # fewer rows than this: the generic rules split the rows themselv
 MAX_ROW = 8192  # a longer row's statistics do not stay in L1 between the passes
 
 
-def _shape(sch: Sch, block: Any) -> tuple[int, ...]:
-    return tuple(int(d) for d in sch.get(block).writes[0].source.shape)
-
-
 def _row_reduction(sch: Sch, block: Any, rows: tuple[int, ...]) -> bool:
     """A reduction over trailing axes whose spatial part is `rows` (keepdims or not)."""
     kinds = iter_kinds(sch, block)
@@ -51,7 +49,7 @@ def _row_reduction(sch: Sch, block: Any, rows: tuple[int, ...]) -> bool:
     first = kinds.index("R")
     if any(k != "R" for k in kinds[first:]):
         return False
-    shape = _shape(sch, block)
+    shape = out_shape(sch, block)
     lead = shape[:len(rows)]
     return lead == rows and all(d == 1 for d in shape[len(rows):])
 
@@ -65,15 +63,13 @@ def rows(sch: Sch, tiles: CpuTiles) -> bool:
     out = outs[0]
     if "R" in iter_kinds(sch, out):
         return False
-    shape = _shape(sch, out)
+    shape = out_shape(sch, out)
     loops = sch.get_loops(out)
     if len(shape) < 2 or len(loops) != len(shape) or any(extent(sch, lp) != d
                                                          for lp, d in zip(loops, shape, strict=True)):
         return False
     lead, width = shape[:-1], shape[-1]
-    n_rows = 1
-    for d in lead:
-        n_rows *= d
+    n_rows = prod(lead)
     reds = [b for b in blocks if "R" in iter_kinds(sch, b)]
     if n_rows < MIN_ROWS or width > MAX_ROW or not reds:
         return False

@@ -253,20 +253,18 @@ _register_convs()
 # tokens as they are and writes tokens, and the transposes on either side cancel.
 
 def _dw_nhwc_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    """The conv2d rules (dtypes, bias, windows) on the NCHW view of x, output back to NHWC."""
     op = "depthwise_conv2d_nhwc"
     x, w, b = ts
-    if len({t.dtype for t in ts}) != 1:
-        raise ShapeError(f"{op}: x, w and b must share one dtype, got {', '.join(str(t) for t in ts)}")
     if x.rank != 4 or not isinstance(x.shape[3], int):
         raise ShapeError(f"{op}: x must be [N, H, W, C] with a static C, got {x}")
     c = x.shape[3]
     if w.rank != 4 or not w.is_static or tuple(w.shape[:2]) != (c, 1):
         raise ShapeError(f"{op}: weight must be [{c}, 1, KH, KW] (one filter per channel), got {w}")
-    _check_bias(op, b, c)
-    s, pb, pe, d = window_params(op, 2, a)
-    dims = tuple(window_out(op, x.shape[1 + i], int(w.shape[2 + i]), s[i], pb[i], pe[i], d[i])  # type: ignore[arg-type]
-                 for i in range(2))
-    return (x.with_shape((x.shape[0],) + dims + (c,)),)
+    nchw = x.with_shape((x.shape[0], c, x.shape[1], x.shape[2]))
+    (y,) = _conv_infer(op, 2)((nchw, w, b), {**a, "groups": c})
+    n, _, oh, ow = y.shape
+    return (y.with_shape((n, oh, ow, c)),)
 
 
 def _dw_nhwc_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
