@@ -132,6 +132,62 @@ def test_attention_group_is_one_kernel_and_matches() -> None:
     assert_close(m(*xs)[0], want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
 
+def _qkv_attention_graph(extra_user: bool = False, tokens: int = 197, heads: int = 3) -> Graph:
+    """timm's Attention as recognize and slices-before-transpose leave it: the qkv
+    projection sliced and transposed into q, k and v, the output transposed back."""
+    rng = np.random.default_rng(1)
+    c = 64 * heads
+    bb = Builder("qkv_attn")
+    x = bb.input((1, tokens, c), hint="x")
+    w = bb.const(rng.standard_normal((c, 3 * c)).astype(np.float32) * 0.1, hint="w")
+    qkv = bb.emit("reshape", bb.emit("linear", x, w), shape=(1, tokens, 3, heads, 64))
+    parts = []
+    for i in range(3):
+        s = bb.emit("slice", qkv, axes=(2,), starts=(i,), ends=(i + 1,), steps=(1,))
+        t = bb.emit("transpose", s, perm=(2, 0, 3, 1, 4))
+        parts.append(bb.emit("squeeze", t, axes=(0,)))
+    y = bb.emit("attention", *parts, scale=0.125)
+    y = bb.emit("reshape", bb.emit("transpose", y, perm=(0, 2, 1, 3)), shape=(1, tokens, c))
+    wo = bb.const(rng.standard_normal((c, c)).astype(np.float32) * 0.1, hint="wo")
+    y = bb.emit("add", bb.emit("linear", y, wo), x)
+    if extra_user:  # k also leaves the block: its slice and transpose stay a kernel
+        y = bb.emit("add", y, bb.emit("reshape", parts[1], shape=(1, tokens, c)))
+    return bb.build(y)
+
+
+def test_attention_takes_its_layout_prologue_and_epilogue() -> None:
+    import vcompile
+    g = _qkv_attention_graph()
+    groups = F.partition(g)
+    F.check(g, groups)
+    attn = next(grp for grp in groups if any(n.op == "attention" for n in grp.nodes))
+    assert Counter(n.op for n in attn.nodes) == {"slice": 3, "transpose": 4, "squeeze": 3,
+                                                 "attention": 1, "reshape": 1}
+    assert F.kernel_name(attn.nodes) == "attention_transpose"
+    fused = F.fuse(g)
+    # linear, view, attention (with its slices and transposes), linear+add
+    assert [str(n.attrs.get("kernel", n.op)) for n in fused.nodes] == [
+        "linear", "reshape", "attention_transpose", "linear_add"]
+    x = np.random.default_rng(0).standard_normal((1, 197, 192)).astype(np.float32)
+    want = interp.run(g, x)[0]
+    assert_close(interp.run(fused, x)[0], want, rtol=1e-6, atol=1e-6)
+    m = vcompile.compile(fused, opt_level=2, passes=[])
+    assert m.meta["kernels"] == 3
+    assert_close(m(x)[0], want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_a_layout_prologue_with_another_user_stays_apart() -> None:
+    g = _qkv_attention_graph(extra_user=True)
+    groups = F.partition(g)
+    F.check(g, groups)
+    attn = next(grp for grp in groups if any(n.op == "attention" for n in grp.nodes))
+    # q and v come in; k's slice/transpose/squeeze has a second user and stays out
+    assert Counter(n.op for n in attn.nodes)["slice"] == 2
+    assert any([n.op for n in grp.nodes] == ["slice", "transpose", "squeeze"] for grp in groups)
+    x = np.random.default_rng(0).standard_normal((1, 197, 192)).astype(np.float32)
+    assert_close(interp.run(F.fuse(g), x)[0], interp.run(g, x)[0], rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_deit_kernels_fewer_than_tvm_fuseops() -> None:
     import vcompile

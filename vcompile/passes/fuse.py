@@ -19,7 +19,11 @@ Groups are grown over the nodes in order, by op kind (`OpDef.kind`):
   and its elementwise epilogue;
 - elementwise and injective ops join the group of the value they consume, or chain
   into a group of their own; an injective op (transpose, concat, slice) never joins an
-  anchor's group, whose schedule tiles the anchor's loops.
+  anchor's group, whose schedule tiles the anchor's loops, with one exception:
+- attention takes its layout prologue (the slices, transposes and views that cut q, k
+  and v out of the qkv projection, when they feed nothing else) and its layout
+  epilogue (the transpose and reshape back to tokens): its kernel reads through the
+  former and writes the latter in one copy, where each would be a kernel of its own.
 
 A node joins the group that produced its input only when that value has no other user,
 so every group has one output, computes nothing twice and, with the `networkx` check
@@ -32,6 +36,7 @@ so the kernel counts of `kernel_groups` leave them out.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vcompile.ir.graph import Graph, Node, Value
@@ -41,6 +46,13 @@ from vcompile.passes.registry import note, register
 from vcompile.passes.rewriter import use_counts
 
 MAX_NODES = 16
+# anchors that take the layout ops making their first k operands: attention reads q, k
+# and v through slices and transposes as cheaply as from a copy of its own
+LAYOUT_PROLOGUE_ANCHORS = {"attention": 3}
+LAYOUT_PROLOGUE_OPS = frozenset({"slice", "transpose"}) | VIEW_OPS
+# and the transposes and views of their result (attention's [B, H, N, E] -> [B, N, H*E]):
+# one copy out of the kernel's rows instead of a kernel of its own
+LAYOUT_EPILOGUE_OPS = frozenset({"transpose"}) | VIEW_OPS
 NORMS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
 
 
@@ -88,10 +100,13 @@ def partition(g: Graph) -> list[Group]:
             if kind == "elementwise":
                 target = cands[0] if cands else None
             elif kind == "injective":
-                target = next((c for c in cands if c.anchor != "anchor"), None)
+                target = next((c for c in cands if c.anchor != "anchor"
+                               or (n.op in LAYOUT_EPILOGUE_OPS and _has_layout_io(c))), None)
             elif kind == "reduce" and len(inputs) == 1 and cands and not cands[0].anchor:
                 target = cands[0]  # the elementwise prologue of a reduction
                 target.anchor = "reduce"
+            elif n.op in LAYOUT_PROLOGUE_ANCHORS:
+                target = _layout_prologue(n, joinable, groups)
         if target is None:
             target = Group(anchor=kind if kind in ("anchor", "reduce") else "")
             groups.append(target)
@@ -101,6 +116,30 @@ def partition(g: Graph) -> list[Group]:
     # a group's region node sits where its last node was: every input is defined by then
     position = {id(n): i for i, n in enumerate(g.nodes)}
     return sorted(groups, key=lambda grp: position[id(grp.nodes[-1])])
+
+
+def _has_layout_io(grp: Group) -> bool:
+    return any(m.op in LAYOUT_PROLOGUE_ANCHORS for m in grp.nodes)
+
+
+def _layout_prologue(n: Node, joinable: Callable[[Value], Group | None],
+                     groups: list[Group]) -> Group | None:
+    """One group of the layout-only groups that make `n`'s operands (slices, transposes,
+    views of its own), taken out of `groups`; None if there are none."""
+    pro: list[Group] = []
+    for v in n.inputs[:LAYOUT_PROLOGUE_ANCHORS[n.op]]:
+        grp = joinable(v)
+        if (grp is not None and not grp.anchor and grp not in pro
+                and all(m.op in LAYOUT_PROLOGUE_OPS for m in grp.nodes)):
+            pro.append(grp)
+    if not pro or sum(len(grp.nodes) for grp in pro) >= MAX_NODES:
+        return None
+    for grp in pro:
+        groups.remove(grp)
+    # the groups read only values from outside: one after the other is a topological order
+    merged = Group([m for grp in pro for m in grp.nodes], anchor="anchor")
+    groups.append(merged)
+    return merged
 
 
 def check(g: Graph, groups: list[Group]) -> None:
@@ -120,7 +159,12 @@ def check(g: Graph, groups: list[Group]) -> None:
 
 
 def kernel_name(nodes: list[Node], limit: int = 4) -> str:
+    """The group's ops joined by "_", views left out, and so is an anchor's layout
+    prologue: slices and transposes feeding attention name it "attention"."""
     ops = [n.op for n in nodes if n.op not in VIEW_OPS] or [nodes[0].op]
+    first = next((i for i, op in enumerate(ops) if op in LAYOUT_PROLOGUE_ANCHORS), 0)
+    if all(op in LAYOUT_PROLOGUE_OPS for op in ops[:first]):
+        ops = ops[first:]
     name = "_".join(ops[:limit])
     return name + (f"_and_{len(ops) - limit}_more" if len(ops) > limit else "")
 

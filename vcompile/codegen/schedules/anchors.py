@@ -12,6 +12,7 @@ from vcompile.codegen import kernels
 from vcompile.codegen.schedules import generic
 from vcompile.codegen.schedules.common import (
     Sch,
+    ScheduleError,
     block_named,
     extent,
     finish_reduction,
@@ -181,12 +182,16 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
                for b, lanes in ((mx, mxl), (sm, sml))]
         for qp in block_named(sch, "attn_q"):
             sch.compute_inline(qp)
-        # q, k, v reshaped [B, H, N, D] -> [B*H, N, D] inside a fusion group are copy loops:
-        # read through instead (an index b // H, b % H on the group loop)
+        # q, k, v reshaped [B, H, N, D] -> [B*H, N, D], or sliced and transposed out of
+        # the qkv projection (the fusion group's layout prologue), would be copy loops:
+        # read through them instead (index arithmetic on the group loop)
         for b in (score, kt, pv):
-            for p in sch.get_producers(b):
-                if sch.get(p).name_hint.startswith("T_reshape"):
-                    try_(sch.compute_inline, p)
+            _inline_layout_producers(sch, b)
+        # the normalized rows are written once, in the tile: inlined into a consumer
+        # outside it (the reshape back to [B, H, N, E]), every output element would re-add
+        # its row's sum, and the tile's exponentials would outlive the tile (the whole
+        # [G, N, M] score matrix, held for that consumer)
+        sch.annotate(out, generic.KEEP, 1)
         g, i, c = sch.get_loops(out)
         rt = _attn_rows(sch, out, extent(sch, i))
         i0, i1 = sch.split(i, [None, rt])
@@ -215,6 +220,24 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         for b in (exp, lg):
             try_(sch.vectorize, sch.get_loops(b)[-1])
     return bool(found)
+
+
+LAYOUT_BLOCKS = ("T_reshape", "T_transpose", "T_strided_slice", "T_squeeze", "T_expand_dims")
+
+
+def _inline_layout_producers(sch: Sch, block: Any) -> None:
+    """Inline the chain of layout blocks (reshape, transpose, slice) that feeds `block`."""
+    todo = list(sch.get_producers(block))
+    while todo:
+        p = todo.pop()
+        if not sch.get(p).name_hint.startswith(LAYOUT_BLOCKS):
+            continue
+        upstream = list(sch.get_producers(p))
+        try:
+            sch.compute_inline(p)
+        except ScheduleError:
+            continue
+        todo.extend(upstream)
 
 
 # Groups (batch x heads x windows) from which the parallel loop runs over groups alone.
