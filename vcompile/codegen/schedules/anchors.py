@@ -157,11 +157,12 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
 
     Parallel over groups when there are enough of them (Swin's windows x heads), the
     keys transposed once per group, in cache; else over (group, tile of query rows)
-    with the transposed keys made first (deit's 3 heads). Inside one tile: the scores
-    as a register tile (rows x one vector of keys, reduction over D), the row max, the
-    exponentials (vectorized over keys), the row sums, P @ V as a register tile (rows x
-    one vector of the value width, reduction over keys) and the normalization. The row
-    max and sum of rows up to 16 vectors (Swin's 49 keys, deit's 197) are folds
+    with the transposed keys made first (deit's 3 heads). Inside one tile: the tile's
+    queries copied (padded rows repeat the last), the scores as a register tile (rows
+    x one vector of keys, reduction over D), the row max, the exponentials (vectorized
+    over keys), the row sums, P @ V as a register tile (rows x one vector of the value
+    width, reduction over keys) and the normalization. The row max and sum of rows up
+    to 16 vectors (Swin's 49 keys, deit's 197) are folds
     (`kernels._row_fold`): vector ops, then a tree over the lanes; longer rows are
     reductions in `lanes` partials. Only the tile's [rows, M] scores exist at a time,
     per thread.
@@ -180,12 +181,11 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         kt = _producer(sch, score, "attn_kt")
         rfs = [None if lanes is not None else lane_rfactor(sch, b, tiles.lanes, min_lanes=8)
                for b, lanes in ((mx, mxl), (sm, sml))]
-        for qp in block_named(sch, "attn_q"):
-            sch.compute_inline(qp)
+        qps = block_named(sch, "attn_q")  # queries padded to whole tiles
         # q, k, v reshaped [B, H, N, D] -> [B*H, N, D], or sliced and transposed out of
         # the qkv projection (the fusion group's layout prologue), would be copy loops:
         # read through them instead (index arithmetic on the group loop)
-        for b in (score, kt, pv):
+        for b in (score, kt, pv, *qps):
             _inline_layout_producers(sch, b)
         # the normalized rows are written once, in the tile: inlined into a consumer
         # outside it (the reshape back to [B, H, N, E]), every output element would re-add
@@ -206,6 +206,10 @@ def attention(sch: Sch, tiles: CpuTiles) -> bool:
         for b in (pv, sm, sml, rfs[1], exp, z, mx, mxl, rfs[0], lg, score):
             if b is not None:
                 sch.compute_at(b, tile, True)
+        for qp in qps:  # copied per tile: read in place, each row's min(i, N - 1) clamp
+            # made the register tile's 14 broadcasts 14 pointers, spilled to the stack
+            sch.compute_at(qp, tile, True)
+            try_(sch.vectorize, sch.get_loops(qp)[-1])
         if by_group:
             sch.compute_at(kt, g, True)
             try_(sch.vectorize, sch.get_loops(kt)[-1])
