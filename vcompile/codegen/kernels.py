@@ -221,10 +221,10 @@ def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, 
     """softmax(scale * q @ kT + bias) @ v per group g, computed `rt` query rows at a time.
 
     Rows are padded to a multiple of `rt` (a padded row repeats the last query; it is
-    cut off at the end) and the transposed keys to a multiple of `lanes`, so that a
-    row of scores is whole vectors; padded keys get a logit of -inf (weight 0). The
-    row max and sum run over whole rows (whole vectors); P @ V reduces over the M real
-    keys only and reads V as it is.
+    cut off at the end) and the transposed keys to a multiple of `lanes` (a padded key
+    repeats the last), so that a row of scores is whole vectors; padded keys get a
+    logit of -inf (weight 0). The row max and sum run over whole rows (whole vectors);
+    P @ V reduces over the M real keys only and reads V as it is.
     `schedules.anchors.attention` computes every block below "attention_out" inside its
     row-tile loop, so each thread holds the scores of one tile of rows ([rt, M]), never
     the [N, M] matrix.
@@ -233,11 +233,12 @@ def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, 
     g, n, d = (_int(x) for x in q.shape)
     m, e = _int(k.shape[1]), _int(v.shape[2])
     npad, mpad = ceil_to(n, rt), ceil_to(m, lanes)
-    zero, dt = tirx.const(0, q.dtype), q.dtype
+    dt = q.dtype
     qp = q if npad == n else te.compute((g, npad, d), lambda b, i, c: q[b, tirx.min(i, n - 1), c],
                                         name="attn_q")
-    kt = te.compute((g, d, mpad), lambda b, c, j: tirx.if_then_else(
-        j < m, k[b, tirx.min(j, m - 1), c], zero), name="attn_kt")
+    # padded keys repeat the last key (any finite value would do: their logits are
+    # masked below); a zero fill made the transposition branch per element
+    kt = te.compute((g, d, mpad), lambda b, c, j: k[b, tirx.min(j, m - 1), c], name="attn_kt")
     rd = te.reduce_axis((0, d), "rd")
     s = te.compute((g, npad, mpad), lambda b, i, j: te.sum(qp[b, i, rd] * kt[b, rd, j], axis=rd),
                    name="attn_score")
