@@ -4,10 +4,12 @@
     attention, many groups (Swin windows) => parallel over groups, keys transposed per group
     attention, few groups (deit heads)   => parallel over (group, row tile)
     attention rows of <= 16 vectors       => row max and sum folded in vector ops, then lanes
+    attention scores, logits, exponentials => allocated for one tile of rows, never [N, M]
     depthwise_conv2d_nhwc (+ GELU)        => one kernel, channels as vectors
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -80,6 +82,44 @@ def test_attention_kernel_matches(case: tuple) -> None:
     feeds = [f(batch, heads, n, d), f(batch, heads, m, d), f(batch, heads, m, d)]
     m_ = _check(g, feeds)
     assert m_.meta["kernels"] == 1
+
+
+def _allocations(g: Any, kernel: str) -> tuple[dict[str, tuple[int, ...]], Any]:
+    """Buffer name -> shape of the scheduled `kernel` function once its buffers are
+    compacted to what each loop level uses (as `tvm.compile` does)."""
+    import tvm
+    from tvm import s_tir
+
+    from vcompile.codegen.schedules import schedule_func
+    mod, tiles = _fused_funcs(g)
+    (fn,) = [fn for gv, fn in mod.functions_items()
+             if isinstance(fn, tvm.tirx.PrimFunc) and kernel in gv.name_hint]
+    lower = tvm.transform.Sequential([
+        s_tir.transform.LowerInitBlock(), s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(), s_tir.transform.CompactBufferAllocation()])
+    text = lower(tvm.IRModule({"main": schedule_func(fn, tiles)}))["main"].script()
+    # NOTE: read from the TVMScript text: TVM 0.27's Python API has no TIR visitor
+    out = {line.split("=")[0].strip(): tuple(int(d) for d in re.findall(r"T\.int64\((\d+)\)", line))
+           for line in text.splitlines() if "sblock_alloc_buffer(" in line}
+    return out, tiles
+
+
+@pytest.mark.parametrize("case", [
+    (1, 3, 197, 197, 64, None),             # deit: few groups, rows padded
+    (16, 3, 49, 49, 32, (16, 1, 49, 49)),   # Swin: parallel over groups
+])
+def test_attention_holds_one_tile_of_scores(case: tuple) -> None:
+    """The issue's bound: no score matrix beyond one tile of rows per thread. Scores,
+    logits and exponentials are allocated [1, rows of one tile, keys]: when the
+    normalization was inlined into the reshape after the kernel, the exponentials were
+    held whole ([3, 210, 208] on deit)."""
+    batch, heads, n, m, d, bias = case
+    allocs, tiles = _allocations(_attention(batch, heads, n, m, d, bias), "attention")
+    per_tile = {name: shape for name, shape in allocs.items()
+                if name.startswith(("attn_score", "attn_logit", "T_fast_exp"))}
+    assert len(per_tile) >= 3, allocs
+    for name, shape in per_tile.items():
+        assert int(np.prod(shape[:-1])) <= tiles.rows, (name, shape)
 
 
 def _dw_nhwc_graph(c: int, hw: tuple[int, int], k: int, **attrs: Any) -> Any:
