@@ -46,9 +46,10 @@ from vcompile.passes.registry import note, register
 from vcompile.passes.rewriter import use_counts
 
 MAX_NODES = 16
-# anchors that take the layout ops making their first k operands: attention reads q, k
-# and v through slices and transposes as cheaply as from a copy of its own
-LAYOUT_PROLOGUE_ANCHORS = {"attention": 3}
+# anchors that take layout ops into their group, with how many leading operands take a
+# prologue: attention reads q, k and v through slices and transposes as cheaply as from
+# a copy of its own
+LAYOUT_ANCHORS = {"attention": 3}
 LAYOUT_PROLOGUE_OPS = frozenset({"slice", "transpose"}) | VIEW_OPS
 # and the transposes and views of their result (attention's [B, H, N, E] -> [B, N, H*E]):
 # one copy out of the kernel's rows instead of a kernel of its own
@@ -101,11 +102,11 @@ def partition(g: Graph) -> list[Group]:
                 target = cands[0] if cands else None
             elif kind == "injective":
                 target = next((c for c in cands if c.anchor != "anchor"
-                               or (n.op in LAYOUT_EPILOGUE_OPS and _has_layout_io(c))), None)
+                               or (n.op in LAYOUT_EPILOGUE_OPS and _has_layout_anchor(c))), None)
             elif kind == "reduce" and len(inputs) == 1 and cands and not cands[0].anchor:
                 target = cands[0]  # the elementwise prologue of a reduction
                 target.anchor = "reduce"
-            elif n.op in LAYOUT_PROLOGUE_ANCHORS:
+            elif n.op in LAYOUT_ANCHORS:
                 target = _layout_prologue(n, joinable, groups)
         if target is None:
             target = Group(anchor=kind if kind in ("anchor", "reduce") else "")
@@ -118,16 +119,17 @@ def partition(g: Graph) -> list[Group]:
     return sorted(groups, key=lambda grp: position[id(grp.nodes[-1])])
 
 
-def _has_layout_io(grp: Group) -> bool:
-    return any(m.op in LAYOUT_PROLOGUE_ANCHORS for m in grp.nodes)
+def _has_layout_anchor(grp: Group) -> bool:
+    return any(m.op in LAYOUT_ANCHORS for m in grp.nodes)
 
 
 def _layout_prologue(n: Node, joinable: Callable[[Value], Group | None],
                      groups: list[Group]) -> Group | None:
-    """One group of the layout-only groups that make `n`'s operands (slices, transposes,
-    views of its own), taken out of `groups`; None if there are none."""
+    """The layout-only groups (slices, transposes, views) that make `n`'s leading
+    operands and feed nothing else, taken out of `groups` and merged into one new group
+    for `n` to join; None if there are none."""
     pro: list[Group] = []
-    for v in n.inputs[:LAYOUT_PROLOGUE_ANCHORS[n.op]]:
+    for v in n.inputs[:LAYOUT_ANCHORS[n.op]]:
         grp = joinable(v)
         if (grp is not None and not grp.anchor and grp not in pro
                 and all(m.op in LAYOUT_PROLOGUE_OPS for m in grp.nodes)):
@@ -162,7 +164,7 @@ def kernel_name(nodes: list[Node], limit: int = 4) -> str:
     """The group's ops joined by "_", views left out, and so is an anchor's layout
     prologue: slices and transposes feeding attention name it "attention"."""
     ops = [n.op for n in nodes if n.op not in VIEW_OPS] or [nodes[0].op]
-    first = next((i for i, op in enumerate(ops) if op in LAYOUT_PROLOGUE_ANCHORS), 0)
+    first = next((i for i, op in enumerate(ops) if op in LAYOUT_ANCHORS), 0)
     if all(op in LAYOUT_PROLOGUE_OPS for op in ops[:first]):
         ops = ops[first:]
     name = "_".join(ops[:limit])
