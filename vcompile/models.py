@@ -24,13 +24,13 @@ import difflib
 import io
 import os
 import sys
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from vcompile.errors import VcompileError
+from vcompile.files import atomic_path
 
 EXPORTERS = ("legacy", "dynamo")
 OPSETS = {"legacy": 17, "dynamo": 18}
@@ -140,22 +140,15 @@ def export_timm(name: str, path: str | os.PathLike[str], exporter: str = "legacy
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A unique sibling name (same file system, so the rename is atomic); not mkstemp,
-    # whose 0600 mode would stick to the result.
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with _quiet() as log:
-            try:
-                _export(torch, model, x, tmp, exporter)
-            except Exception as e:
-                last = [ln for ln in log.getvalue().splitlines() if ln.strip()][-1:]
-                detail = f" (exporter said: {last[0].strip()})" if last else ""
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                raise VcompileError(f"{exporter} ONNX export of {name} failed: "
-                                    f"{type(e).__name__}: {msg}{detail}") from e
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, _quiet() as log:
+        try:
+            _export(torch, model, x, tmp, exporter)
+        except Exception as e:
+            last = [ln for ln in log.getvalue().splitlines() if ln.strip()][-1:]
+            detail = f" (exporter said: {last[0].strip()})" if last else ""
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise VcompileError(f"{exporter} ONNX export of {name} failed: "
+                                f"{type(e).__name__}: {msg}{detail}") from e
     return out
 
 

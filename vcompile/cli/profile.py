@@ -63,6 +63,6 @@ def main(args: argparse.Namespace) -> int:
     for part in format_profile(prof, top=args.top):
         console.print(part)
     if args.json:
-        from vcompile.report.files import write_atomic
+        from vcompile.files import write_atomic
         write_atomic(args.json, json.dumps(prof.to_json(), indent=1) + "\n")
     return 0

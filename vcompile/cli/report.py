@@ -55,8 +55,8 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.runtime.bench import set_threads
     set_threads(args.threads)  # before TVM's thread pool exists
     from vcompile.cli.progress import steps
+    from vcompile.files import write_atomic
     from vcompile.report.collect import Options, collect
-    from vcompile.report.files import write_atomic
     from vcompile.report.html import render_html
     opts = Options(args.model, int(args.opt_level), args.target, args.mcpu,
                    parse_input_shapes(args.input) or None, args.tune_trials, args.tuning_db,

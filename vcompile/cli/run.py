@@ -7,11 +7,11 @@ with --output, saves the first output (or all of them to an .npz).
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
 from vcompile.errors import VcompileError
+from vcompile.files import atomic_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,15 +65,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _save(path: str, names: list[str], ys: list[np.ndarray]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            if path.endswith(".npz"):
-                np.savez(f, **dict(zip(names, ys, strict=False)))
-            else:
-                np.save(f, ys[0])
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise VcompileError(f"cannot write {path}: {e.strerror or e}") from e
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        if path.endswith(".npz"):
+            np.savez(f, **dict(zip(names, ys, strict=False)))
+        else:
+            np.save(f, ys[0])

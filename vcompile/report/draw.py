@@ -211,7 +211,7 @@ def _draw_repeat(dot: Any, b: _Block, producer: dict[Value, str], edges: set[tup
 def render(g: Graph, path: str | Path, collapse: str = "auto") -> tuple[int, int]:
     """Draw `g` into `path` (the format is the suffix: .svg, .png, .dot); returns the
     boxes and clusters drawn (fewer than the ops and groups when blocks were folded)."""
-    from vcompile.report.files import write_atomic
+    from vcompile.files import write_atomic
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vcompile.errors import VcompileError
+from vcompile.files import atomic_path
 from vcompile.ir.types import TensorType
 from vcompile.runtime import artifact
 from vcompile.runtime.tvm_import import import_tvm
@@ -120,14 +121,8 @@ class CompiledModel:
             return export(self._executable, self.meta, path)
         assert self._path is not None
         dest = os.fspath(path)
-        tmp = f"{dest}.tmp-{os.getpid()}"
-        try:
+        with atomic_path(dest, error=RunError) as tmp:
             shutil.copyfile(self._path, tmp)
-            os.replace(tmp, dest)
-        except OSError as e:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise RunError(f"cannot write {dest}: {e.strerror or e}") from e
         return dest
 
 
