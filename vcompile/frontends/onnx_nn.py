@@ -37,7 +37,7 @@ def _same_pads(auto_pad: str, ins: list[int], k: list[int], s: list[int], d: lis
     return begins + ends
 
 
-def _window(ctx: Ctx, n: Node, x: V, kernel: list[int]) -> dict[str, Any]:
+def window_attrs(ctx: Ctx, n: Node, x: V, kernel: list[int]) -> dict[str, Any]:
     nd = len(kernel)
     a = n.attrs
     s = list(a.get("strides", [1] * nd))
@@ -61,7 +61,7 @@ def _conv(ctx: Ctx, n: Node) -> list[V]:
     if b is None:
         b = zeros(ctx.dtype(w), (int(wshape[0]),))
     return [ctx.emit(f"conv{len(kernel)}d", x, w, b, groups=int(n.attrs.get("group", 1)),
-                     **_window(ctx, n, x, kernel))]
+                     **window_attrs(ctx, n, x, kernel))]
 
 
 @converter("ConvTranspose")
@@ -104,7 +104,7 @@ def _pool(ctx: Ctx, n: Node) -> list[V | None]:
     assert x is not None
     kernel = [int(k) for k in n.attrs["kernel_shape"]]
     nd, a = len(kernel), n.attrs
-    attrs = {**_window(ctx, n, x, kernel), "kernel": tuple(kernel),
+    attrs = {**window_attrs(ctx, n, x, kernel), "kernel": tuple(kernel),
              "ceil_mode": bool(a.get("ceil_mode", 0))}
     if n.proto.op_type == "AveragePool":
         return [ctx.emit(f"avg_pool{nd}d", x, count_include_pad=bool(a.get("count_include_pad", 0)),

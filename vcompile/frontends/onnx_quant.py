@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from vcompile.frontends.onnx_ctx import Ctx, V
-from vcompile.frontends.onnx_nn import _window
+from vcompile.frontends.onnx_nn import window_attrs
 from vcompile.frontends.onnx_ops import Node, converter, onnx_dtype, zeros
 from vcompile.ir.ops.integer import dyadic
 
@@ -43,7 +43,7 @@ def _const(ctx: Ctx, n: Node, i: int, what: str) -> np.ndarray:
     return np.asarray(arr)
 
 
-def _zp(ctx: Ctx, n: Node, i: int, what: str) -> int:
+def zero_point(ctx: Ctx, n: Node, i: int, what: str) -> int:
     """A per-tensor zero point as an int (0 when the optional input is omitted)."""
     if n.input(i) is None:
         return 0
@@ -54,7 +54,7 @@ def _zp(ctx: Ctx, n: Node, i: int, what: str) -> int:
     return int(z.reshape(-1)[0])
 
 
-def _out_dtype(ctx: Ctx, n: Node, zp_index: int, default: str) -> str:
+def output_dtype(ctx: Ctx, n: Node, zp_index: int, default: str) -> str:
     z = n.input(zp_index)
     return ctx.dtype(z) if z is not None else default
 
@@ -70,7 +70,7 @@ def _weight_i8(ctx: Ctx, w: np.ndarray, zp: np.ndarray, axis: int) -> np.ndarray
     return d.astype(np.int8)
 
 
-def _requantize(ctx: Ctx, acc: V, real: np.ndarray, zp: int, out_dtype: str, axis: int) -> V:
+def emit_requantize(ctx: Ctx, acc: V, real: np.ndarray, zp: int, out_dtype: str, axis: int) -> V:
     real = np.asarray(real, np.float64).reshape(-1)
     mult, shift = dyadic(real if real.size > 1 else real[0])
     if real.size == 1:
@@ -78,7 +78,7 @@ def _requantize(ctx: Ctx, acc: V, real: np.ndarray, zp: int, out_dtype: str, axi
     return ctx.emit("requantize", acc, mult, shift, axis=axis, zero_point=zp, out_dtype=out_dtype)
 
 
-def _scale(ctx: Ctx, n: Node, i: int, what: str) -> float:
+def tensor_scale(ctx: Ctx, n: Node, i: int, what: str) -> float:
     """A per-tensor (activation) scale."""
     s = _const(ctx, n, i, what)
     if s.size != 1:
@@ -177,7 +177,7 @@ def _broadcast_zp(zp: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 def _qconv(ctx: Ctx, n: Node, x: V, w: np.ndarray, b: V | None, x_zp: int) -> V:
     if w.ndim != 4:
         raise ctx.error(f"only 2-D integer convolutions are supported, got a weight of rank {w.ndim}")
-    win = _window(ctx, n, x, [int(k) for k in n.attrs.get("kernel_shape", w.shape[2:])])
+    win = window_attrs(ctx, n, x, [int(k) for k in n.attrs.get("kernel_shape", w.shape[2:])])
     args = [x, w] if b is None else [x, w, b]
     return ctx.emit("qconv2d", *args, groups=int(n.attrs.get("group", 1)), x_zp=x_zp, **win)
 
@@ -192,18 +192,19 @@ def _weight(ctx: Ctx, n: Node, i: int, zp_i: int, axis: int) -> np.ndarray:
 def _conv_integer(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
-    return [_qconv(ctx, n, x, _weight(ctx, n, 1, 3, 0), None, _zp(ctx, n, 2, "the input zero point"))]
+    return [_qconv(ctx, n, x, _weight(ctx, n, 1, 3, 0), None, zero_point(ctx, n, 2, "the input zero point"))]
 
 
 @converter("QLinearConv")
 def _qlinear_conv(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
-    sx, sy = _scale(ctx, n, 1, "the input scale"), _scale(ctx, n, 6, "the output scale")
+    sx, sy = tensor_scale(ctx, n, 1, "the input scale"), tensor_scale(ctx, n, 6, "the output scale")
     sw = _weight_scale(ctx, n, 4)
-    acc = _qconv(ctx, n, x, _weight(ctx, n, 3, 5, 0), n.input(8), _zp(ctx, n, 2, "the input zero point"))
-    return [_requantize(ctx, acc, sx * sw / sy, _zp(ctx, n, 7, "the output zero point"),
-                        _out_dtype(ctx, n, 7, ctx.dtype(x)), 1)]
+    x_zp = zero_point(ctx, n, 2, "the input zero point")
+    acc = _qconv(ctx, n, x, _weight(ctx, n, 3, 5, 0), n.input(8), x_zp)
+    return [emit_requantize(ctx, acc, sx * sw / sy, zero_point(ctx, n, 7, "the output zero point"),
+                            output_dtype(ctx, n, 7, ctx.dtype(x)), 1)]
 
 
 # ---- matrix products -------------------------------------------------------------------
@@ -214,25 +215,25 @@ def _contract(ctx: Ctx, n: Node, a: V, a_zp: int, bi: int, bzi: int) -> V:
     if b is not None and np.asarray(b).ndim == 2:
         return ctx.emit("qlinear", a, _weight(ctx, n, bi, bzi, 1), x_zp=a_zp)
     return ctx.emit("qmatmul", a, n.input(bi), a_zp=a_zp,  # type: ignore[arg-type]
-                    b_zp=_zp(ctx, n, bzi, "the zero point of a run-time B"))
+                    b_zp=zero_point(ctx, n, bzi, "the zero point of a run-time B"))
 
 
 @converter("MatMulInteger")
 def _matmul_integer(ctx: Ctx, n: Node) -> list[V]:
     a = n.inputs[0]
     assert a is not None
-    return [_contract(ctx, n, a, _zp(ctx, n, 2, "the A zero point"), 1, 3)]
+    return [_contract(ctx, n, a, zero_point(ctx, n, 2, "the A zero point"), 1, 3)]
 
 
 @converter("QLinearMatMul")
 def _qlinear_matmul(ctx: Ctx, n: Node) -> list[V]:
     a = n.inputs[0]
     assert a is not None
-    sa, sy = _scale(ctx, n, 1, "the A scale"), _scale(ctx, n, 6, "the output scale")
+    sa, sy = tensor_scale(ctx, n, 1, "the A scale"), tensor_scale(ctx, n, 6, "the output scale")
     sb = _weight_scale(ctx, n, 4)
-    acc = _contract(ctx, n, a, _zp(ctx, n, 2, "the A zero point"), 3, 5)
-    return [_requantize(ctx, acc, sa * sb / sy, _zp(ctx, n, 7, "the output zero point"),
-                        _out_dtype(ctx, n, 7, ctx.dtype(a)), -1)]
+    acc = _contract(ctx, n, a, zero_point(ctx, n, 2, "the A zero point"), 3, 5)
+    return [emit_requantize(ctx, acc, sa * sb / sy, zero_point(ctx, n, 7, "the output zero point"),
+                            output_dtype(ctx, n, 7, ctx.dtype(a)), -1)]
 
 
 @converter(MS + "QGemm")
@@ -241,15 +242,15 @@ def _qgemm(ctx: Ctx, n: Node) -> list[V]:
     assert a is not None
     if n.attrs.get("transA", 0) or float(n.attrs.get("alpha", 1.0)) != 1.0:
         raise ctx.error("only transA=0 and alpha=1 are supported")
-    sa, sb = _scale(ctx, n, 1, "the A scale"), _weight_scale(ctx, n, 4)
+    sa, sb = tensor_scale(ctx, n, 1, "the A scale"), _weight_scale(ctx, n, 4)
     b = _weight(ctx, n, 3, 5, 0 if n.attrs.get("transB", 0) else 1)
     w = np.ascontiguousarray(b.T) if n.attrs.get("transB", 0) else b
     c = n.input(6)
     args = [a, w] if c is None else [a, w, c]
-    acc = ctx.emit("qlinear", *args, x_zp=_zp(ctx, n, 2, "the A zero point"))
+    acc = ctx.emit("qlinear", *args, x_zp=zero_point(ctx, n, 2, "the A zero point"))
     if n.input(7) is None:  # no y_scale: a float output, the integer region's exit
         scale = (sa * sb).astype(np.float32)
         return [ctx.emit("dequantize_linear", acc, scale, np.zeros(scale.shape, np.int32), axis=-1)]
-    sy = _scale(ctx, n, 7, "the output scale")
-    return [_requantize(ctx, acc, sa * sb / sy, _zp(ctx, n, 8, "the output zero point"),
-                        _out_dtype(ctx, n, 8, ctx.dtype(a)), -1)]
+    sy = tensor_scale(ctx, n, 7, "the output scale")
+    return [emit_requantize(ctx, acc, sa * sb / sy, zero_point(ctx, n, 8, "the output zero point"),
+                            output_dtype(ctx, n, 8, ctx.dtype(a)), -1)]

@@ -23,9 +23,9 @@ import math
 import numpy as np
 
 from vcompile.frontends.onnx_ctx import Ctx, V
-from vcompile.frontends.onnx_nn import _window
+from vcompile.frontends.onnx_nn import window_attrs
 from vcompile.frontends.onnx_ops import Node, converter
-from vcompile.frontends.onnx_quant import MS, _out_dtype, _requantize, _scale, _zp
+from vcompile.frontends.onnx_quant import MS, emit_requantize, output_dtype, tensor_scale, zero_point
 from vcompile.ir.ops.integer import dyadic
 
 _LOG2E = 1.4426950408889634
@@ -42,11 +42,12 @@ def _common_shift(*reals: float) -> tuple[list[int], int]:
 # ---- elementwise -----------------------------------------------------------------------
 
 def _binary_params(ctx: Ctx, n: Node) -> tuple[float, float, float, dict[str, int | str]]:
-    sa, sb, sy = (_scale(ctx, n, i, w) for i, w in ((1, "the A scale"), (4, "the B scale"),
-                                                   (6, "the output scale")))
-    zps = {"a_zp": _zp(ctx, n, 2, "the A zero point"), "b_zp": _zp(ctx, n, 5, "the B zero point"),
-           "zero_point": _zp(ctx, n, 7, "the output zero point"),
-           "out_dtype": _out_dtype(ctx, n, 7, ctx.dtype(n.inputs[0]))}  # type: ignore[arg-type]
+    sa, sb, sy = (tensor_scale(ctx, n, i, w) for i, w in ((1, "the A scale"), (4, "the B scale"),
+                                                         (6, "the output scale")))
+    zps = {"a_zp": zero_point(ctx, n, 2, "the A zero point"),
+           "b_zp": zero_point(ctx, n, 5, "the B zero point"),
+           "zero_point": zero_point(ctx, n, 7, "the output zero point"),
+           "out_dtype": output_dtype(ctx, n, 7, ctx.dtype(n.inputs[0]))}  # type: ignore[arg-type]
     return sa, sb, sy, zps
 
 
@@ -76,14 +77,14 @@ def _rescale(ctx: Ctx, x: V, real: float, x_zp: int, y_zp: int, out_dtype: str) 
 
 @converter(MS + "QLinearConcat")
 def _qlinear_concat(ctx: Ctx, n: Node) -> list[V]:
-    sy, y_zp = _scale(ctx, n, 0, "the output scale"), _zp(ctx, n, 1, "the output zero point")
-    dt = _out_dtype(ctx, n, 1, ctx.dtype(n.inputs[2]))  # type: ignore[arg-type]
+    sy, y_zp = tensor_scale(ctx, n, 0, "the output scale"), zero_point(ctx, n, 1, "the output zero point")
+    dt = output_dtype(ctx, n, 1, ctx.dtype(n.inputs[2]))  # type: ignore[arg-type]
     parts = []
     for i in range(2, len(n.inputs), 3):
         x = n.inputs[i]
         assert x is not None
-        sx = _scale(ctx, n, i + 1, f"the scale of input {i}")
-        parts.append(_rescale(ctx, x, sx / sy, _zp(ctx, n, i + 2, f"the zero point of input {i}"),
+        sx = tensor_scale(ctx, n, i + 1, f"the scale of input {i}")
+        parts.append(_rescale(ctx, x, sx / sy, zero_point(ctx, n, i + 2, f"the zero point of input {i}"),
                               y_zp, dt))
     return [ctx.emit("concat", *parts, axis=int(n.attrs["axis"]))]
 
@@ -108,9 +109,9 @@ def _lookup(ctx: Ctx, n: Node) -> list[V]:
     dt = ctx.dtype(x)
     if dt not in _RANGES:
         raise ctx.error(f"needs an i8 or u8 input, got {dt}")
-    sx, sy = _scale(ctx, n, 1, "the input scale"), _scale(ctx, n, 3, "the output scale")
-    x_zp, y_zp = _zp(ctx, n, 2, "the input zero point"), _zp(ctx, n, 4, "the output zero point")
-    out = _out_dtype(ctx, n, 4, dt)
+    sx, sy = tensor_scale(ctx, n, 1, "the input scale"), tensor_scale(ctx, n, 3, "the output scale")
+    x_zp, y_zp = zero_point(ctx, n, 2, "the input zero point"), zero_point(ctx, n, 4, "the output zero point")
+    out = output_dtype(ctx, n, 4, dt)
     v = np.arange(256)
     if dt == "i8":
         v = np.where(v < 128, v, v - 256)  # table[v mod 256] = f(v): gather wraps negatives
@@ -128,7 +129,7 @@ def _window_sum(ctx: Ctx, n: Node, x: V, kernel: list[int], x_zp: int) -> V:
     if not isinstance(c, int):
         raise ctx.error(f"needs a static channel count, got {ctx.shape(x)}")
     ones = np.ones((c, 1, *kernel), np.int8)
-    return ctx.emit("qconv2d", x, ones, groups=c, x_zp=x_zp, **_window(ctx, n, x, kernel))
+    return ctx.emit("qconv2d", x, ones, groups=c, x_zp=x_zp, **window_attrs(ctx, n, x, kernel))
 
 
 def _pool_params(ctx: Ctx, n: Node) -> tuple[V, float, int, int, str]:
@@ -138,9 +139,9 @@ def _pool_params(ctx: Ctx, n: Node) -> tuple[V, float, int, int, str]:
         raise ctx.error("channels_last=1 is not supported; export the model in NCHW")
     if len(ctx.shape(x)) != 4:
         raise ctx.error(f"only 2-D pooling (NCHW) is supported, got {ctx.shape(x)}")
-    real = _scale(ctx, n, 1, "the input scale") / _scale(ctx, n, 3, "the output scale")
-    return (x, real, _zp(ctx, n, 2, "the input zero point"),
-            _zp(ctx, n, 4, "the output zero point"), _out_dtype(ctx, n, 4, ctx.dtype(x)))
+    real = tensor_scale(ctx, n, 1, "the input scale") / tensor_scale(ctx, n, 3, "the output scale")
+    return (x, real, zero_point(ctx, n, 2, "the input zero point"),
+            zero_point(ctx, n, 4, "the output zero point"), output_dtype(ctx, n, 4, ctx.dtype(x)))
 
 
 @converter(MS + "QLinearGlobalAveragePool")
@@ -150,7 +151,7 @@ def _qlinear_gap(ctx: Ctx, n: Node) -> list[V]:
     if not all(isinstance(d, int) for d in hw):
         raise ctx.error(f"needs static spatial dims, got {ctx.shape(x)}")
     acc = _window_sum(ctx, n, x, hw, x_zp)
-    return [_requantize(ctx, acc, np.array([real / math.prod(hw)]), y_zp, dt, 1)]
+    return [emit_requantize(ctx, acc, np.array([real / math.prod(hw)]), y_zp, dt, 1)]
 
 
 @converter(MS + "QLinearAveragePool")
@@ -159,12 +160,12 @@ def _qlinear_avg_pool(ctx: Ctx, n: Node) -> list[V]:
     kernel = [int(k) for k in n.attrs["kernel_shape"]]
     if n.attrs.get("ceil_mode", 0):
         raise ctx.error("ceil_mode=1 is not supported (the last window would be partial)")
-    win = _window(ctx, n, x, kernel)
+    win = window_attrs(ctx, n, x, kernel)
     if any(win["pads"]) and not n.attrs.get("count_include_pad", 0):
         raise ctx.error("padding without count_include_pad=1 divides border windows by fewer "
                         "elements, which one integer multiplier cannot express")
     acc = _window_sum(ctx, n, x, kernel, x_zp)
-    return [_requantize(ctx, acc, np.array([real / math.prod(kernel)]), y_zp, dt, 1)]
+    return [emit_requantize(ctx, acc, np.array([real / math.prod(kernel)]), y_zp, dt, 1)]
 
 
 @converter(MS + "QLinearSoftmax")
@@ -174,10 +175,11 @@ def _qlinear_softmax(ctx: Ctx, n: Node) -> list[V]:
     rank, axis = len(ctx.shape(x)), int(n.attrs.get("axis", -1))
     if int(n.attrs.get("opset", 13)) < 13 and axis % rank != rank - 1:
         raise ctx.error("opset < 13 softmax over several axes is not supported")
-    sx, sy = _scale(ctx, n, 1, "the input scale"), _scale(ctx, n, 3, "the output scale")
+    sx, sy = tensor_scale(ctx, n, 1, "the input scale"), tensor_scale(ctx, n, 3, "the output scale")
     f = 14
     m, s = dyadic(sx * _LOG2E * 2 ** f)
     p = ctx.emit("shiftmax", x, axis=axis, mult=int(m[0]), shift=int(s[0]), frac_bits=f,
                  out_bits=_SOFTMAX_BITS, out_dtype="i16")
-    return [_requantize(ctx, p, np.array([2.0 ** -_SOFTMAX_BITS / sy]),
-                        _zp(ctx, n, 4, "the output zero point"), _out_dtype(ctx, n, 4, ctx.dtype(x)), -1)]
+    return [emit_requantize(ctx, p, np.array([2.0 ** -_SOFTMAX_BITS / sy]),
+                            zero_point(ctx, n, 4, "the output zero point"),
+                            output_dtype(ctx, n, 4, ctx.dtype(x)), -1)]
