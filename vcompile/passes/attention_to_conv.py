@@ -12,7 +12,8 @@
                                               transposes back to tokens appear only where a
                                               consumer needs the token layout (layout_twins.py)
 
-Layouts (`--attn-layout`, or `layout=` when called): `bchw` (default) as above; `ane`
+Layouts (`--attn-layout`, `attention-to-conv{layout=ane}` in a pipeline, `layout=`
+when called): `bchw` (default) as above; `ane`
 always [B, C, 1, N] with the attention split into one matmul chain per head (the form
 Apple's Neural Engine paper uses); `bnc` leaves the graph unchanged. Preconditions: run
 after `recognize` (it makes the linear, layer_norm and attention ops this pass moves);
@@ -21,9 +22,8 @@ reassociation in the softmax/matmul order.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -34,9 +34,10 @@ from vcompile.passes.dce import dce
 from vcompile.passes.layout_twins import Relayout, Twin, token_twin, tokens_ok, trackable
 from vcompile.passes.registry import note, register
 
-LAYOUTS = ("bnc", "bchw", "ane")
-VIEWS = frozenset({"reshape", "transpose", "squeeze", "unsqueeze", "split", "slice"})
-_LAYOUT: contextvars.ContextVar[str] = contextvars.ContextVar("attn_layout", default="bchw")
+Layout = Literal["bnc", "bchw", "ane"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+# layout ops a twin follows by evaluating them on its index array (`OpDef.selection`)
+VIEWS = frozenset(name for name, op in OPS.items() if op.selection and op.category == "layout")
 
 
 class AttnLayoutError(VcompileError):
@@ -48,16 +49,6 @@ def check_layout(layout: str) -> str:
         raise AttnLayoutError(f"unknown --attn-layout {layout!r}; use one of {', '.join(LAYOUTS)} "
                               "(bnc: unchanged, bchw: channel-first, ane: [B, C, 1, N] per head)")
     return layout
-
-
-@contextlib.contextmanager
-def attn_layout(layout: str) -> Iterator[None]:
-    """Run `attention-to-conv` inside with this layout (what `--attn-layout` sets)."""
-    token = _LAYOUT.set(check_layout(layout))
-    try:
-        yield
-    finally:
-        _LAYOUT.reset(token)
 
 
 class _Pass(Relayout):
@@ -282,8 +273,8 @@ RULES: dict[str, Callable[[_Pass, Node], bool]] = {
 
 
 @register("attention-to-conv")
-def attention_to_conv(g: Graph, *, layout: str | None = None) -> Graph:
-    layout = check_layout(layout or _LAYOUT.get())
+def attention_to_conv(g: Graph, *, layout: Layout = "bchw") -> Graph:
+    check_layout(layout)
     if layout == "bnc" or not any(n.op in ("linear", "attention") for n in g.nodes):
         return g
     p = _Pass(g, layout)

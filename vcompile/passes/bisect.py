@@ -15,7 +15,7 @@ import numpy as np
 from vcompile.ir import interp
 from vcompile.ir.graph import Graph
 from vcompile.passes.manager import PassManager
-from vcompile.passes.registry import parse_pass_list
+from vcompile.passes.spec import PassSpec, parse_pipeline
 
 DEFAULT_TOL = 1e-4
 
@@ -80,17 +80,19 @@ class BisectResult:
                 f"{', '.join(self.passes[:i]) or 'nothing'}")
 
 
-def bisect_numerics(g: Graph, passes: str | Iterable[str], *, tol: float = DEFAULT_TOL, seed: int = 0,
+def bisect_numerics(g: Graph, passes: str | Iterable[str | PassSpec], *, tol: float = DEFAULT_TOL,
+                    seed: int = 0,
                     inputs: Sequence[np.ndarray] | None = None, verify_each: bool = True,
                     stop_at_first: bool = True) -> BisectResult:
     """Run `passes` one at a time, checking the interpreter's outputs after each."""
-    names = tuple(parse_pass_list(passes if isinstance(passes, str) else list(passes)))
+    specs = parse_pipeline(passes)
+    names = tuple(s.name for s in specs)
     xs = list(inputs) if inputs is not None else seeded_inputs(g, seed)
     want = interp.run(g, *xs)
     pm = PassManager(verify_each=verify_each)
     errors: list[float] = []
-    for i, name in enumerate(names):
-        out = pm._run_one(g, name, i, list(names[:i]))
+    for i, spec in enumerate(specs):
+        out = pm.run_one(g, spec, i, list(names[:i]))
         if out is g:
             errors.append(errors[-1] if errors else 0.0)
         else:

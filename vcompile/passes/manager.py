@@ -24,7 +24,8 @@ from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
 from vcompile.ir.printer import print_graph
 from vcompile.ir.verify import verify
-from vcompile.passes.registry import collecting, get_pass, parse_pass_list, stop_collecting
+from vcompile.passes.registry import collecting, get_pass, stop_collecting
+from vcompile.passes.spec import PassSpec, parse_pipeline
 
 
 class PassError(VcompileError, RuntimeError):
@@ -73,21 +74,23 @@ class PassManager:
     print_to: TextIO | str | Path | None = None  # stream (default stderr) or a directory
     stats: list[PassStat] | None = None
 
-    def run(self, g: Graph, passes: str | Iterable[str]) -> Graph:
-        names = parse_pass_list(passes if isinstance(passes, str) else list(passes))
+    def run(self, g: Graph, passes: str | Iterable[str | PassSpec]) -> Graph:
+        specs = parse_pipeline(passes)
+        names = [s.name for s in specs]
         observer = _OBSERVER.get()
-        for i, name in enumerate(names):
+        for i, spec in enumerate(specs):
             if observer is not None:
-                observer(name, i, len(names))
-            g = self._run_one(g, name, i, names[:i])
+                observer(spec.name, i, len(specs))
+            g = self.run_one(g, spec, i, names[:i])
         return g
 
-    def _run_one(self, g: Graph, name: str, index: int, before: list[str]) -> Graph:
+    def run_one(self, g: Graph, spec: PassSpec, index: int, before: list[str]) -> Graph:
+        name = spec.name
         fn = get_pass(name)
         counts, token = collecting()
         t0 = time.perf_counter()
         try:
-            out = fn(g)
+            out = fn(g, **spec.kwargs())
             if not isinstance(out, Graph):
                 raise TypeError(f"pass returned {type(out).__name__}, not a Graph")
             if self.verify_each and out is not g:
@@ -116,9 +119,10 @@ class PassManager:
             stream.write(f"// ----- IR after {name} (pass {index + 1}) -----\n{text}")
 
 
-def run(g: Graph, passes: str | Iterable[str], *, verify_each: bool = True,
+def run(g: Graph, passes: str | Iterable[str | PassSpec], *, verify_each: bool = True,
         print_after: frozenset[str] | str = frozenset(), print_to: TextIO | str | Path | None = None,
         stats: list[PassStat] | None = None) -> Graph:
-    """Run passes by name: `run(g, "fold-batchnorm,canonicalize")` or an -O tuple."""
+    """Run a pipeline: `run(g, "fold-batchnorm,attention-to-conv{layout=ane}")`, an -O tuple
+    or `PassSpec`s (`vcompile.passes.spec`)."""
     pm = PassManager(verify_each, print_after, print_to, stats)
     return pm.run(g, passes)

@@ -3,6 +3,12 @@
     @register("fold-batchnorm")
     def fold_batchnorm(g: Graph) -> Graph: ...
 
+    @register("attention-to-conv")
+    def attention_to_conv(g: Graph, *, layout: Layout = "bchw") -> Graph: ...
+
+Options are keyword-only parameters with defaults, typed (int, float, bool, str or a
+`Literal`); pipelines set them as `attention-to-conv{layout=ane}` (`passes.spec`).
+
 A pass returns its input object itself when it changed nothing; the manager relies
 on that (`is`) to tell whether a pass did anything. Passes may report what they did
 with `note(what, n)`; the manager collects the counts per pass (`--pass-stats`).
@@ -10,6 +16,7 @@ with `note(what, n)`; the manager collects the counts per pass (`--pass-stats`).
 from __future__ import annotations
 
 import contextvars
+import inspect
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +24,7 @@ from collections.abc import Callable
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
 
-Pass = Callable[[Graph], Graph]
+Pass = Callable[..., Graph]  # (g, *, option=default, ...) -> Graph
 PASSES: dict[str, Pass] = {}
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _COUNTS: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("pass_counts",
@@ -37,6 +44,11 @@ def register(name: str, *, replace: bool = False) -> Callable[[Pass], Pass]:
         raise ValueError(f"pass name {name!r} must be kebab-case, e.g. 'fold-batchnorm'")
 
     def deco(fn: Pass) -> Pass:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        bad = [p.name for p in params if p.kind is not p.KEYWORD_ONLY or p.default is p.empty]
+        if bad:
+            raise ValueError(f"pass {name!r}: options must be keyword-only with defaults "
+                             f"(`def f(g, *, {bad[0]}=...)`), got {', '.join(bad)}")
         if name in PASSES and not replace and PASSES[name] is not fn:
             raise ValueError(f"pass {name!r} is registered twice")
         PASSES[name] = fn
@@ -52,15 +64,6 @@ def get_pass(name: str) -> Pass:
     if name not in PASSES:
         raise UnknownPassError(f"unknown pass {name!r}; registered passes: {', '.join(sorted(PASSES))}")
     return PASSES[name]
-
-
-def parse_pass_list(spec: str | list[str] | tuple[str, ...]) -> list[str]:
-    """'a,b, c' or a list -> checked names (UnknownPassError on an unknown one)."""
-    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    names = [n for n in names if n]
-    for n in names:
-        get_pass(n)
-    return names
 
 
 def note(what: str, n: int = 1) -> None:
