@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vcompile.cli import main
-from vcompile.cli.inspect import parse_input_spec
+from vcompile.cli.inputs import parse_input_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

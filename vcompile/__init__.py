@@ -1,16 +1,24 @@
 """vcompile: a neural-network graph compiler (ONNX/PyTorch -> IR -> passes -> TVM).
 
-`vcompile.compile(model, target="host")` and `vcompile.load(path)` are imported lazily
-(PEP 562), so `import vcompile` stays light and never imports TVM.
+`vcompile.compile(model, target="host")`, `vcompile.load(path)`, `vcompile.CompileOptions`
+and `vcompile.plan(options)` are imported lazily (PEP 562), so `import vcompile` stays
+light and never imports TVM.
 """
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcompile.api import compile, load
+    from vcompile.plan import CompileOptions, Plan, plan
 
 __version__ = "0.1.0"
-__all__ = ["compile", "load"]
+__all__ = ["CompileOptions", "Plan", "compile", "load", "plan"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("compile", "load"):
         from vcompile import api
         return getattr(api, name)
+    if name in ("CompileOptions", "Plan", "plan"):
+        from vcompile import plan as plan_module
+        return getattr(plan_module, name)
     raise AttributeError(f"module 'vcompile' has no attribute {name!r}")

@@ -17,6 +17,8 @@ from typing import Any
 
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
+from vcompile.passes.spec import PassSpec
+from vcompile.plan import CompileOptions, Plan, plan
 from vcompile.runtime.module import CompiledModel
 from vcompile.runtime.module import load as load
 
@@ -25,38 +27,28 @@ Progress = Callable[[str], None]
 
 def to_graph(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None,
              example_inputs: Sequence[Any] | None = None) -> Graph:
-    """The IR of `model`: a Graph as is; an .onnx path, ModelProto, nn.Module, 'timm:NAME'
-    or 'pkg.module:factory' through `vcompile.frontends.loader.load_model`."""
-    if isinstance(model, str | os.PathLike):
-        path = os.fspath(model)
-        if path.endswith(".onnx") and not os.path.exists(path):
-            raise VcompileError(f"model file {path} does not exist")
+    """The IR of `model`: a Graph as is; an .onnx or .vir path, ModelProto, nn.Module,
+    'timm:NAME' or 'pkg.module:factory' through `vcompile.frontends.loader.load_model`."""
     from vcompile.frontends.loader import load_model
     return load_model(model, input_shapes, example_inputs)
 
 
 def optimize(g: Graph, opt_level: int | str | None = 2,
              passes: str | Sequence[str] | None = None,
-             attn_layout: str | None = None) -> tuple[Graph, tuple[str, ...]]:
-    """Run the -O pipeline (or an explicit pass list); returns (graph, passes run).
-    `attn_layout` (bnc, bchw, ane) adds or removes attention-to-conv, as --attn-layout."""
-    from vcompile import passes as P
-    from vcompile.ir.verify import verify
-    from vcompile.passes.attention_to_conv import attn_layout as layout_ctx
-    verify(g)
-    names = pass_names(opt_level, passes, attn_layout)
-    with layout_ctx(attn_layout or "bchw"):
-        return (P.run(g, names) if names else g), names
+             attn_layout: str | None = None, *,
+             options: CompileOptions | None = None) -> tuple[Graph, tuple[str, ...]]:
+    """Run the plan's passes (the -O pipeline, or an explicit one); returns (graph, names of
+    the passes run). `attn_layout` (bnc, bchw, ane) adds or removes attention-to-conv, as
+    --attn-layout. `options` replaces the other arguments."""
+    opts = options or CompileOptions(opt_level=opt_level, passes=passes, attn_layout=attn_layout)
+    return run_passes(g, plan(opts))
 
 
 def pass_names(opt_level: int | str | None = 2, passes: str | Sequence[str] | None = None,
                attn_layout: str | None = None) -> tuple[str, ...]:
     """The pass list `optimize` runs for these options."""
-    from vcompile import passes as P
-    from vcompile.passes.pipeline import with_attn_layout
-    names = (tuple(passes.split(",")) if isinstance(passes, str) else tuple(passes)) \
-        if passes is not None else P.pipeline(opt_level if opt_level is not None else 2)
-    return tuple(with_attn_layout(names, attn_layout))
+    p = plan(CompileOptions(opt_level=opt_level, passes=passes, attn_layout=attn_layout))
+    return tuple(s.name for s in p.passes)
 
 
 def optimize_int8(g: Graph, opt_level: int | str | None = 2,
@@ -64,14 +56,52 @@ def optimize_int8(g: Graph, opt_level: int | str | None = 2,
                   calib: Any = None, calib_method: str = "minmax", percentile: float = 99.99,
                   progress: Progress | None = None) -> tuple[Graph, tuple[str, ...]]:
     """`optimize` for quantize="int8": the rewrites, calibration on `calib`, QDQ insertion,
-    lower-integer, then fuse if the pass list fuses (vcompile.quant.int8_flow)."""
+    lower-integer, then fuse if the pass list fuses (vcompile.quant.run_int8)."""
+    opts = CompileOptions(opt_level=opt_level, passes=passes, attn_layout=attn_layout,
+                          quantize="int8", calib=calib, calib_method=calib_method,
+                          percentile=percentile)
+    return run_passes(g, plan(opts), progress=progress)
+
+
+def run_passes(g: Graph, p: Plan, *, progress: Progress | None = None,
+               run: Callable[[Graph, Sequence[PassSpec]], Graph] | None = None,
+               ) -> tuple[Graph, tuple[str, ...]]:
+    """The plan's passes on the verified graph `g` (int8: with calibration and lowering);
+    returns (graph, names of the passes run). `run` runs one pipeline (default
+    `passes.run`; the CLI's diagnostics pass their own)."""
+    from vcompile import passes as P
     from vcompile.ir.verify import verify
-    from vcompile.passes.attention_to_conv import attn_layout as layout_ctx
-    from vcompile.quant import int8_flow
     verify(g)
-    names = pass_names(opt_level, passes, attn_layout)
-    with layout_ctx(attn_layout or "bchw"):
-        return int8_flow(g, names, calib, calib_method, percentile, progress=progress)
+    run = run or P.run
+    if p.quantized:
+        from vcompile.quant import run_int8
+        o = p.options
+        return run_int8(g, p.passes, p.lowering, o.calib, o.calib_method, o.percentile,
+                        progress=progress, run=run)
+    return (run(g, p.passes) if p.passes else g), tuple(s.name for s in p.passes)
+
+
+def tune_for(g: Graph, p: Plan, progress: Progress | None = None) -> Any:
+    """Tune the kernels of the optimized graph `g` that the plan's database lacks (-O3 on
+    a CPU target that runs here); returns the TuneReport, or None when the plan tunes
+    nothing (the database, if any, is still opened: a bad path fails here)."""
+    c = p.codegen
+    if c.tuning_db is None:
+        return None
+    from vcompile.codegen import tune as T
+    if c.tune_trials > 0:
+        return T.tune(g, c.target, trials=c.tune_trials, db_dir=c.tuning_db, mcpu=c.mcpu,
+                      progress=progress, fusion=c.fusion)
+    T.open_db(c.tuning_db)
+    return None
+
+
+def build(g: Graph, p: Plan, ran: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """Codegen for the optimized graph as the plan says; the metadata records the plan."""
+    from vcompile.codegen import build as B
+    ex, meta = B.build(g, p.codegen, passes=tuple(ran))
+    meta["plan"] = p.describe()
+    return ex, meta
 
 
 def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa: A001
@@ -82,11 +112,13 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
             tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
             api_level: int | None = None, attn_layout: str | None = None,
             quantize: str | None = None, calib: Any = None, calib_method: str = "minmax",
-            percentile: float = 99.99) -> CompiledModel:
+            percentile: float = 99.99, options: CompileOptions | None = None) -> CompiledModel:
     """Compile `model` for `target`; the result runs in this process and can `.export`.
 
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
     `example_inputs=(x,)`), 'timm:NAME' or 'pkg.module:factory' (with `input_shapes`).
+    The keyword arguments are the fields of `vcompile.CompileOptions`; `options` gives
+    them all at once instead. What runs is `vcompile.plan(options)` (see vcompile.plan).
 
     At -O1 and -O2 kernels get the rule-based CPU schedules. At -O3 the kernels missing
     from the tuning database (`tuning_db`, default `codegen.tune.default_db_dir()`) are
@@ -100,69 +132,34 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     on `calib` (an .npz path, a directory of .npy files, {input name: array}, a list of
     samples; None: synthetic inputs and a CalibrationWarning), ranges by `calib_method`
     (minmax or percentile, of |x| at `percentile`), then lower-integer (vcompile.quant)."""
-    if attn_layout is not None:
-        from vcompile.passes.attention_to_conv import check_layout
-        check_layout(attn_layout)  # a bad value fails before the model loads
-    if quantize is not None or calib is not None:
-        from vcompile.quant import check_quantize
-        from vcompile.quant.calibrate import check_method
-        check_quantize(quantize)  # bad options fail before the model loads, too
-        check_method(calib_method, percentile)
-        if quantize is None:
-            raise VcompileError("calib= is given without quantize='int8'; add quantize='int8'")
+    if options is None:
+        options = CompileOptions(
+            target=target, mcpu=mcpu, arch=arch, api_level=api_level, opt_level=opt_level,
+            passes=passes, attn_layout=attn_layout, quantize=quantize, calib=calib,
+            calib_method=calib_method, percentile=percentile, tune_trials=tune_trials,
+            tuning_db=None if tuning_db is None else os.fspath(tuning_db),
+            input_shapes=input_shapes)  # bad options fail here, before the model loads
+    return compile_plan(model, plan(options), example_inputs=example_inputs, progress=progress)
+
+
+def compile_plan(model: Any, p: Plan, *, example_inputs: Sequence[Any] | None = None,
+                 progress: Progress | None = None) -> CompiledModel:
+    """`compile` for a plan made already: import, passes, tuning, codegen."""
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()  # before codegen imports TVM: keeps torch out of the process
-    from vcompile.codegen import build as B
     from vcompile.codegen import targets
     say = progress or (lambda s: None)
-    targets.check_options(target, mcpu, arch, api_level)  # bad names fail before any work
-    if quantize is not None and targets.spec(target).kind != "llvm":
-        # NOTE: the integer kernels are written and checked for CPUs; on GPU targets TVM's
-        # GPU pipeline exhausts memory on the isqrt/division kernels, and no GPU was at hand
-        # to check the numerics of the ones that build.
-        raise VcompileError(f"int8 is not available for the GPU target {target!r} yet (integer "
-                            "kernels exist for CPU targets: host, x86_64, arm64, android-arm64); "
-                            "drop --int8 for this target")
-    targets.require_toolchain(target)
-    if attn_layout is None and passes is None and _level(opt_level) == 3:
-        from vcompile.passes.pipeline import o3_attn_layout
-        attn_layout = o3_attn_layout(targets.spec(target).name, _model_name(model))
-    if tune_trials is not None and tune_trials < 0:
-        raise VcompileError(f"tune_trials must be 0 or more, got {tune_trials}")
+    targets.require_toolchain(p.codegen.target)
     say("importing")
-    g = to_graph(model, input_shapes, example_inputs)
+    g = to_graph(model, p.options.input_shapes, example_inputs)
     say("optimizing")
-    if quantize is None:
-        g, ran = optimize(g, opt_level, passes, attn_layout)
-    else:
-        g, ran = optimize_int8(g, opt_level, passes, attn_layout, calib=calib,
-                               calib_method=calib_method, percentile=percentile, progress=say)
-    level = _level(opt_level)
-    db = None
-    if level == 3 and targets.spec(target).kind == "llvm":
-        from vcompile.codegen import tune as T
-        db = tuning_db or T.default_db_dir()
-        if targets.spec(target).runs_here and (tune_trials is None or tune_trials > 0):
-            T.tune(g, target, trials=T.DEFAULT_TRIALS if tune_trials is None else tune_trials,
-                   db_dir=db, mcpu=mcpu, progress=say)
+    g, ran = run_passes(g, p, progress=say)
+    tune_for(g, p, say)
     say("generating code")
-    ex, meta = B.build(g, target, opt_level=level, passes=ran, mcpu=mcpu, tuning_db=db,
-                       arch=arch, api_level=api_level)
-    if not targets.spec(target).runs_here:
+    ex, meta = build(g, p, ran)
+    if not targets.spec(p.codegen.target).runs_here:
         return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
     return CompiledModel(ex, meta, graph=g, executable=ex)
-
-
-def _model_name(model: Any) -> str:
-    """'deit_tiny_patch16_224' for timm:deit_tiny_patch16_224 or .../deit_tiny_patch16_224.legacy.s0.onnx."""
-    if isinstance(model, str | os.PathLike):
-        return os.path.basename(os.fspath(model)).removeprefix("timm:").split(".")[0]
-    return getattr(model, "name", "") if isinstance(model, Graph) else ""
-
-
-def _level(opt_level: int | str) -> int | None:
-    key = str(opt_level).lstrip("-").lstrip("O")
-    return int(key) if key.isdigit() else None
 
 
 class _Unrunnable:
@@ -189,4 +186,5 @@ class _Unrunnable:
                             "machine; export it and run it there")
 
 
-__all__ = ["CompiledModel", "compile", "load", "optimize", "optimize_int8", "pass_names", "to_graph"]
+__all__ = ["CompileOptions", "CompiledModel", "Plan", "compile", "compile_plan", "load", "optimize",
+           "optimize_int8", "pass_names", "plan", "run_passes", "to_graph", "tune_for"]

@@ -32,7 +32,7 @@ def scheduled_module(g: Any, target_name: str) -> tuple[Any, Any]:
     from vcompile.codegen.build import fusion_mode, io_names
     from vcompile.codegen.relax import to_relax
     target = targets.resolve(target_name)
-    fusion = fusion_mode(g, 2)
+    fusion = fusion_mode(g, "tvm")
     mod = to_relax(g, io_names(g)[0], None, one_kernel_per_node=fusion == "vcompile")
     return gpu.schedule_gpu(mod, target, fusion), target
 

@@ -117,7 +117,7 @@ def test_every_kernel_of_resnet18_scheduled() -> None:
     g, _ = optimize(to_graph(str(onnx_model("resnet18", "legacy"))), 2)
     t = targets.resolve("host")
     tiles = cpu_tiles(t)
-    assert fusion_mode(g, 2) == "vcompile"
+    assert fusion_mode(g, "tvm") == "vcompile"
     with t:
         mod = tvm.transform.Sequential(fusion_passes(t, "vcompile"))(
             to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=True))

@@ -22,10 +22,15 @@ from vcompile.ir import interp, parse_graph, print_graph
 from vcompile.ir.builder import Builder, BuildError
 from vcompile.ir.graph import Graph, Node, users
 from vcompile.ir.verify import verify
-from vcompile.passes.attention_to_conv import AttnLayoutError, attn_layout
+from vcompile.passes.attention_to_conv import AttnLayoutError, check_layout
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "attention-to-conv"
 SPEC = "attention-to-conv,canonicalize,dce"
+
+
+def spec(layout: str) -> str:
+    """SPEC with attention-to-conv in `layout` (a pass option, MLIR-style)."""
+    return SPEC.replace("attention-to-conv", f"attention-to-conv{{layout={layout}}}")
 
 
 def _golden_input(name: str) -> Graph:
@@ -49,9 +54,8 @@ def _ops(g: Graph) -> Counter[str]:
 @pytest.mark.parametrize("name", ["vit_block", "swin_window_block", "levit_block", "hybrid_block"])
 def test_blocks_in_every_layout(name: str, layout: str) -> None:
     g = _golden_input(name)
-    with attn_layout(layout):
-        out = passes.run(g, SPEC, verify_each=True)
-        assert passes.run(out, "attention-to-conv") is out  # idempotent
+    out = passes.run(g, spec(layout), verify_each=True)
+    assert passes.run(out, f"attention-to-conv{{layout={layout}}}") is out  # idempotent
     ops = _ops(out)
     assert ops["linear"] == 0 and ops["attention"] == 0
     assert ops["conv2d"] == _ops(g)["linear"] + _ops(g)["conv2d"]
@@ -69,15 +73,13 @@ def test_hybrid_block_keeps_one_layout() -> None:
 
 def test_bnc_leaves_the_graph_alone() -> None:
     g = _golden_input("vit_block")
-    with attn_layout("bnc"):
-        assert passes.run(g, "attention-to-conv") is g
+    assert passes.run(g, "attention-to-conv{layout=bnc}") is g
     assert passes.get_pass("attention-to-conv")(g, layout="bnc") is g
 
 
 def test_unknown_layout_is_one_line_error() -> None:
     with pytest.raises(AttnLayoutError, match=r"unknown --attn-layout 'nchw'; use one of bnc, bchw, ane"):
-        with attn_layout("nchw"):
-            pass
+        check_layout("nchw")
 
 
 def test_cli_unknown_layout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,9 +187,8 @@ def blocks(draw: st.DrawFn) -> Graph:
 @settings(max_examples=40, deadline=None)
 @given(blocks(), st.sampled_from(["bchw", "ane"]))
 def test_generated_blocks_are_sound_and_idempotent(g: Graph, layout: str) -> None:
-    with attn_layout(layout):
-        out = passes.run(g, SPEC, verify_each=True)
-        assert passes.run(out, "attention-to-conv") is out
+    out = passes.run(g, spec(layout), verify_each=True)
+    assert passes.run(out, f"attention-to-conv{{layout={layout}}}") is out
     assert _ops(out)["linear"] == 0 and _ops(out)["attention"] == 0
     _close(out, g)
 
@@ -272,14 +273,15 @@ def test_compile_cli_rejects_a_bad_layout_before_loading(capsys: pytest.CaptureF
     assert rc == 1 and "unknown --attn-layout 'nhwc'" in err and "not onnx" not in err.lower()
 
 
-def test_o3_uses_the_measured_table() -> None:
-    from vcompile import api
-    from vcompile.passes.pipeline import O3_ATTN_LAYOUT, o3_attn_layout
-    assert ("host", "deit_tiny_patch16_224") in O3_ATTN_LAYOUT  # measured ...
-    assert o3_attn_layout("host", "deit_tiny_patch16_224") is None  # ... slower
-    assert o3_attn_layout("cuda", "deit_tiny_patch16_224") is None  # not measured
-    name = api._model_name("/cache/levit_128s.legacy.s0.onnx")
-    assert name == api._model_name("timm:levit_128s") == "levit_128s"
+def test_o3_leaves_attention_to_conv_off_everywhere() -> None:
+    """The per-model -O3 table is gone (every entry was off): -O3 on any target has no
+    attention-to-conv unless --attn-layout asks for it."""
+    from vcompile.plan import CompileOptions, plan
+    for target in ("host", "arm64", "cuda"):
+        names = [s.name for s in plan(CompileOptions(target=target, opt_level=3)).passes]
+        assert "attention-to-conv" not in names
+    on = plan(CompileOptions(opt_level=3, attn_layout="bchw")).passes
+    assert "attention-to-conv{layout=bchw}" in [str(s) for s in on]
 
 
 # ---- index maps -----------------------------------------------------------------------------

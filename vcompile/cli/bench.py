@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from vcompile.cli.compile import add_target_arguments, parse_input_shapes
+from vcompile.cli.compile import add_target_arguments
 from vcompile.errors import VcompileError
 
 CONTENDERS = ("onnxruntime",)
@@ -43,15 +43,16 @@ def main(args: argparse.Namespace) -> int:
         return main_remote(args)
     from vcompile.runtime.bench import onnxruntime_session, set_threads, time_interleaved
     set_threads(args.threads)  # before TVM's thread pool exists
-    from vcompile.api import compile as compile_model
+    from vcompile.api import compile_plan
+    from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
-    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
-    from vcompile.cli.run import random_inputs
-    quant = compile_kwargs(args)
+    from vcompile.cli.quantopts import check_args, one_line_warnings
+    from vcompile.plan import plan
+    from vcompile.runtime.inputs import random_inputs
+    check_args(args)
+    p = plan(compile_options(args))
     with one_line_warnings(), steps(f"compiling {args.model}") as say:
-        m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say,
-                          **quant)
+        m = compile_plan(args.model, p, progress=say)
     xs = random_inputs(m)
     fns = {"vcompile": lambda: m(*xs)}
     sess = None

@@ -10,28 +10,28 @@ import argparse
 import os
 import tempfile
 
-from vcompile.cli.compile import parse_input_shapes
 from vcompile.errors import VcompileError
 
 
 def main_remote(args: argparse.Namespace) -> int:
-    from vcompile.api import compile as compile_model
+    from vcompile.api import compile_plan
     from vcompile.cli.bench import _max_rel_err
+    from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
-    from vcompile.cli.run import random_inputs
     from vcompile.codegen import targets
+    from vcompile.plan import plan
     from vcompile.runtime import remote
+    from vcompile.runtime.inputs import random_inputs
     targets.check_options(args.target, args.mcpu)
     if args.rpc_key and not args.rpc_tracker:
         raise VcompileError("--rpc-key goes with --rpc-tracker HOST:PORT")
     where = args.rpc or f"{args.rpc_tracker} (key {args.rpc_key})"
-    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
-    quant = compile_kwargs(args)
+    from vcompile.cli.quantopts import check_args, one_line_warnings
+    check_args(args)
+    p = plan(compile_options(args))
     sess = remote.connect(args.rpc, args.rpc_tracker, args.rpc_key)  # fail before compiling
     with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
-        m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                          input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu, progress=say,
-                          **quant)
+        m = compile_plan(args.model, p, progress=say)
     xs = random_inputs(m)
     with tempfile.TemporaryDirectory(prefix="vcompile-rpc-") as tmp:
         lib = m.export(os.path.join(tmp, "model.so"))

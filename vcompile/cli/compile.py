@@ -8,23 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from vcompile.errors import VcompileError
-
-
-def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
-    """`name=1x3x224x224` (repeatable) -> {name: (1, 3, 224, 224)}."""
-    out: dict[str, tuple[int, ...]] = {}
-    for spec in specs or []:
-        name, sep, dims = spec.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
-        except ValueError:
-            shape = None  # type: ignore[assignment]
-        if not sep or not name or shape is None or any(d < 0 for d in shape):
-            raise VcompileError(f"bad --input {spec!r}: expected NAME=DIMS such as input=1x3x224x224")
-        out[name] = shape
-    return out
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the model: MODEL.onnx, timm:NAME or pkg.module:factory")
@@ -32,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_arguments(p)
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
                    help="fix an input's shape, e.g. input=1x3x224x224 (repeatable)")
-    p.add_argument("-p", "--passes", help="explicit comma-separated pass list instead of -O")
+    p.add_argument("-p", "--passes", metavar="A,B{K=V},C",
+                   help="explicit pipeline instead of the -O list, pass options in braces: "
+                        "'canonicalize,attention-to-conv{layout=bchw},fuse'")
     p.add_argument("--bundle", metavar="DIR",
                    help="also write a deployment bundle: library, TVM runtime libraries, C++ "
                         "runner (source, CMakeLists, cross-built binary) and manifest.json")
@@ -62,21 +47,19 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
-    out = args.output or os.path.splitext(args.model)[0] + ".so"
+    from vcompile.cli.quantopts import check_args, one_line_warnings
     from vcompile.codegen import targets
-    # bad names and missing toolchains fail before any import of the model
-    targets.check_options(args.target, args.mcpu, args.arch, args.api_level)
+    from vcompile.plan import plan
+    out = args.output or os.path.splitext(args.model)[0] + ".so"
+    # bad options and missing toolchains fail before any import of the model
+    check_args(args)
+    p = plan(compile_options(args))
     targets.require_toolchain(args.target)
-    from vcompile.cli.quantopts import compile_kwargs, one_line_warnings
-    quant = compile_kwargs(args)
     with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
-        from vcompile.api import compile as compile_model
-        m = compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                          input_shapes=parse_input_shapes(args.input), passes=args.passes,
-                          mcpu=args.mcpu, progress=say, tune_trials=args.tune_trials,
-                          tuning_db=args.tuning_db, arch=args.arch, api_level=args.api_level,
-                          attn_layout=args.attn_layout, **quant)
+        from vcompile.api import compile_plan
+        m = compile_plan(args.model, p, progress=say)
         say("exporting")
         m.export(out)
         if args.bundle:

@@ -17,67 +17,17 @@ import os
 import sys
 from pathlib import Path
 
+from vcompile.cli.inputs import SPEC_HELP, parse_input_specs
 from vcompile.errors import VcompileError
+from vcompile.frontends.loader import load_model
 from vcompile.ir.graph import Graph
-from vcompile.ir.types import Dim
-
-_SPEC_HELP = "NAME=DIMS with DIMS like 1x3x224x224 (a dim may be a name such as N)"
-
-
-def parse_input_spec(spec: str) -> tuple[str, tuple[Dim, ...]]:
-    """'x=1x3x224x224' -> ('x', (1, 3, 224, 224)); a non-numeric dim stays a symbol."""
-    name, eq, dims_text = spec.partition("=")
-    name = name.strip()
-    if not eq or not name or not dims_text.strip():
-        raise VcompileError(f"bad --input {spec!r}: expected {_SPEC_HELP}")
-    dims: list[Dim] = []
-    for d in dims_text.replace(",", "x").split("x"):  # NOTE: so a symbol cannot contain "x"
-        d = d.strip()
-        if d.isdigit():
-            dims.append(int(d))
-        elif d.isidentifier():
-            dims.append(d)
-        else:
-            raise VcompileError(f"bad --input {spec!r}: dim {d!r} is neither a size nor a name; "
-                                f"expected {_SPEC_HELP}")
-    return name, tuple(dims)
-
-
-def parse_input_specs(specs: list[str] | None) -> dict[str, tuple[Dim, ...]] | None:
-    if not specs:
-        return None
-    shapes: dict[str, tuple[Dim, ...]] = {}
-    for spec in specs:
-        name, dims = parse_input_spec(spec)
-        if name in shapes:
-            raise VcompileError(f"--input {name} is given twice")
-        shapes[name] = dims
-    return shapes
-
-
-def load_model(spec: str, input_shapes: dict[str, tuple[Dim, ...]] | None) -> Graph:
-    """A `.vir` IR text (missing constants seeded), or any model spec the frontends' loader
-    takes (MODEL.onnx, timm:NAME, pkg.module:factory)."""
-    path = Path(spec)
-    if ":" in spec and not path.exists():
-        from vcompile.frontends.loader import load_model as load_spec
-        return load_spec(spec, input_shapes)  # type: ignore[arg-type]
-    if not path.is_file():
-        raise VcompileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    if path.suffix == ".vir":
-        if input_shapes:
-            raise VcompileError("--input applies to ONNX models; a .vir file fixes its own shapes")
-        from vcompile.ir.parser import parse_graph
-        return parse_graph(path.read_text())
-    from vcompile.frontends import onnx as onnx_frontend
-    return onnx_frontend.load(path, input_shapes=input_shapes)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="an ONNX model (.onnx), IR text (.vir), timm:NAME or "
                    "pkg.module:factory")
     p.add_argument("--input", action="append", metavar="NAME=DIMS",
-                   help=f"set an input's shape: {_SPEC_HELP}; repeat for more inputs")
+                   help=f"set an input's shape: {SPEC_HELP}; repeat for more inputs")
     p.add_argument("--stats", action="store_true",
                    help="print op counts, parameter count and FLOPs instead of the IR")
     p.add_argument("--fusion", action="store_true",
@@ -103,10 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run_passes(args: argparse.Namespace, g: Graph) -> Graph:
     # ==== PASSES HOOK (run): apply the passes that `args` asks for (none: g unchanged). ====
+    # the plan of the flags; --int8: rewrites, calibration and QDQ, lower-integer, fuse
     from vcompile.cli.passopts import apply_passes
-    if args.int8:  # the int8 flow: rewrites, calibration and QDQ, lower-integer, fuse
-        from vcompile.cli.quantopts import apply_int8
-        return apply_int8(args, g)
     return apply_passes(args, g)
 
 

@@ -1,7 +1,7 @@
 """Pass options shared by `vcompile inspect` and `vcompile compile`.
 
     -O0..-O3                  a pipeline from vcompile.passes.pipeline
-    -p/--passes a,b,c         an explicit pass list (instead of -O)
+    -p/--passes a,b{k=v},c    an explicit pipeline (instead of -O), pass options MLIR-style
     --disable-pass x[,y]      drop passes from the list (repeatable)
     --verify-each             run the verifier after every pass
     --print-after-all         print the IR after every pass ...
@@ -17,17 +17,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from vcompile.cli.options import compile_options as options_from_args
+from vcompile.cli.options import split_names
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
+from vcompile.passes.manager import PassStat
+from vcompile.passes.spec import PassSpec, parse_pipeline
+from vcompile.plan import CompileOptions, plan
 
 
 def add_pass_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("passes")
     g.add_argument("-O", dest="opt_level", type=int, choices=range(4), metavar="LEVEL",
                    help="optimization level 0..3 (-O2): a fixed pass pipeline")
-    g.add_argument("-p", "--passes", metavar="A,B,C", help="run exactly these passes, in order")
+    g.add_argument("-p", "--passes", metavar="A,B{K=V},C",
+                   help="run exactly these passes, in order; options in braces, e.g. "
+                        "'canonicalize,attention-to-conv{layout=bchw},fuse'")
     g.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                    help="leave a pass out of the pipeline (repeatable, or comma-separated)")
     g.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
@@ -53,56 +61,43 @@ def add_attn_layout_argument(p: argparse.ArgumentParser | argparse._ArgumentGrou
                         "attention-to-conv), ane ([B,C,1,N], per-head attention)")
 
 
-def _split(items: list[str]) -> list[str]:
-    return [s.strip() for item in items for s in item.split(",") if s.strip()]
+def compile_options(args: argparse.Namespace, default_level: int | None = None) -> CompileOptions:
+    """The `CompileOptions` of `inspect`'s flags (no -O and no --passes: no passes);
+    checks every pass name, --print-after's too."""
+    if getattr(args, "passes", None) and getattr(args, "opt_level", None) is not None:
+        raise VcompileError("give either -O<level> or --passes, not both")
+    parse_pipeline(split_names(getattr(args, "print_after", [])))
+    return options_from_args(args, default_level)
 
 
 def pass_list(args: argparse.Namespace, default_level: int | None = None) -> list[str]:
-    """The passes `args` asks for; checks every name."""
-    from vcompile.passes import pipeline
-    from vcompile.passes.registry import parse_pass_list
-    if getattr(args, "passes", None) and getattr(args, "opt_level", None) is not None:
-        raise VcompileError("give either -O<level> or --passes, not both")
-    if getattr(args, "passes", None):
-        names = parse_pass_list(args.passes)
-    elif getattr(args, "opt_level", None) is not None:
-        names = list(pipeline(args.opt_level))
-    elif default_level is not None:
-        names = list(pipeline(default_level))
-    else:
-        names = []
-    from vcompile.passes.pipeline import with_attn_layout
-    names = with_attn_layout(names, getattr(args, "attn_layout", None))
-    disabled = parse_pass_list(_split(getattr(args, "disable_pass", [])))
-    parse_pass_list(_split(getattr(args, "print_after", [])))
-    return [n for n in names if n not in disabled]
+    """The names of the passes `args` asks for, in order (the plan's pipeline)."""
+    return [s.name for s in plan(compile_options(args, default_level)).passes]
 
 
 def apply_passes(args: argparse.Namespace, graph: Graph, default_level: int | None = None) -> Graph:
-    """Run the passes `args` asks for on `graph`, with the requested diagnostics."""
-    from vcompile.passes.attention_to_conv import attn_layout
-    names = pass_list(args, default_level)
-    with attn_layout(getattr(args, "attn_layout", None) or "bchw"):
-        return _apply(args, graph, names)
+    """Run the plan `args` asks for on `graph` (int8 too: calibration, QDQ, lowering),
+    with the requested diagnostics."""
+    from vcompile.api import run_passes
+    p = plan(compile_options(args, default_level))
+    out, _ = run_passes(graph, p, run=lambda g, specs: _apply(args, g, specs))
+    return out
 
 
-def _apply(args: argparse.Namespace, graph: Graph, names: list[str]) -> Graph:
+def _apply(args: argparse.Namespace, graph: Graph, specs: Sequence[PassSpec]) -> Graph:
     from vcompile.passes import PassManager, bisect_numerics, format_stats
-    if not names:
+    if not specs:
         return graph
     if getattr(args, "bisect_numerics", False):
-        res = bisect_numerics(graph, names, tol=args.bisect_tol, verify_each=True)
+        res = bisect_numerics(graph, specs, tol=args.bisect_tol, verify_each=True)
         print(res.line, file=sys.stderr)
-        if res.first_bad is not None:
-            return res.graph
-        graph_out = res.graph
-        return graph_out
+        return res.graph
     after = "all" if getattr(args, "print_after_all", False) else frozenset(
-        _split(getattr(args, "print_after", [])))
-    stats: list = [] if getattr(args, "pass_stats", False) else None  # type: ignore[type-arg]
+        split_names(getattr(args, "print_after", [])))
+    stats: list[PassStat] | None = [] if getattr(args, "pass_stats", False) else None
     pm = PassManager(verify_each=getattr(args, "verify_each", False), print_after=after,
                      print_to=getattr(args, "print_dir", None), stats=stats)
-    out = pm.run(graph, names)
+    out = pm.run(graph, specs)
     if stats is not None:
         print(format_stats(stats), file=sys.stderr)
     return out

@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 
-from vcompile.cli.compile import add_target_arguments, parse_input_shapes
+from vcompile.cli.compile import add_target_arguments
 from vcompile.errors import VcompileError
 
 
@@ -39,10 +39,12 @@ def load_or_compile(args: argparse.Namespace, say: object) -> object:
                                 "`vcompile MODEL -o FILE.so` or a model to compile")
         from vcompile.runtime.module import load
         return load(args.model)
-    from vcompile.api import compile as compile_model
-    return compile_model(args.model, target=args.target, opt_level=int(args.opt_level),
-                         input_shapes=parse_input_shapes(args.input), mcpu=args.mcpu,
-                         progress=say, tune_trials=0)  # type: ignore[arg-type]
+    from vcompile.api import compile_plan
+    from vcompile.cli.options import compile_options
+    from vcompile.plan import plan
+    # profiling times the database's kernels as they are: it tunes nothing
+    return compile_plan(args.model, plan(compile_options(args, tune_trials=0)),
+                        progress=say)  # type: ignore[arg-type]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,8 +53,8 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.runtime.bench import set_threads
     set_threads(args.threads)  # before TVM's thread pool exists
     from vcompile.cli.progress import steps
-    from vcompile.cli.run import random_inputs
     from vcompile.report.profile import format_profile, profile_model
+    from vcompile.runtime.inputs import random_inputs
     with steps(f"profiling {args.model}") as say:
         m = load_or_compile(args, say)
         say("timing kernels")

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from vcompile.errors import VcompileError
-from vcompile.ir.graph import Graph
 
 
 def add_quant_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,33 +39,6 @@ def check_args(args: argparse.Namespace) -> None:
     check_method(args.calib_method, args.percentile)
     if not args.int8 and (args.calib is not None or args.calib_method != "minmax"):
         raise VcompileError("--calib and --calib-method apply to --int8; add --int8")
-
-
-def compile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of vcompile.compile for these options."""
-    check_args(args)
-    if not args.int8:
-        return {}
-    return {"quantize": "int8", "calib": args.calib, "calib_method": args.calib_method,
-            "percentile": args.percentile}
-
-
-def apply_int8(args: argparse.Namespace, g: Graph, default_level: int = 2) -> Graph:
-    """`inspect --int8`: the rewrites of the pass list (with the pass diagnostics asked
-    for), calibration and QDQ insertion, then lower-integer and fuse if the list fuses.
-    `--disable-pass` applies to the passes after QDQ insertion too."""
-    from vcompile.cli.passopts import _apply, _split, pass_list
-    from vcompile.passes.attention_to_conv import attn_layout
-    from vcompile.passes.registry import parse_pass_list
-    from vcompile.quant import quantize, split_pipeline
-    before, after = split_pipeline(pass_list(args, default_level))
-    # NOTE: --disable-pass lower-integer shows the QDQ form (what calibration produced)
-    disabled = set(_split(getattr(args, "disable_pass", [])))
-    after = parse_pass_list([n for n in after if n not in disabled])  # unknown: fails now
-    with attn_layout(getattr(args, "attn_layout", None) or "bchw"):
-        g = _apply(args, g, before)
-        g = quantize(g, args.calib, args.calib_method, args.percentile)
-        return _apply(args, g, after)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import argparse
 import os
 import shlex
 
-from vcompile.cli.compile import add_target_arguments, add_tuning_arguments, parse_input_shapes
+from vcompile.cli.compile import add_target_arguments, add_tuning_arguments
 from vcompile.errors import VcompileError
 
 
@@ -27,16 +27,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=20, help="timed inferences for profile and benchmark")
     p.add_argument("--pytorch", metavar="SPEC", help="timm:NAME or pkg.module:factory: the same "
                    "model in PyTorch, benchmarked beside (implied for timm: and factory models)")
+    p.add_argument("-p", "--passes", metavar="A,B{K=V},C", help="explicit pipeline instead of -O")
+    from vcompile.cli.passopts import add_attn_layout_argument
+    from vcompile.cli.quantopts import add_quant_arguments
+    add_attn_layout_argument(p)
+    add_quant_arguments(p)
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this page, flags in a fixed order."""
     parts = ["vcompile", "report", args.model, f"-O{args.opt_level}", "--target", args.target]
-    for flag, val in (("--mcpu", args.mcpu), ("--tune-trials", args.tune_trials),
-                      ("--tuning-db", args.tuning_db), ("--threads", args.threads),
-                      ("--rounds", args.rounds), ("--pytorch", args.pytorch)):
+    for flag, val in (("--mcpu", args.mcpu), ("--arch", args.arch), ("--api-level", args.api_level),
+                      ("--passes", args.passes), ("--attn-layout", args.attn_layout),
+                      ("--tune-trials", args.tune_trials), ("--tuning-db", args.tuning_db),
+                      ("--threads", args.threads), ("--rounds", args.rounds), ("--pytorch", args.pytorch)):
         if val is not None:
             parts += [flag, str(val)]
+    if args.int8:
+        parts += ["--int8"] + (["--calib", args.calib] if args.calib else [])
+        if args.calib_method != "minmax":
+            parts += ["--calib-method", args.calib_method, "--percentile", str(args.percentile)]
     for spec in args.input or []:
         parts += ["--input", spec]
     return shlex.join(parts + ["-o", args.output])
@@ -47,8 +57,10 @@ def main(args: argparse.Namespace) -> int:
         raise VcompileError(f"--output {args.output}: the report is an HTML page; name it FILE.html")
     if args.threads < 1 or args.rounds < 1:
         raise VcompileError("--threads and --rounds must be 1 or more")
-    from vcompile.codegen import targets
-    targets.spec(args.target)
+    from vcompile.cli.options import compile_options
+    from vcompile.cli.quantopts import check_args
+    check_args(args)
+    options = compile_options(args)  # bad options fail here, before the page is begun
     # NOTE: PyTorch's idle OpenMP threads otherwise spin after each eager run and take the
     # cores from the next contender (vcompile measured 34 ms instead of 21 on resnet18).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -58,9 +70,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.files import write_atomic
     from vcompile.report.collect import Options, collect
     from vcompile.report.html import render_html
-    opts = Options(args.model, int(args.opt_level), args.target, args.mcpu,
-                   parse_input_shapes(args.input) or None, args.tune_trials, args.tuning_db,
-                   args.threads, args.rounds, args.pytorch, command_line(args))
+    opts = Options(args.model, options, args.threads, args.rounds, args.pytorch, command_line(args))
     with steps(f"report on {args.model}") as say:
         rep = collect(opts, say)
         say("writing the page")

@@ -12,6 +12,7 @@ import numpy as np
 
 from vcompile.errors import VcompileError
 from vcompile.files import atomic_path
+from vcompile.runtime.inputs import random_inputs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,21 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FILE", help="save the output (.npy: first output; .npz: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--threads", type=int, help="worker threads for the kernels (default: all cores)")
-
-
-def random_inputs(m: object, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for name, t in zip(m.input_names, m.input_types, strict=False):  # type: ignore[attr-defined]
-        if not t.is_static:
-            raise VcompileError(f"input {name!r} has symbolic dims ({t}); give it with --input")
-        if t.dtype.startswith("f"):
-            out.append(rng.standard_normal(t.shape).astype(t.np_dtype))
-        elif t.dtype == "bool":
-            out.append(rng.random(t.shape) < 0.5)
-        else:
-            out.append(rng.integers(0, 10, t.shape).astype(t.np_dtype))
-    return out
 
 
 def _read_npy(path: str) -> np.ndarray:

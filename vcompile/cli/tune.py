@@ -26,9 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from vcompile.cli.compile import parse_input_shapes
+    from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
+    from vcompile.plan import plan
     spec = targets.spec(args.target)
     rpc = None
     if args.rpc_tracker or args.rpc_key:
@@ -45,14 +46,16 @@ def main(args: argparse.Namespace) -> int:
         raise VcompileError(f"--trials must be 1 or more, got {trials}")
     from vcompile.runtime.tvm_import import import_tvm
     import_tvm()
-    from vcompile.api import optimize, to_graph
+    from vcompile.api import run_passes, to_graph
     from vcompile.codegen import tune as T
-    db = args.tuning_db or T.default_db_dir()
+    # the -O3 plan: its passes make the kernels the -O3 build will look up
+    p = plan(compile_options(args, opt_level=3, tune_trials=trials))
+    db = p.codegen.tuning_db
     with steps(f"tuning {args.model} for {args.target}") as say:
         say("importing")
-        g, _ = optimize(to_graph(args.model, parse_input_shapes(args.input)), 3)
+        g, _ = run_passes(to_graph(args.model, p.options.input_shapes), p)
         report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say,
-                        rpc=rpc)
+                        rpc=rpc, fusion=p.codegen.fusion)
     print(f"{report.summary()}; database {db}")
     for name in sorted(report.best_ms, key=lambda k: -report.best_ms[k]):
         rule = report.rule_ms.get(name)

@@ -16,6 +16,7 @@ from typing import Any
 
 from vcompile import __version__
 from vcompile.codegen import targets
+from vcompile.codegen.options import FUSION_MODES, CodegenOptions, fusion_mode
 from vcompile.codegen.relax import to_relax
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, io_names
@@ -40,18 +41,6 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
             "passes": list(passes),
             # lets `vcompile profile` name a loaded library's kernels without its IR
             "kernel_table": kernel_table(g)}
-
-
-FUSION_MODES = ("vcompile", "tvm", "none")
-
-
-def fusion_mode(g: Graph, opt_level: int | None) -> str:
-    """Who decides the kernels: "vcompile" when the `fuse` pass made region nodes (one
-    group, one kernel), "none" at -O0 and -O1 (every op its own kernels), else "tvm"
-    (TVM's FuseOps over the plain graph: what `--disable-pass fuse` compares against)."""
-    if any(n.region is not None for n in g.nodes):
-        return "vcompile"
-    return "none" if opt_level in (0, 1) else "tvm"
 
 
 def fusion_passes(target: Any, fusion: str = "tvm") -> list[Any]:
@@ -167,29 +156,29 @@ def relax_pipeline(target: Any, schedule: Any | None, tuned: bool = False, fusio
     return _pipeline
 
 
-def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
-          passes: tuple[str, ...] = (), mcpu: str | None = None,
-          tuning_db: str | os.PathLike[str] | None = None, arch: str | None = None,
-          api_level: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Compile a verified, canonical graph; returns (VM executable, metadata).
+def build(g: Graph, options: CodegenOptions | str = "host", *,
+          passes: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """Compile a verified, canonical graph as `options` (the plan's codegen half, or just
+    a target name) say; returns (VM executable, metadata).
 
-    At -O1 and above (and when no level is given) a CPU target gets the packed kernels
-    of `emit_tiled` and the rule-based schedules of `codegen.schedules`; -O0 builds
-    TVM's plain, unscheduled TIR. Kernels are fused as `fusion_mode` says; the
-    metadata records the mode and the number of kernels `main` launches. With
-    `tuning_db`, kernels that have records there use the best record (see
-    `codegen.tune`), the rest the rules. GPU targets (CUDA, OpenCL) get TVM's GPU
-    pipeline with dlight's schedules (`codegen.gpu`); `arch` and `api_level` are the
-    CUDA arch and Android API level of the targets that take them.
+    With `options.schedules` a CPU target gets the packed kernels of `emit_tiled` and the
+    rule-based schedules of `codegen.schedules`; without, TVM's plain, unscheduled TIR.
+    Kernels are fused as `fusion_mode` says; the metadata records the mode and the number
+    of kernels `main` launches. With `options.tuning_db`, kernels that have records there
+    use the best record (see `codegen.tune`), the rest the rules. GPU targets (CUDA,
+    OpenCL) get TVM's GPU pipeline with dlight's schedules (`codegen.gpu`).
     """
     import tvm
 
     from vcompile.codegen import gpu
     from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
-    target = targets.resolve(target_name, mcpu=mcpu, arch=arch, api_level=api_level)
+    opts = CodegenOptions(options) if isinstance(options, str) else options
+    target_name = opts.target
+    target = targets.resolve(target_name, **opts.target_options())
     on_cpu = target.kind.name == "llvm"
-    tiles = cpu_tiles(target) if opt_level != 0 and on_cpu else None
-    fusion = fusion_mode(g, opt_level)
+    tiles = cpu_tiles(target) if opts.schedules and on_cpu else None
+    fusion = fusion_mode(g, opts.fusion)
+    tuning_db = opts.tuning_db if on_cpu else None
     mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
     kernels: list[int] = []
     pipeline = relax_pipeline(target, ScheduleCPU(tiles) if tiles is not None else None,
@@ -207,9 +196,9 @@ def build(g: Graph, target_name: str = "host", *, opt_level: int | None = None,
         msg = str(e).strip().splitlines()
         raise BuildError(f"TVM failed to compile graph @{g.name} for {target_name}: "
                          f"{msg[-1] if msg else type(e).__name__}") from e
-    meta = metadata(g, target_name, target, opt_level, passes)
+    meta = metadata(g, target_name, target, opts.opt_level, passes)
     meta.update(fusion=fusion, kernels=kernels[0] if kernels else None,
-                target_options={"mcpu": mcpu, "arch": arch, "api_level": api_level},
+                target_options=opts.target_options(),
                 device=target.kind.name if not on_cpu else "cpu")
     return ex, meta
 

@@ -1,7 +1,7 @@
 """Tuning at -O3: MetaSchedule over a model's kernels, with a persistent database.
 
     tune(g, "host", trials=256, db_dir=default_db_dir()) => TuneReport(tasks, new, trials, ...)
-    build(g, "host", opt_level=3, db_dir=...)            => records applied, rules for the rest
+    build(g, CodegenOptions("host", tuning_db=...))     => records applied, rules for the rest
 
 The tasks are the PrimFuncs of the model after TVM's FuseOps/FuseTIR, in the packed
 layouts `emit_tiled` chose, so the search starts from the rule-based kernels' layouts.
@@ -81,13 +81,15 @@ class TuneReport:
                 f"tuning beat the rule-based schedule on {won} of {len(self.rule_ms)}{skipped}")
 
 
-def fused_module(g: Any, target: Any, tiles: Any) -> Any:
-    """The Relax module after legalization and fusion: what gets scheduled or tuned."""
+def fused_module(g: Any, target: Any, tiles: Any, fusion: str = "tvm") -> Any:
+    """The Relax module after legalization and fusion (`fusion` as the plan's codegen
+    options say, `fuse` groups kept): what gets scheduled or tuned."""
     import tvm
 
-    from vcompile.codegen.build import fusion_mode, fusion_passes, io_names
+    from vcompile.codegen.build import fusion_passes, io_names
+    from vcompile.codegen.options import fusion_mode
     from vcompile.codegen.relax import to_relax
-    fusion = fusion_mode(g, 3)
+    fusion = fusion_mode(g, fusion)
     mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
     with target:
         return tvm.transform.Sequential(fusion_passes(target, fusion))(mod)
@@ -171,7 +173,7 @@ def _drop_unnamed_handlers(name: str) -> None:
 def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
          db_dir: str | os.PathLike[str] | None = None, mcpu: str | None = None,
          progress: Progress | None = None, seed: int = 0,
-         rpc: tuple[str, int, str] | None = None) -> TuneReport:
+         rpc: tuple[str, int, str] | None = None, fusion: str = "tvm") -> TuneReport:
     """Tune the kernels of `g` that the database does not hold yet; returns a report.
     With `rpc` (tracker host, port, device key) candidates are measured on that device."""
     import tvm
@@ -187,7 +189,7 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
     db = open_db(db_dir or default_db_dir())
     start = time.monotonic()
     say("extracting kernels")
-    mod = fused_module(g, target, tiles)
+    mod = fused_module(g, target, tiles, fusion)
     tasks = list(ms.relax_integration.extract_tasks(mod, target))
     report = TuneReport(tasks=len(tasks))
     new = [t for t in tasks if not db.has_workload(t.dispatched[0])]

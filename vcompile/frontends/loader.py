@@ -1,6 +1,7 @@
 """One entry point from "what the user named" to IR, shared by the CLI and `compile()`.
 
     load_model("model.onnx" | onnx.ModelProto)   => frontends.onnx.load
+    load_model("block.vir")                      => ir.parse_graph (missing constants seeded)
     load_model(ir.Graph)                         => the graph as is
     load_model(nn.Module, example_inputs=(x,))   => frontends.torch.load
     load_model("timm:resnet18")                  => timm model, seeded random weights
@@ -22,7 +23,7 @@ from typing import Any
 from vcompile.frontends import FrontendError
 from vcompile.ir.graph import Graph
 
-__all__ = ["ModelSpecError", "load_model"]
+__all__ = ["ModelSpecError", "load_model", "module_from_reference"]
 
 Shapes = Mapping[str, Sequence[int]]
 
@@ -40,6 +41,12 @@ def load_model(spec: Any, input_shapes: Shapes | None = None,
             raise ModelSpecError("input shapes apply to ONNX and PyTorch models; a Graph "
                                  "already has its types")
         return spec
+    if _is_vir_path(spec):
+        if input_shapes:
+            raise ModelSpecError("--input applies to ONNX models; a .vir file fixes its own shapes")
+        from vcompile.ir.parser import parse_graph
+        with open(spec) as f:
+            return parse_graph(f.read())
     if type(spec).__name__ == "ModelProto" or _is_onnx_path(spec):
         if example_inputs is not None:
             raise ModelSpecError("example_inputs apply to PyTorch modules; for ONNX use "
@@ -47,7 +54,7 @@ def load_model(spec: Any, input_shapes: Shapes | None = None,
         from vcompile.frontends import onnx as onnx_frontend
         return onnx_frontend.load(spec, input_shapes=input_shapes)
     if isinstance(spec, str | os.PathLike):
-        module, default = _module_from_reference(os.fspath(spec))
+        module, default = module_from_reference(os.fspath(spec))
     elif _is_module(spec):
         module, default = spec, None
     else:
@@ -59,12 +66,25 @@ def load_model(spec: Any, input_shapes: Shapes | None = None,
     return torch_frontend.load(module, inputs, dynamic_batch=dynamic_batch)
 
 
+def _is_vir_path(spec: Any) -> bool:
+    return isinstance(spec, str | os.PathLike) and os.fspath(spec).endswith(".vir") \
+        and _existing_file(os.fspath(spec))
+
+
+def _existing_file(path: str) -> bool:
+    if not os.path.exists(path):
+        raise ModelSpecError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise ModelSpecError(f"{path}: not a file")
+    return True
+
+
 def _is_onnx_path(spec: Any) -> bool:
     if not isinstance(spec, str | os.PathLike):
         return False
     path = os.fspath(spec)
     if path.endswith(".onnx"):
-        return True
+        return _existing_file(path)
     if os.path.exists(path):
         raise ModelSpecError(f"cannot load {path}: expected an .onnx file, 'timm:NAME' or "
                              "'pkg.module:factory'")
@@ -76,7 +96,7 @@ def _is_module(x: Any) -> bool:
                for c in type(x).__mro__)
 
 
-def _module_from_reference(ref: str) -> tuple[Any, tuple[int, ...] | None]:
+def module_from_reference(ref: str) -> tuple[Any, tuple[int, ...] | None]:
     """('timm:NAME' | 'pkg.module:factory') -> (nn.Module, default input shape or None)."""
     prefix, sep, name = ref.partition(":")
     if not sep or not prefix or not name:

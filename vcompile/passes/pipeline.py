@@ -5,7 +5,10 @@ None of them changes numerics beyond float reassociation; numerics-changing pass
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from vcompile.errors import VcompileError
+from vcompile.passes.spec import PassSpec, make_spec, parse_pipeline
 
 # Canonical form is what codegen accepts, so even -O0 canonicalizes.
 O0: tuple[str, ...] = ("canonicalize", "dce")
@@ -37,23 +40,40 @@ BNC_ONLY: tuple[str, ...] = ("depthwise-nhwc", "slices-before-transpose")
 # ops `recognize` makes) and before fusion (which groups the conv epilogues it exposes).
 ATTN_TO_CONV: tuple[str, ...] = ("attention-to-conv", "canonicalize", "dce")
 
+# The int8 flow: the rewrites run on the float graph, calibration and QDQ insertion follow,
+# then the integer lowering and (when the list fuses) fusion. depthwise-nhwc makes a
+# float-only op (lower-integer lowers NCHW convs) and fusion must see the integer graph, so
+# both stay out of the rewrites.
+NOT_BEFORE_QUANT: tuple[str, ...] = ("fuse", "depthwise-nhwc")
+LOWER_INTEGER: tuple[str, ...] = ("lower-integer", "canonicalize", "dce")
 
-def with_attn_layout(names: tuple[str, ...] | list[str], layout: str | None) -> list[str]:
-    """`names` with attention-to-conv put in (bchw, ane) or taken out (bnc); None: as is."""
+
+def with_attn_layout(specs: Sequence[PassSpec], layout: str | None) -> list[PassSpec]:
+    """`specs` with attention-to-conv put in (bchw, ane: with that layout) or taken out
+    (bnc); None: as is."""
     from vcompile.passes.attention_to_conv import check_layout
-    out = list(names)
+    out = list(specs)
     if layout is None:
         return out
     if check_layout(layout) == "bnc":
-        return [n for n in out if n != "attention-to-conv"]
+        return [s for s in out if s.name != "attention-to-conv"]
     # channel-first blocks want NCHW convs: a channels-last depthwise conv between them
     # would need transposes that attention-to-conv otherwise removes; and its layout
     # propagation follows a q, k, v split as one transpose, not three
-    out = [n for n in out if n not in BNC_ONLY]
-    if "attention-to-conv" in out:
+    out = [s.with_options(layout=layout) if s.name == "attention-to-conv" else s
+           for s in out if s.name not in BNC_ONLY]
+    if any(s.name == "attention-to-conv" for s in out):
         return out
-    at = out.index("fuse") if "fuse" in out else len(out)
-    return out[:at] + list(ATTN_TO_CONV) + out[at:]
+    at = next((i for i, s in enumerate(out) if s.name == "fuse"), len(out))
+    added = [make_spec(n, {"layout": layout} if n == "attention-to-conv" else None) for n in ATTN_TO_CONV]
+    return out[:at] + added + out[at:]
+
+
+def int8_split(specs: Sequence[PassSpec]) -> tuple[list[PassSpec], list[PassSpec]]:
+    """(the rewrites before calibration, the passes after QDQ insertion) for a pipeline."""
+    before = [s for s in specs if s.name not in NOT_BEFORE_QUANT]
+    after = list(parse_pipeline(LOWER_INTEGER)) + [s for s in specs if s.name == "fuse"][:1]
+    return before, after
 
 
 def pipeline(level: int | str) -> tuple[str, ...]:
@@ -62,25 +82,3 @@ def pipeline(level: int | str) -> tuple[str, ...]:
     if not key.isdigit() or int(key) not in LEVELS:
         raise VcompileError(f"unknown optimization level {level!r}; use -O0, -O1, -O2 or -O3")
     return LEVELS[int(key)]
-
-
-# -O3 turns attention-to-conv on only for the (target, model) pairs where
-# benchmarks/attention_to_conv.py measured it faster, by at least 1.05x in most runs
-# (README, "attention-to-conv"). Measured 2026-11-23 on the host CPU (x86-64, 2 threads),
-# pass-off / pass-on (bchw) latency, run by run: deit 0.88x 0.88x; swin 0.77x 0.76x 0.85x
-# 0.75x; levit 0.93x 0.95x 0.93x 1.06x 0.96x (the last on a quiet machine); efficientvit_m0
-# 1.00x 0.99x 1.00x; nextvit_small 1.00x 1.04x 1.00x; lowformer_b0 1.06x 1.00x 1.05x
-# 1.00x; convnext_atto 1.02x 1.00x; mobilevitv2_050 (graph unchanged by the pass) 1.00x
-# 0.80x: noise. ane is slower or level everywhere. Nothing is faster on the CPU, so every
-# entry is off (None). Other targets (x86_64, arm64, cuda: no GPU on the build machine)
-# were not measured: no entry, so the pass stays off there too.
-O3_ATTN_LAYOUT: dict[tuple[str, str], str | None] = {
-    ("host", model): None
-    for model in ("deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128s",
-                  "efficientvit_m0", "mobilevitv2_050", "nextvit_small", "lowformer_b0", "convnext_atto")
-}
-
-
-def o3_attn_layout(target: str, model: str) -> str | None:
-    """The layout -O3 uses for `model` on `target` (None: the pass stays off)."""
-    return O3_ATTN_LAYOUT.get((target, model))

@@ -2,6 +2,7 @@
 
     rewrites (the -O list without fuse) => calibrate => insert QDQ
         => lower-integer, canonicalize, dce => fuse (unless -O0/-O1) => codegen
+    (the split is `passes.pipeline.int8_split`; `vcompile.plan` records both halves)
 
     g_qdq = quantize(g, calib="calib.npz", method="percentile")   # QDQ form (interpretable)
     g_int, ran = int8_flow(g_float, pipeline(2), calib=...)      # the whole flow, passes run
@@ -19,13 +20,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vcompile.ir.graph import Graph
+from vcompile.passes.pipeline import LOWER_INTEGER as LOWER
+from vcompile.passes.pipeline import int8_split
+from vcompile.passes.spec import PassSpec, parse_pipeline
 from vcompile.quant.calibrate import DEFAULT_PERCENTILE, METHODS, activation_scales, check_method
 from vcompile.quant.calibrate import collect_ranges as collect_ranges
 from vcompile.quant.data import CalibrationWarning, samples_from, synthetic_samples
 from vcompile.quant.qdq import SOFTMAX_SCALE, QuantizeError, insert_qdq, plan
 
 MODES = ("int8",)
-LOWER: tuple[str, ...] = ("lower-integer", "canonicalize", "dce")
 DEFAULT_MAX_SAMPLES = 8  # the interpreter takes seconds per sample on a ViT
 
 
@@ -67,30 +70,32 @@ def is_quantized(g: Graph) -> bool:
     return any(n.op == "quantize_linear" for n in g.nodes)
 
 
-def split_pipeline(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(the rewrites before calibration, the passes after QDQ insertion) for a pass list."""
-    # depthwise-nhwc makes a float-only op (lower-integer lowers NCHW convs): left out
-    before = [n for n in names if n not in ("fuse", "depthwise-nhwc")]
-    after = list(LOWER) + (["fuse"] if "fuse" in names else [])
-    return before, after
-
-
-def int8_flow(g: Graph, names: Sequence[str], calib: Any = None, method: str = "minmax",
-              percentile: float = DEFAULT_PERCENTILE, max_samples: int = DEFAULT_MAX_SAMPLES,
+def int8_flow(g: Graph, names: str | Sequence[str | PassSpec], calib: Any = None,
+              method: str = "minmax", percentile: float = DEFAULT_PERCENTILE,
+              max_samples: int = DEFAULT_MAX_SAMPLES,
               progress: Callable[[str], None] | None = None) -> tuple[Graph, tuple[str, ...]]:
-    """Run the int8 flow on the (verified, unoptimized) graph `g` with the pass list
+    """Run the int8 flow on the (verified, unoptimized) graph `g` with the pipeline
     `names` (an -O pipeline); returns the integer graph and every pass run."""
+    before, after = int8_split(parse_pipeline(names))
+    return run_int8(g, before, after, calib, method, percentile, max_samples, progress)
+
+
+def run_int8(g: Graph, before: Sequence[PassSpec], after: Sequence[PassSpec], calib: Any = None,
+             method: str = "minmax", percentile: float = DEFAULT_PERCENTILE,
+             max_samples: int = DEFAULT_MAX_SAMPLES, progress: Callable[[str], None] | None = None,
+             run: Callable[[Graph, Sequence[PassSpec]], Graph] | None = None,
+             ) -> tuple[Graph, tuple[str, ...]]:
+    """The int8 flow with its two halves given (`passes.pipeline.int8_split`); `run` runs
+    a pipeline (default `passes.run`, the CLI passes its diagnostics' manager)."""
     from vcompile import passes as P
-    from vcompile.passes.registry import parse_pass_list
     say = progress or (lambda s: None)
-    before, after = split_pipeline(names)
-    parse_pass_list(after)  # lower-integer missing: fail before the rewrites and calibration
-    g = P.run(g, before) if before else g
+    run = run or P.run
+    g = run(g, before) if before else g
     say("lowering the model's own quantization" if is_quantized(g) else "calibrating")
     q = quantize(g, calib, method, percentile, max_samples)
     say("lowering to integers")
-    return P.run(q, after), tuple(before) + ("quantize",) + tuple(after)
+    return run(q, after), tuple(s.name for s in before) + ("quantize",) + tuple(s.name for s in after)
 
 
 __all__ = ["DEFAULT_PERCENTILE", "LOWER", "METHODS", "MODES", "CalibrationWarning", "QuantizeError",
-           "check_quantize", "int8_flow", "is_quantized", "quantize", "split_pipeline"]
+           "check_quantize", "int8_flow", "is_quantized", "quantize", "run_int8"]

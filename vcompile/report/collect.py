@@ -1,13 +1,13 @@
 """Everything the HTML report shows, gathered stage by stage; a failing stage ends the
 run but keeps what the stages before it found.
 
-    collect(Options(model="timm:resnet18", opt_level=3, target="host"))
+    collect(Options("timm:resnet18", CompileOptions(opt_level=3)))
       => Report(stages=[Stage("import", "ok", 2.1), ..., Stage("build", "failed", ...)],
                 summary, passes, svg_before, svg_after, kernels, build, profile, bench, error)
 
-Stages, in order: import (the frontend), passes (the -O pipeline through the pass
-manager, with per-pass node counts), fusion (the kernel table and the drawings),
-build (tuning at -O3, then TVM), profile (per-kernel times), benchmark (vcompile
+Stages, in order: import (the frontend), passes (the plan's passes through the pass
+manager, with per-pass node counts; int8 with calibration and lowering), fusion (the
+kernel table and the drawings), build (tuning at -O3, then TVM), profile (per-kernel times), benchmark (vcompile
 against onnxruntime and PyTorch, interleaved). Any exception in a stage is recorded
 as that stage's error; the later stages are "not reached".
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcompile.errors import VcompileError
+from vcompile.plan import CompileOptions
 
 STAGES = ("import", "passes", "fusion", "build", "profile", "benchmark")
 Say = Callable[..., None]  # say(step) or say(step, done, total): see cli.progress
@@ -27,12 +28,7 @@ Say = Callable[..., None]  # say(step) or say(step, done, total): see cli.progre
 @dataclass
 class Options:
     model: str
-    opt_level: int = 2
-    target: str = "host"
-    mcpu: str | None = None
-    input_shapes: dict[str, tuple[int, ...]] | None = None
-    tune_trials: int | None = None
-    tuning_db: str | None = None
+    compile: CompileOptions = field(default_factory=CompileOptions)  # what the plan is made of
     threads: int = 1
     rounds: int = 20
     pytorch: str | None = None     # timm:NAME or pkg.module:factory, timed beside
@@ -52,6 +48,7 @@ class Report:
     options: Options
     stages: list[Stage] = field(default_factory=lambda: [Stage(s) for s in STAGES])
     summary: dict[str, Any] = field(default_factory=dict)
+    plan: str = ""                                            # Plan.format()
     passes: list[Any] = field(default_factory=list)          # PassStat
     svg_before: str = ""
     svg_after: str = ""

@@ -20,10 +20,10 @@ def _svg(g: Any) -> tuple[str, str]:
 
 
 def stage_import(opts: Options, rep: Report, state: dict[str, Any]) -> str:
-    from vcompile.cli.inspect import load_model
+    from vcompile.api import to_graph
     from vcompile.ir.stats import graph_stats
     from vcompile.ir.verify import verify
-    g = verify(load_model(opts.model, opts.input_shapes))  # type: ignore[arg-type]
+    g = verify(to_graph(opts.model, opts.compile.input_shapes))
     s = graph_stats(g)
     rep.summary = {"graph": g.name, "inputs": [f"{v.hint or 'input'}: {v.type}" for v in g.inputs],
                    "outputs": [f"{v.hint or 'output'}: {v.type}" for v in g.outputs],
@@ -36,10 +36,14 @@ def stage_import(opts: Options, rep: Report, state: dict[str, Any]) -> str:
 
 
 def stage_passes(opts: Options, rep: Report, state: dict[str, Any]) -> str:
-    from vcompile.passes import PassManager, pipeline
-    names = pipeline(opts.opt_level)
+    from vcompile.api import run_passes
+    from vcompile.passes import PassManager
+    from vcompile.plan import plan
+    p = state["plan"] = plan(opts.compile)
+    rep.plan = p.format()
     stats: list[Any] = []
-    g = PassManager(verify_each=True, stats=stats).run(state["graph"], names)  # shown by cli.progress
+    pm = PassManager(verify_each=True, stats=stats)  # each pass shown by cli.progress
+    g, names = run_passes(state["graph"], p, progress=state["say"], run=pm.run)
     rep.passes = stats
     state["graph"], state["passes"] = g, names
     return f"{len(names)} passes, {stats[0].nodes_before if stats else len(g.nodes)} -> {len(g.nodes)} nodes"
@@ -56,21 +60,14 @@ def stage_fusion(opts: Options, rep: Report, state: dict[str, Any]) -> str:
 
 
 def stage_build(opts: Options, rep: Report, state: dict[str, Any]) -> str:
-    from vcompile.codegen import build as B
+    from vcompile.api import build, tune_for
     from vcompile.codegen import targets
     from vcompile.runtime.module import CompiledModel
-    g, db = state["graph"], None
-    spec = targets.spec(opts.target)
-    if opts.opt_level == 3 and targets.resolve(opts.target, mcpu=opts.mcpu).kind.name == "llvm":
-        from vcompile.codegen import tune as T
-        db = opts.tuning_db or T.default_db_dir()
-        trials = T.DEFAULT_TRIALS if opts.tune_trials is None else opts.tune_trials
-        if spec.runs_here and trials > 0:
-            T.tune(g, opts.target, trials=trials, db_dir=db, mcpu=opts.mcpu, progress=state["say"])
-        else:
-            T.open_db(db)  # a bad database path fails here, not deep inside TVM
-    ex, meta = B.build(g, opts.target, opt_level=opts.opt_level, passes=state["passes"],
-                       mcpu=opts.mcpu, tuning_db=db)
+    g, p = state["graph"], state["plan"]
+    spec = targets.spec(p.codegen.target)
+    tune_for(g, p, state["say"])  # a bad database path fails here, not deep inside TVM
+    ex, meta = build(g, p, state["passes"])
+    db = p.codegen.tuning_db
     rep.build = {"kernels": meta.get("kernels"), "fusion": meta.get("fusion"),
                  "tvm_target": meta.get("tvm_target"), "tuning_db": str(db) if db else None}
     if spec.runs_here:
@@ -80,9 +77,9 @@ def stage_build(opts: Options, rep: Report, state: dict[str, Any]) -> str:
 
 def stage_profile(opts: Options, rep: Report, state: dict[str, Any]) -> str | tuple[str, str]:
     if "model" not in state:
-        return ("skipped", f"target {opts.target} does not run on this machine")
-    from vcompile.cli.run import random_inputs
+        return ("skipped", f"target {opts.compile.target} does not run on this machine")
     from vcompile.report.profile import profile_model
+    from vcompile.runtime.inputs import random_inputs
     m = state["model"]
     state["inputs"] = random_inputs(m)
     rep.profile = profile_model(m, state["inputs"], rounds=opts.rounds,
@@ -92,7 +89,7 @@ def stage_profile(opts: Options, rep: Report, state: dict[str, Any]) -> str | tu
 
 def stage_benchmark(opts: Options, rep: Report, state: dict[str, Any]) -> str | tuple[str, str]:
     if "model" not in state:
-        return ("skipped", f"target {opts.target} does not run on this machine")
+        return ("skipped", f"target {opts.compile.target} does not run on this machine")
     from vcompile.runtime.bench import time_interleaved
     m, xs = state["model"], state["inputs"]
     fns: dict[str, Any] = {"vcompile": lambda: m(*xs)}
@@ -145,9 +142,9 @@ def _contenders(opts: Options, xs: list[Any], fns: dict[str, Any], state: dict[s
 def _torch_fn(spec: str, xs: list[Any], threads: int) -> tuple[Any, Any]:
     import torch
 
-    from vcompile.frontends.loader import _module_from_reference
+    from vcompile.frontends.loader import module_from_reference
     torch.set_num_threads(threads)
-    module, _ = _module_from_reference(spec)
+    module, _ = module_from_reference(spec)
     module.eval()
     args = [torch.from_numpy(x) for x in xs]
 
