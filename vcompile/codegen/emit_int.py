@@ -18,8 +18,9 @@ from tvm import te, tirx
 
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
-from vcompile.ir.ops.integer import _range, exp2_poly
-from vcompile.ir.ops.nn import _layer_span
+from vcompile.ir.ops.integer import exp2_poly
+from vcompile.ir.ops.ranges import int_range
+from vcompile.ir.ops.windows import layer_span
 
 I32, I64 = "int32", "int64"
 
@@ -94,7 +95,7 @@ def floordiv(a: Any, b: Any, via_f64: bool) -> Any:
 
 
 def saturate(v: Any, dtype: str, clip: Sequence[int] = ()) -> Any:
-    lo, hi = _range(dtype, tuple(int(c) for c in clip))
+    lo, hi = int_range(dtype, tuple(int(c) for c in clip))
     return tirx.max(tirx.min(v, c64(hi)), c64(lo)).astype(TVM_DTYPE[dtype])
 
 
@@ -227,7 +228,7 @@ def _shiftmax(ctx: Ctx, n: Node, a: list) -> Any:
 def _ilayernorm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
     shape = [int(d) for d in t.shape]
-    ax, stop = _layer_span(t, n.attrs)
+    ax, stop = layer_span(t, n.attrs)
     c = math.prod(shape[ax:stop])
     f, zp, eps = _attr(n, "frac_bits"), _attr(n, "x_zp"), _attr(n, "eps")
     kept, full = _rows(shape, ax, stop)

@@ -3,7 +3,7 @@
     conv{n}d(x, w, b)            => R.nn.conv{n}d(x, w) + reshape(b, [1,O,1..])
     *_norm(x, ...)               => mean / variance arithmetic in float32 at least
     resize(x)                    => per axis: take (nearest) or a matmul with the [out,in]
-                                    weight matrix `resize._axis_weights` computes
+                                    weight matrix `resize.axis_weights` computes
 
 Resize weights are the numpy reference's own helper evaluated at compile time on
 static dims, so every resize mode follows `interp` by construction. Pooling is in
@@ -19,6 +19,7 @@ from tvm import relax
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops import resize as resize_ops
+from vcompile.ir.ops.windows import layer_span
 
 R = relax.op
 _LAYOUT = {1: ("NCW", "OIW"), 2: ("NCHW", "OIHW"), 3: ("NCDHW", "OIDHW")}
@@ -118,9 +119,7 @@ def _instance_group_norm(ctx: Ctx, n: Node, a: list) -> Any:
 @rule("layer_norm")
 def _layer_norm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
-    ax = int(n.attrs["axis"]) % t.rank  # type: ignore[arg-type]
-    naxes = int(n.attrs["naxes"])  # type: ignore[arg-type]
-    stop = ax + naxes if naxes else t.rank
+    ax, stop = layer_span(t, n.attrs)
     x = _up(ctx, a[0], t.dtype)
     y = _standardize(ctx, x, list(range(ax, stop)), float(n.attrs["epsilon"]), _cdt(t.dtype))  # type: ignore[arg-type]
 
@@ -164,7 +163,7 @@ def _nearbyint(v: Any) -> Any:
 
 def _resize_axis(ctx: Ctx, y: Any, ax: int, rank: int, n_in: int, n_out: int, scale: float,
                  roi: tuple[float, float], at: Any, work: str) -> Any:
-    idx, w = resize_ops._axis_weights(at, n_in, n_out, scale, roi)
+    idx, w = resize_ops.axis_weights(at, n_in, n_out, scale, roi)
     if at["mode"] == "nearest" and not at["exclude_outside"]:
         pick = idx[np.arange(n_out), np.argmax(w, axis=1)]
         y = ctx.emit(R.take(y, np_const(pick.astype(np.int64)), ax))
@@ -177,7 +176,7 @@ def _resize_axis(ctx: Ctx, y: Any, ax: int, rank: int, n_in: int, n_out: int, sc
         yt = ctx.emit(R.matmul(yt, ctx.const(mat.T, work)))
         y = ctx.emit(R.permute_dims(yt, [int(i) for i in inv])) if ax != rank - 1 else yt
     if at["coordinate_transformation_mode"] == "tf_crop_and_resize":
-        src = resize_ops._source_coords(at, np.arange(n_out, dtype=np.float64), n_in, scale, roi)
+        src = resize_ops.source_coords(at, np.arange(n_out, dtype=np.float64), n_in, scale, roi)
         shape = [1] * rank
         shape[ax] = n_out
         outside = ((src < 0) | (src > n_in - 1)).reshape(shape)

@@ -2,10 +2,10 @@
 
     max_pool(x) / avg_pool(x) => pad(x, lowest | 0, begins, ends + ceil overhang)
                                  -> R.nn.*_pool with no padding (and, for avg, times a
-                                 constant K / count that `pool._Window` computes)
+                                 constant K / count that `windows.PoolWindow` computes)
     max_pool(x) {with_indices} => a te argmax reduction over the kernel taps
 
-Window geometry and counts come from the numpy reference's own `_Window`, evaluated at
+Window geometry and counts come from the numpy reference's own `PoolWindow`, evaluated at
 compile time on static dims, so ceil mode and count_include_pad follow `interp`.
 """
 from __future__ import annotations
@@ -19,14 +19,14 @@ from vcompile.codegen.emit_nn import _LAYOUT, _cdt, _down, _up
 from vcompile.codegen.emit_shape import _typed_scalar
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
-from vcompile.ir.ops import pool as pool_ops
+from vcompile.ir.ops.windows import PoolWindow, flat_strides
 
 R = relax.op
 
 
 def _window(n: Node) -> Any:
     sp = [int(d) for d in n.inputs[0].shape[2:]]  # type: ignore[arg-type]
-    return pool_ops._Window(n.op, sp, n.attrs)
+    return PoolWindow(n.op, sp, n.attrs)
 
 
 def _pre_pad(ctx: Ctx, n: Node, x: Any, w: Any, value: Any) -> Any:
@@ -81,7 +81,7 @@ def _max_pool_indices(ctx: Ctx, n: Node, a: list) -> Any:
     from tvm import te, tirx
     w = _window(n)
     col = int(n.attrs["storage_order"]) == 1  # type: ignore[arg-type]
-    st = pool_ops._flat_strides(w.in_sp, column_major=col)
+    st = flat_strides(w.in_sp, column_major=col)
     kk, plane_size = int(np.prod(w.k)), int(np.prod(w.in_sp))
     sent = tirx.const(1 << 30, "int64")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcompile.ir.graph import Node, Value
+from vcompile.ir.ops.windows import PoolWindow
 from vcompile.passes.pattern import Match, RewriteBuilder
 from vcompile.passes.qparams import QParams, dequantized, i32_const
 from vcompile.passes.registry import note
@@ -157,13 +158,9 @@ def _dq_source(m: Match, v: Value) -> Value:
 
 def _window_counts(n: Node) -> np.ndarray:
     """[1, 1, Ho, Wo]: how many taps of each window fall inside the unpadded input."""
-    a, per_axis = n.attrs, []
-    for i in range(2):
-        size, out = int(n.inputs[0].shape[2 + i]), int(n.outputs[0].shape[2 + i])  # type: ignore[arg-type]
-        k, s, d = (int(a[key][i]) for key in ("kernel", "strides", "dilations"))  # type: ignore[index]
-        pos = np.arange(out)[:, None] * s - int(a["pads"][i]) + np.arange(k)[None, :] * d  # type: ignore[index]
-        per_axis.append(((pos >= 0) & (pos < size)).sum(axis=1))
-    return np.multiply.outer(*per_axis).reshape(1, 1, *per_axis[0].shape, *per_axis[1].shape)
+    sp = [int(d) for d in n.inputs[0].shape[2:]]  # type: ignore[arg-type]
+    counts = PoolWindow(n.op, sp, n.attrs).count([0] * len(sp), sp)
+    return counts.reshape(1, 1, *counts.shape)
 
 
 def lower_avg_pool2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:

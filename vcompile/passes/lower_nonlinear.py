@@ -27,6 +27,7 @@ import numpy as np
 
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import dyadic
+from vcompile.ir.ops.windows import layer_span
 from vcompile.passes.lower_contractions import Acc, activation
 from vcompile.passes.pattern import Match, RewriteBuilder
 from vcompile.passes.qparams import QOut, QParams, const_value, dequantized
@@ -167,9 +168,9 @@ def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     x = _norm_input(m, n)
     if x is None:
         return None
-    rank, naxes = n.inputs[0].type.rank, int(n.attrs["naxes"])  # type: ignore[arg-type]
-    ax = int(n.attrs["axis"]) % rank  # type: ignore[arg-type]
-    dims = n.inputs[0].shape[ax:ax + naxes if naxes else rank]
+    ax, stop = layer_span(n.inputs[0].type, n.attrs)
+    naxes = int(n.attrs["naxes"])  # type: ignore[arg-type]
+    dims = n.inputs[0].shape[ax:stop]
     if not all(isinstance(d, int) for d in dims):
         return None
     beta = const_value(m, n.inputs[2]) if len(n.inputs) == 3 else None

@@ -23,6 +23,7 @@ import numpy as np
 
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
+from vcompile.ir.ops.ranges import int_range
 from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.qparams import dequantized
 from vcompile.passes.registry import note
@@ -49,14 +50,8 @@ def _moved_attrs(n: Node, scale: float, zp: int, hoist: bool = False) -> dict[st
     return attrs
 
 
-def _limits(dtype: str) -> tuple[int, int]:
-    info = np.iinfo(np.dtype({"i8": np.int8, "u8": np.uint8, "i16": np.int16, "u16": np.uint16,
-                              "i32": np.int32}.get(dtype, np.int64)))
-    return int(info.min), int(info.max)
-
-
 def _ok_range(dtype: str, v: float) -> bool:
-    lo, hi = _limits(dtype)
+    lo, hi = int_range(dtype)
     return lo <= v <= hi
 
 
@@ -116,7 +111,7 @@ def hoist_quantize(m: Match, bb: RewriteBuilder) -> Value | None:
     if attrs is None:
         return None
     if n.op == "pad" and not _ok_range(qn.outputs[0].dtype, float(attrs["value"])):  # type: ignore[arg-type]
-        attrs["value"] = float(np.clip(attrs["value"], *_limits(qn.outputs[0].dtype)))  # saturates
+        attrs["value"] = float(np.clip(attrs["value"], *int_range(qn.outputs[0].dtype)))  # saturates
     q = bb.emit("quantize_linear", y, qn.inputs[1], qn.inputs[2], **qn.attrs)
     return bb.emit(n.op, q, *n.inputs[1:], **attrs)
 

@@ -14,6 +14,7 @@ import numpy as np
 from vcompile.ir.graph import Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.ir.ops.integer import dyadic
+from vcompile.ir.ops.ranges import int_range
 from vcompile.passes.pattern import Match, RewriteBuilder
 
 OUT_DTYPES = {"i8": np.int8, "u8": np.uint8, "i16": np.int16}
@@ -50,8 +51,7 @@ class QOut:
     clip: tuple[int, ...] = ()
 
     def qrange(self) -> tuple[int, int]:
-        info = np.iinfo(OUT_DTYPES[self.dtype])
-        return int(info.min), int(info.max)
+        return int_range(self.dtype)
 
 
 def _params(m: Match, n: Node) -> tuple[np.ndarray, np.ndarray] | None:

@@ -44,11 +44,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops.linalg import _matmul_shape
-from vcompile.ir.ops.nn import _conv_eval as _float_conv_eval
-from vcompile.ir.ops.nn import _conv_infer as _float_conv_infer
-from vcompile.ir.ops.nn import _layer_span, ints, window_attrs
+from vcompile.ir.ops.linalg import matmul_shape
+from vcompile.ir.ops.nn import conv_eval, conv_infer
+from vcompile.ir.ops.ranges import int_range
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op
+from vcompile.ir.ops.windows import ints, layer_span, pad_spatial, window_attrs
 from vcompile.ir.types import DTYPES, TensorType
 
 BYTE_DTYPES = frozenset({"i8", "u8"})
@@ -120,15 +120,8 @@ def isqrt(v: np.ndarray) -> np.ndarray:
     return r
 
 
-def _range(dtype: str, clip: tuple[int, ...]) -> tuple[int, int]:
-    info = np.iinfo(DTYPES[dtype])
-    if clip:
-        return max(int(clip[0]), int(info.min)), min(int(clip[1]), int(info.max))
-    return int(info.min), int(info.max)
-
-
 def _saturate(v: np.ndarray, a: Attrs) -> np.ndarray:
-    lo, hi = _range(str(a["out_dtype"]), ints(a, "clip"))
+    lo, hi = int_range(str(a["out_dtype"]), ints(a, "clip"))
     return np.clip(v, lo, hi).astype(DTYPES[str(a["out_dtype"])])
 
 
@@ -170,13 +163,8 @@ def _qconv_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     if len(ts) == 3:
         _check_bias("qconv2d", ts[2], w.shape[0])
     fx, fw = x.with_dtype("f32"), w.with_dtype("f32")
-    (out,) = _float_conv_infer("qconv2d", 2)([fx, fw, TensorType("f32", (w.shape[0],))], a)
+    (out,) = conv_infer("qconv2d", 2)([fx, fw, TensorType("f32", (w.shape[0],))], a)
     return (out.with_dtype("i32"),)
-
-
-def _pad_with(x: np.ndarray, pads: tuple[int, ...], value: int) -> np.ndarray:
-    widths = [(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])]
-    return np.pad(x, widths, constant_values=value)
 
 
 def _exact_f64(*xs: np.ndarray) -> list[np.ndarray]:
@@ -194,8 +182,9 @@ def _qconv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     zp = int(a["x_zp"])  # type: ignore[arg-type]
     xf, wf = _exact_f64(x.astype(np.int64) - zp, w)
     conv_attrs = Attrs({**a, "pads": (0, 0, 0, 0)})
-    xf = _pad_with(xf, ints(a, "pads"), 0)  # padding holds x_zp, i.e. 0 after the shift
-    (y,) = _float_conv_eval([xf, wf, np.zeros(w.shape[0])], conv_attrs)
+    p = ints(a, "pads")
+    xf = pad_spatial(xf, p[:2], p[2:], 0)  # padding holds x_zp, i.e. 0 after the shift
+    (y,) = conv_eval([xf, wf, np.zeros(w.shape[0])], conv_attrs)
     y = _to_i32(y)
     if len(xs) == 3:
         y = (y.astype(np.int64) + xs[2].reshape(1, -1, 1, 1)).astype(np.int32)
@@ -236,7 +225,7 @@ def _qmatmul_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
         _check_dtype("qmatmul", t, BYTE_DTYPES, what)
     if ts[0].rank < 2 or ts[1].rank < 2:
         raise ShapeError(f"qmatmul: operands must have rank >= 2, got {ts[0]} and {ts[1]}")
-    return (TensorType("i32", _matmul_shape(ts[0].shape, ts[1].shape)),)
+    return (TensorType("i32", matmul_shape(ts[0].shape, ts[1].shape)),)
 
 
 def _qmatmul_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
@@ -389,7 +378,7 @@ register_op("igelu", 1, _igelu_infer, _igelu_eval, kind="elementwise",
 def _ilayernorm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     x = ts[0]
     _fx_checks("ilayernorm", x, a, NARROW_DTYPES)
-    ax, stop = _layer_span(x, a)
+    ax, stop = layer_span(x, a)
     span = x.shape[ax:stop]
     if not all(isinstance(d, int) for d in span):
         raise ShapeError(f"ilayernorm: the normalized dims of {x} must be static")
@@ -404,7 +393,7 @@ def _ilayernorm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, .
 
 def _ilayernorm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0].astype(np.int64) - int(a["x_zp"])  # type: ignore[arg-type]
-    ax, stop = _layer_span(x, a)
+    ax, stop = layer_span(x, a)
     axes = tuple(range(ax, stop))
     tail = (1,) * (x.ndim - stop)
     c = math.prod(x.shape[ax:stop])

@@ -21,7 +21,8 @@ from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, re
 from vcompile.ir.types import Dim, TensorType
 
 
-def _matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+def matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """The result shape of numpy's matmul(a, b): batch dims broadcast, 1-d operands promoted."""
     if not a or not b:
         raise ShapeError("matmul: operands must have rank >= 1")
     a2 = (1,) + a if len(a) == 1 else a
@@ -38,7 +39,7 @@ def _matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
 
 
 def _matmul_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    return (TensorType(same_dtype(ts, "matmul"), _matmul_shape(ts[0].shape, ts[1].shape)),)
+    return (TensorType(same_dtype(ts, "matmul"), matmul_shape(ts[0].shape, ts[1].shape)),)
 
 
 register_op("matmul", 2, _matmul_infer, lambda xs, a: (np.asarray(np.matmul(xs[0], xs[1])),),

@@ -9,13 +9,23 @@ be a symbol.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops.registry import Infer, ShapeError, broadcast_shapes, norm_axis, register_op
+from vcompile.ir.ops.registry import Infer, ShapeError, broadcast_shapes, register_op
+from vcompile.ir.ops.windows import (
+    ints,
+    layer_span,
+    pad_spatial,
+    spatial,
+    taps,
+    window_attrs,
+    window_out,
+    window_params,
+)
 from vcompile.ir.types import FLOAT_DTYPES, Dim, TensorType
 
 # Above this many elements, conv accumulates per kernel position instead of building
@@ -24,68 +34,6 @@ _IM2COL_LIMIT = 1 << 25
 
 
 # ---- helpers shared with pool.py --------------------------------------------------------
-
-def ints(a: Attrs, key: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in a[key])  # type: ignore[union-attr]
-
-
-def window_attrs(nd: int) -> dict[str, tuple[str, Any]]:
-    return {"strides": ("ints", (1,) * nd), "pads": ("ints", (0,) * (2 * nd)),
-            "dilations": ("ints", (1,) * nd)}
-
-
-def window_params(op: str, nd: int, a: Attrs) -> tuple[tuple[int, ...], ...]:
-    """(strides, pad begins, pad ends, dilations), checked for length and sign."""
-    s, p, d = ints(a, "strides"), ints(a, "pads"), ints(a, "dilations")
-    if len(s) != nd or len(d) != nd or len(p) != 2 * nd:
-        raise ShapeError(f"{op}: need {nd} strides, {nd} dilations and {2 * nd} pads; got "
-                         f"strides={list(s)}, dilations={list(d)}, pads={list(p)}")
-    if min(s + d) < 1 or min(p) < 0:
-        raise ShapeError(f"{op}: strides and dilations must be >= 1 and pads >= 0; got "
-                         f"strides={list(s)}, dilations={list(d)}, pads={list(p)}")
-    return s, p[:nd], p[nd:], d
-
-
-def spatial(op: str, t: TensorType, nd: int, what: str = "input") -> tuple[int, ...]:
-    """The channel and spatial dims of an N,C,spatial... type, which must be static."""
-    if t.rank != nd + 2:
-        raise ShapeError(f"{op}: {what} must have rank {nd + 2} (N, C and {nd} spatial), got {t}")
-    dims = t.shape[1:]
-    if not all(isinstance(d, int) for d in dims):
-        raise ShapeError(f"{op}: channel and spatial dims of the {what} must be static, got {t}")
-    return tuple(int(d) for d in dims)
-
-
-def window_out(op: str, size: int, k: int, s: int, pb: int, pe: int, d: int,
-               ceil: bool = False) -> int:
-    """Output length of a sliding window; in ceil mode a last window that would start
-    in the end padding is dropped (ONNX, PyTorch)."""
-    span = (k - 1) * d + 1
-    room = size + pb + pe - span
-    if room < 0:
-        raise ShapeError(f"{op}: window of {span} (kernel {k}, dilation {d}) is larger than "
-                         f"the padded input of {size + pb + pe}")
-    if not ceil:
-        return room // s + 1
-    out = -(-room // s) + 1
-    return out - 1 if (out - 1) * s >= size + pb else out
-
-
-def taps(k: Sequence[int], d: Sequence[int], s: Sequence[int],
-         count: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    """For each kernel position (row-major), the strided slice of the padded input it reads."""
-    for pos in np.ndindex(*k):
-        yield (slice(None), slice(None)) + tuple(slice(p * di, p * di + (n - 1) * si + 1, si)
-                                                 for p, di, si, n in zip(pos, d, s, count, strict=True))
-
-
-def pad_spatial(x: np.ndarray, begins: Sequence[int], ends: Sequence[int],
-                value: float | int = 0) -> np.ndarray:
-    if not any(begins) and not any(ends):
-        return x
-    widths = [(0, 0), (0, 0)] + list(zip(begins, ends, strict=True))
-    return np.pad(x, widths, mode="constant", constant_values=value)
-
 
 def compute_dtype(dt: np.dtype) -> np.dtype:
     """Statistics and sums run in float32 at least (ONNX stash_type), float64 if given."""
@@ -112,7 +60,8 @@ def _check_bias(op: str, b: TensorType, o: int) -> None:
         raise ShapeError(f"{op}: bias must have shape [{o}] (one per output channel), got {b}")
 
 
-def _conv_infer(op: str, nd: int) -> Infer:
+def conv_infer(op: str, nd: int) -> Infer:
+    """The type rule of `op` (conv{nd}d); qconv2d and depthwise_conv2d_nhwc reuse it."""
     def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         c, g, o = _conv_check(op, nd, ts, a)
         w = tuple(int(v) for v in ts[1].shape)  # type: ignore[arg-type]
@@ -134,7 +83,8 @@ def _widen(xs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [v.astype(np.float32) if v.dtype == np.float16 else v for v in xs]
 
 
-def _conv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+def conv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    """conv{n}d on numpy arrays (the reference qconv2d and depthwise_conv2d_nhwc reuse)."""
     x, w, b = _widen(xs)
     nd = x.ndim - 2
     s, pb, pe, d = ints(a, "strides"), ints(a, "pads")[:nd], ints(a, "pads")[nd:], ints(a, "dilations")
@@ -236,7 +186,7 @@ def _register_convs() -> None:
     for nd in (1, 2, 3):
         attrs: dict[str, tuple[str, Any]] = {**window_attrs(nd), "groups": ("int", 1)}
         name = f"conv{nd}d"
-        register_op(name, 3, _conv_infer(name, nd), _conv_eval, attrs=attrs, kind="anchor",
+        register_op(name, 3, conv_infer(name, nd), conv_eval, attrs=attrs, kind="anchor",
                     doc=f"{nd}-d convolution: x (N,C,spatial), w (O,C/groups,k...), b (O,)")
         name = f"conv_transpose{nd}d"
         register_op(name, 3, _convt_infer(name, nd), _convt_eval, kind="anchor",
@@ -262,14 +212,14 @@ def _dw_nhwc_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
     if w.rank != 4 or not w.is_static or tuple(w.shape[:2]) != (c, 1):
         raise ShapeError(f"{op}: weight must be [{c}, 1, KH, KW] (one filter per channel), got {w}")
     nchw = x.with_shape((x.shape[0], c, x.shape[1], x.shape[2]))
-    (y,) = _conv_infer(op, 2)((nchw, w, b), {**a, "groups": c})
+    (y,) = conv_infer(op, 2)((nchw, w, b), {**a, "groups": c})
     n, _, oh, ow = y.shape
     return (y.with_shape((n, oh, ow, c)),)
 
 
 def _dw_nhwc_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, w, b = xs
-    y, = _conv_eval([np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, b],
+    y, = conv_eval([np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, b],
                     {**a, "groups": int(x.shape[3])})
     return (np.ascontiguousarray(y.transpose(0, 2, 3, 1)),)
 
@@ -344,21 +294,9 @@ def _group_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (y.astype(x.dtype, copy=False),)
 
 
-def _layer_span(x: TensorType | np.ndarray, a: Attrs) -> tuple[int, int]:
-    """The normalized axes [start, stop): [axis, rank) or, with naxes > 0, [axis, axis + naxes)
-    (naxes=1 at axis=1 is a channel-first LayerNorm over C of [N, C, H, W])."""
-    rank = x.rank if isinstance(x, TensorType) else x.ndim
-    ax = norm_axis(int(a["axis"]), rank, "layer_norm")  # type: ignore[arg-type]
-    n = int(a["naxes"])  # type: ignore[arg-type]
-    if n < 0 or ax + n > rank:
-        raise ShapeError(f"layer_norm: naxes={n} at axis {ax} reaches past rank {rank}; "
-                         f"use 0 (through the last axis) or at most {rank - ax}")
-    return ax, (ax + n if n else rank)
-
-
 def _layer_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     x = ts[0]
-    ax, stop = _layer_span(x, a)
+    ax, stop = layer_span(x, a)
     for t in ts:
         if t.dtype not in FLOAT_DTYPES:
             raise ShapeError(f"layer_norm: inputs must be float, got {t}")
@@ -376,7 +314,7 @@ def _layer_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 
 def _layer_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0]
-    ax, stop = _layer_span(x, a)
+    ax, stop = layer_span(x, a)
     tail = (1,) * (x.ndim - stop)  # scale/bias are laid out over [ax, stop) only
     y = _standardize(x, tuple(range(ax, stop)), float(a["epsilon"]))  # type: ignore[arg-type]
     y = y * xs[1].reshape(xs[1].shape + tail)

@@ -29,8 +29,8 @@ _TRANSFORMS = ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"
 _NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
-def _source_coords(a: Attrs, y: np.ndarray, n_in: int, scale: float,
-                   roi: tuple[float, float]) -> np.ndarray:
+def source_coords(a: Attrs, y: np.ndarray, n_in: int, scale: float,
+                  roi: tuple[float, float]) -> np.ndarray:
     """Input coordinate of each output index `y` (float64) under the coordinate transform."""
     mode, n_out = a["coordinate_transformation_mode"], len(y)
     width = scale * n_in  # NOTE: the float output length, as onnx.reference uses it
@@ -82,10 +82,10 @@ def _kernel(a: Attrs, ratio: np.ndarray, scale: float) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True) if a["antialias"] else w
 
 
-def _axis_weights(a: Attrs, n_in: int, n_out: int, scale: float,
-                  roi: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def axis_weights(a: Attrs, n_in: int, n_out: int, scale: float,
+                 roi: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """(indices, weights), each [out, taps]: output i = sum_j weights[i,j] * x[indices[i,j]]."""
-    x = _source_coords(a, np.arange(n_out, dtype=np.float64), n_in, scale, roi)
+    x = source_coords(a, np.arange(n_out, dtype=np.float64), n_in, scale, roi)
     fl = np.floor(x).astype(np.int64)
     ratio = np.where(x == fl, 1.0, x - fl)
     w = _kernel(a, ratio, scale)
@@ -105,7 +105,7 @@ def _axis_weights(a: Attrs, n_in: int, n_out: int, scale: float,
 
 def _resize_axis(x: np.ndarray, axis: int, n_out: int, scale: float,
                  roi: tuple[float, float], a: Attrs) -> np.ndarray:
-    idx, w = _axis_weights(a, x.shape[axis], n_out, scale, roi)
+    idx, w = axis_weights(a, x.shape[axis], n_out, scale, roi)
     if a["mode"] == "nearest" and not a["exclude_outside"]:
         y = np.take(x, idx[np.arange(n_out), np.argmax(w, axis=1)], axis=axis)
     else:
@@ -113,7 +113,7 @@ def _resize_axis(x: np.ndarray, axis: int, n_out: int, scale: float,
         np.add.at(mat, (np.repeat(np.arange(n_out), w.shape[1]), idx.ravel()), w.ravel())
         y = np.moveaxis(np.tensordot(x, mat.T.astype(x.dtype), axes=([axis], [0])), -1, axis)
     if a["coordinate_transformation_mode"] == "tf_crop_and_resize":
-        src = _source_coords(a, np.arange(n_out, dtype=np.float64), x.shape[axis], scale, roi)
+        src = source_coords(a, np.arange(n_out, dtype=np.float64), x.shape[axis], scale, roi)
         outside = (src < 0) | (src > x.shape[axis] - 1)
         shape = [1] * x.ndim
         shape[axis] = n_out
