@@ -1,21 +1,10 @@
 """Graph statistics: op counts, parameter count and FLOPs, computed from types alone.
 
-`graph_stats(g)` counts, and `format_stats(stats)` prints them as a table. FLOPs
-follow one table, `FLOP_RULES`, keyed by op; a multiply-add counts as 2 FLOPs:
-
-    conv{1,2,3}d          2 * out_elems * (C_in / groups) * prod(kernel)
-    conv_transpose{1,2,3}d 2 * in_elems * (C_out / groups) * prod(kernel)
-    matmul, gemm          2 * out_elems * K
-    einsum                2 * prod(size of every distinct letter)
-    elementwise ops       1 per output element (a transcendental counts as 1)
-    reduce_*              1 per input element
-    {max,avg}_pool*       1 per window tap: out_elems * prod(kernel)
-    softmax, log_softmax  5 per element (max, subtract, exp, sum, divide)
-    batch_norm            2 per element (inference: one scale, one shift)
-    layer/group/instance_norm  7 per element (mean, center, square, sum, normalize,
-                          scale, shift)
-    qconv2d, qlinear, qmatmul, shiftmax, ilayernorm: as their float twins (integer ops)
-    everything else       0 (shape ops, gather, pad, cast, identity, resize)
+`graph_stats(g)` counts, and `format_stats(stats)` prints them as a table. Each op's
+FLOP rule is a trait of its op table entry (`OpDef.flops`; the rules and their
+conventions are in `ir.ops.flops`): a multiply-add counts as 2 FLOPs, an elementwise op
+without a rule costs 1 per output element, and any other op without one costs 0 (shape
+ops, gather, pad, resize).
 
 NOTE: biases of conv and gemm are not counted (they are under 0.1% of a conv net and
 the usual convention, e.g. resnet18 = 1.82 G multiply-adds = 3.64 GFLOP, leaves them
@@ -24,118 +13,30 @@ The parameter count is the number of elements of the float constants the graph u
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from vcompile.ir.graph import Graph, Node, op_counts, used_consts
 from vcompile.ir.ops import OPS
-from vcompile.ir.types import FLOAT_DTYPES, Dim, TensorType
+from vcompile.ir.ops.flops import per_out
+from vcompile.ir.types import FLOAT_DTYPES, TensorType
 
-
-def _numel(t: TensorType) -> int:
-    return math.prod(d if isinstance(d, int) else 1 for d in t.shape)
-
-
-def _dims(shape: tuple[Dim, ...]) -> tuple[int, ...]:
-    return tuple(d if isinstance(d, int) else 1 for d in shape)
-
-
-def _conv(n: Node) -> int:
-    w = _dims(n.inputs[1].shape)  # (O, C/groups, k...)
-    return 2 * _numel(n.outputs[0].type) * math.prod(w[1:])
-
-
-def _conv_transpose(n: Node) -> int:
-    w = _dims(n.inputs[1].shape)  # (C, O/groups, k...)
-    return 2 * _numel(n.inputs[0].type) * math.prod(w[1:])
-
-
-def _matmul(n: Node) -> int:
-    return 2 * _numel(n.outputs[0].type) * _dims(n.inputs[0].shape)[-1]
-
-
-def _gemm(n: Node) -> int:
-    a = _dims(n.inputs[0].shape)
-    k = a[0] if n.attrs["trans_a"] else a[1]
-    return 2 * _numel(n.outputs[0].type) * k
-
-
-def _linear(n: Node) -> int:
-    return 2 * _numel(n.outputs[0].type) * _dims(n.inputs[1].shape)[0]
-
-
-def _attention(n: Node) -> int:
-    """Q @ KT and P @ V (2 FLOPs per multiply-add each) plus the softmax's 5 per score."""
-    q, k, v = (_dims(x.shape) for x in n.inputs[:3])
-    rows, m, d, e = math.prod(q[:-1]), k[-2], q[-1], v[-1]
-    return rows * m * (2 * d + 2 * e + 5)
-
-
-def _einsum_letters(n: Node) -> dict[str, int]:
-    """Size of each letter; an ellipsis becomes fresh upper-case letters, right-aligned."""
-    lhs = str(n.attrs["equation"]).replace(" ", "").split("->")[0]
-    terms = lhs.split(",")
-    n_ell = max((len(v.shape) - len(t.replace("...", "")) for t, v in zip(terms, n.inputs, strict=True)
-                 if "..." in t), default=0)
-    fresh = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:n_ell]
-    size: dict[str, int] = {}
-    for term, v in zip(terms, n.inputs, strict=True):
-        shape = _dims(v.shape)
-        if "..." in term:
-            k = len(shape) - len(term.replace("...", ""))
-            term = term.replace("...", fresh[n_ell - k:])
-        for c, d in zip(term, shape, strict=True):
-            size[c] = max(size.get(c, 1), d)
-    return size
-
-
-def _einsum(n: Node) -> int:
-    return 2 * math.prod(_einsum_letters(n).values())
-
-
-def _per_out(k: int) -> Callable[[Node], int]:
-    return lambda n: k * sum(_numel(v.type) for v in n.outputs[:1])
-
-
-def _per_in(k: int) -> Callable[[Node], int]:
-    return lambda n: k * _numel(n.inputs[0].type)
-
-
-def _pool(n: Node) -> int:
-    return _numel(n.outputs[0].type) * math.prod(int(k) for k in n.attrs["kernel"])  # type: ignore[union-attr]
-
-
-_FREE = frozenset({"identity", "cast"})  # data movement, no arithmetic
-
+# The ops that declare a FLOP rule, op -> rule (read off the table, for tests and tools).
 FLOP_RULES: dict[str, Callable[[Node], int]] = {
-    **{f"conv{d}d": _conv for d in (1, 2, 3)},
-    **{f"conv_transpose{d}d": _conv_transpose for d in (1, 2, 3)},
-    **{f"{p}_pool{d}d": _pool for p in ("max", "avg") for d in (1, 2, 3)},
-    "matmul": _matmul, "gemm": _gemm, "einsum": _einsum, "linear": _linear,
-    "attention": _attention,
-    # integer ops count integer operations the same way (OPs, with "FLOPs" as the name)
-    "qconv2d": _conv, "depthwise_conv2d_nhwc": _conv, "qlinear": _linear, "qmatmul": _matmul,
-    "shiftmax": _per_out(5), "ilayernorm": _per_out(7),
-    **{r: _per_in(1) for r in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
-                               "reduce_prod")},
-    "softmax": _per_out(5), "log_softmax": _per_out(5),
-    "batch_norm": _per_out(2),
-    "layer_norm": _per_out(7), "group_norm": _per_out(7), "instance_norm": _per_out(7),
-}
+    name: op.flops for name, op in OPS.items() if op.flops is not None}
 
 
 def node_flops(n: Node) -> int:
-    """FLOPs of one node by `FLOP_RULES`; elementwise ops not listed there cost 1 per element."""
+    """FLOPs of one node by its op's `flops` rule; an elementwise op without one costs 1
+    per element."""
     if n.region is not None:
         return sum(node_flops(m) for m in n.region.nodes)
-    rule = FLOP_RULES.get(n.op)
-    if rule is not None:
-        return rule(n)
     op = OPS.get(n.op)
-    if op is not None and op.kind == "elementwise" and n.op not in _FREE:
-        return _per_out(1)(n)
-    return 0
+    if op is None:
+        return 0
+    if op.flops is not None:
+        return op.flops(n)
+    return per_out(1)(n) if op.kind == "elementwise" else 0
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ LAYOUT_PROLOGUE_OPS = frozenset({"slice", "transpose"}) | VIEW_OPS
 # and the transposes and views of their result (attention's [B, H, N, E] -> [B, N, H*E]):
 # one copy out of the kernel's rows instead of a kernel of its own
 LAYOUT_EPILOGUE_OPS = frozenset({"transpose"}) | VIEW_OPS
-NORMS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
+# normalizations group like reductions (their fusion kind is opaque)
+NORMS = frozenset(name for name, op in OPS.items() if op.category == "norm")
 
 
 def _kind(n: Node) -> str:

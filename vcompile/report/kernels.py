@@ -16,36 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from vcompile.ir.graph import Graph, Node
-from vcompile.ir.ops import OPS, VIEW_OPS
+from vcompile.ir.ops import OPS
 from vcompile.ir.stats import node_flops
 
-# Most specific first: a fused group takes the first class any of its ops has.
+# Most specific first: a fused group takes the first class any of its ops has. The
+# classes are the op categories of the table (`OpDef.category`).
 CLASSES = ("conv", "attention", "matmul", "norm", "pool", "reduce", "elementwise", "layout",
            "other")
-MATMUL_OPS = frozenset({"matmul", "gemm", "linear", "einsum"})
-NORM_OPS = frozenset({"layer_norm", "group_norm", "instance_norm", "batch_norm"})
 
 
 def op_class(op: str) -> str:
-    """The class of one op, for colours and profile aggregation."""
-    if op.startswith(("conv", "conv_transpose")) or op == "depthwise_conv2d_nhwc":
-        return "conv"
-    if op == "attention":
-        return op
-    if op in MATMUL_OPS:
-        return "matmul"
-    if op in NORM_OPS:
-        return "norm"
-    if "_pool" in op:
-        return "pool"
-    kind = OPS[op].kind if op in OPS else ""
-    if kind == "reduce":
-        return "reduce"
-    if kind == "elementwise":
-        return "elementwise"
-    if kind == "injective":
-        return "layout"
-    return "other"
+    """The class of one op, for colours and profile aggregation: its category."""
+    return OPS[op].category if op in OPS else "other"
 
 
 def group_class(ops: list[str]) -> str:
@@ -73,7 +55,7 @@ def kernel_table(g: Graph) -> list[dict[str, Any]]:
     """One row per kernel of `g` (see the module docstring)."""
     rows = []
     for i, n in enumerate(g.nodes):
-        if n.region is None and n.op in VIEW_OPS:
+        if n.region is None and n.op in OPS and OPS[n.op].view:
             continue
         ops = node_ops(n)
         rows.append({"node": i, "kernel": str(n.attrs.get("kernel", n.op)) if n.region is not None
