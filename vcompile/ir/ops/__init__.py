@@ -5,9 +5,12 @@ Op modules by family: `elementwise` (unary/binary math, where, cast), `shape`
 gemm, einsum, reductions, softmax), `nn` (conv, pooling, normalization, resize)
 `quant` (quantize_linear, dequantize_linear) and `integer` (the integer-only ops that
 `lower-integer` produces: qconv2d, qlinear, qmatmul, requantize, shiftmax, ...).
+Each entry declares its traits (category, view, selection, flops; see `registry`), and
+the sets here are read off the table, so adding an op edits only its own entry.
 """
 from vcompile.ir.ops import elementwise, integer, linalg, nn, pool, quant, resize, shape  # noqa: F401  (registers ops)
 from vcompile.ir.ops.registry import (
+                                      CATEGORIES,
                                       OPS,
                                       REQUIRED,
                                       AttrError,
@@ -17,7 +20,10 @@ from vcompile.ir.ops.registry import (
                                       broadcast_shapes,
                                       register_op,
 )
-from vcompile.ir.ops.shape import VIEW_OPS
 
-__all__ = ["OPS", "REQUIRED", "VIEW_OPS", "AttrError", "AttrSpec", "OpDef", "ShapeError",
+# Ops whose output is its input's buffer relabelled (`OpDef.view`): no kernel at run time
+# (TVM makes them views), so fusion does not count them and codegen launches nothing.
+VIEW_OPS = frozenset(name for name, op in OPS.items() if op.view)
+
+__all__ = ["CATEGORIES", "OPS", "REQUIRED", "VIEW_OPS", "AttrError", "AttrSpec", "OpDef", "ShapeError",
            "broadcast_shapes", "register_op"]

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import special
 
 from vcompile.ir.graph import Attrs
+from vcompile.ir.ops import flops
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, one, register_op, same_dtype
 from vcompile.ir.types import DTYPES, FLOAT_DTYPES, TensorType
 
@@ -68,7 +69,6 @@ _UNARY: dict[str, tuple[Callable[[np.ndarray, Attrs], np.ndarray], bool, dict]] 
     "hard_sigmoid": (_hard_sigmoid, True, {"alpha": ("float", 0.2), "beta": ("float", 0.5)}),
     "hard_swish": (lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0), True, {}),
     "clip": (_clip, False, {"min": ("float", -np.inf), "max": ("float", np.inf)}),
-    "identity": (lambda x, a: x, False, {}),
 }
 
 
@@ -97,7 +97,11 @@ def _cast_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (np.asarray(x.astype(to)),)
 
 
-register_op("cast", 1, _cast_infer, _cast_eval, attrs={"to": ("str",)}, kind="elementwise")
+# NOTE: identity before cast keeps the table's order (it ended the unary loop).
+register_op("identity", 1, _unary_infer("identity", False), lambda xs, a: one(xs[0], like=xs[0]),
+            kind="elementwise", view=True, selection=True, flops=flops.free)
+register_op("cast", 1, _cast_infer, _cast_eval, attrs={"to": ("str",)}, kind="elementwise",
+            flops=flops.free)
 
 # ---- binary and n-ary -------------------------------------------------------------------
 

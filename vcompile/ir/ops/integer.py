@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Attrs
+from vcompile.ir.ops import flops
 from vcompile.ir.ops.linalg import matmul_shape
 from vcompile.ir.ops.nn import conv_eval, conv_infer
 from vcompile.ir.ops.ranges import int_range
@@ -191,7 +192,7 @@ def _qconv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (y,)
 
 
-register_op("qconv2d", (2, 3), _qconv_infer, _qconv_eval, kind="anchor",
+register_op("qconv2d", (2, 3), _qconv_infer, _qconv_eval, kind="anchor", flops=flops.conv,
             attrs={**window_attrs(2), "groups": ("int", 1), "x_zp": ("int", 0)},
             doc="int8 2-d convolution: conv2d(x - x_zp, w) + b, accumulated in i32")
 
@@ -215,7 +216,7 @@ def _qlinear_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (y,)
 
 
-register_op("qlinear", (2, 3), _qlinear_infer, _qlinear_eval, kind="anchor",
+register_op("qlinear", (2, 3), _qlinear_infer, _qlinear_eval, kind="anchor", flops=flops.linear,
             attrs={"x_zp": ("int", 0)},
             doc="int8 linear: (x - x_zp) @ w + b over the last axis, accumulated in i32")
 
@@ -234,7 +235,7 @@ def _qmatmul_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (_to_i32(np.matmul(p, q)),)
 
 
-register_op("qmatmul", 2, _qmatmul_infer, _qmatmul_eval, kind="anchor",
+register_op("qmatmul", 2, _qmatmul_infer, _qmatmul_eval, kind="anchor", flops=flops.matmul,
             attrs={"a_zp": ("int", 0), "b_zp": ("int", 0)},
             doc="int8 batched matmul: (a - a_zp) @ (b - b_zp), accumulated in i32")
 
@@ -349,7 +350,7 @@ def _shiftmax_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]
     return (_saturate(y, Attrs({"out_dtype": a["out_dtype"], "clip": ()})),)
 
 
-register_op("shiftmax", 1, _shiftmax_infer, _shiftmax_eval, kind="reduce",
+register_op("shiftmax", 1, _shiftmax_infer, _shiftmax_eval, kind="reduce", flops=flops.per_out(5),
             attrs={"axis": ("int", -1), "mult": ("int",), "shift": ("int",),
                    "frac_bits": ("int", 14), "out_bits": ("int", 8), "out_dtype": ("str", "u8")},
             doc="integer softmax (I-ViT Shiftmax): probabilities with scale 2^-out_bits")
@@ -407,6 +408,7 @@ def _ilayernorm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ..
 
 
 register_op("ilayernorm", (2, 3), _ilayernorm_infer, _ilayernorm_eval, kind="reduce",
+            flops=flops.per_out(7),
             attrs={"axis": ("int", -1), "naxes": ("int", 0), "x_zp": ("int", 0), "eps": ("int", 0),
                    "frac_bits": ("int", 12)},
             doc="integer LayerNorm: integer mean and variance, isqrt, (x - mean)/std in Q(frac_bits) "

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Attrs
+from vcompile.ir.ops import flops
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op, same_dtype
 from vcompile.ir.types import Dim, TensorType
 
@@ -43,7 +44,7 @@ def _matmul_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 
 
 register_op("matmul", 2, _matmul_infer, lambda xs, a: (np.asarray(np.matmul(xs[0], xs[1])),),
-            kind="anchor")
+            kind="anchor", category="matmul", flops=flops.matmul)
 
 
 def _gemm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -68,7 +69,7 @@ def _gemm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return (y.astype(A.dtype),)
 
 
-register_op("gemm", (2, 3), _gemm_infer, _gemm_eval, kind="anchor",
+register_op("gemm", (2, 3), _gemm_infer, _gemm_eval, kind="anchor", category="matmul", flops=flops.gemm,
             attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0),
                    "trans_a": ("bool", False), "trans_b": ("bool", False)})
 
@@ -90,7 +91,8 @@ def _linear_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     return ((y + xs[2] if len(xs) == 3 else y).astype(xs[0].dtype),)
 
 
-register_op("linear", (2, 3), _linear_infer, _linear_eval, kind="anchor",
+register_op("linear", (2, 3), _linear_infer, _linear_eval, kind="anchor", category="matmul",
+            flops=flops.linear,
             doc="x @ w + b over the last axis: x [..., K], w [K, N], b [N]")
 
 
@@ -125,6 +127,7 @@ def _attention_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...
 
 
 register_op("attention", (3, 4), _attention_infer, _attention_eval, kind="anchor",
+            category="attention", flops=flops.attention,
             attrs={"scale": ("float", 1.0)},
             doc="softmax(scale * q @ kT + bias) @ v over the last two axes")
 
@@ -166,7 +169,7 @@ def _einsum_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 
 register_op("einsum", (1, None), _einsum_infer, _einsum_eval,
-            attrs={"equation": ("str",)}, kind="anchor")
+            attrs={"equation": ("str",)}, kind="anchor", category="matmul", flops=flops.einsum)
 
 
 def _reduce_axes(t: TensorType, a: Attrs, op: str) -> tuple[int, ...]:
@@ -205,7 +208,7 @@ def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
             kw["initial"] = _EMPTY_INITIAL[name](x.dtype)
         return (np.asarray(fn(x, axis=axes, keepdims=bool(a["keepdims"]), **kw)).astype(x.dtype),)
     register_op(name, 1, infer, ev, attrs={"axes": ("ints", ()), "keepdims": ("bool", True)},
-                kind="reduce")
+                kind="reduce", flops=flops.per_in(1))
 
 
 _register_reduce("reduce_sum", np.sum)
@@ -231,7 +234,7 @@ def _softmax_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 
 register_op("softmax", 1, _softmax_infer,
             lambda xs, a: (_softmax(xs[0], int(a["axis"]), False).astype(xs[0].dtype),),
-            attrs={"axis": ("int", -1)}, kind="reduce")
+            attrs={"axis": ("int", -1)}, kind="reduce", flops=flops.per_out(5))
 register_op("log_softmax", 1, _softmax_infer,
             lambda xs, a: (_softmax(xs[0], int(a["axis"]), True).astype(xs[0].dtype),),
-            attrs={"axis": ("int", -1)}, kind="reduce")
+            attrs={"axis": ("int", -1)}, kind="reduce", flops=flops.per_out(5))

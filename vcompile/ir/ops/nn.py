@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vcompile.ir.graph import Attrs
+from vcompile.ir.ops import flops
 from vcompile.ir.ops.registry import Infer, ShapeError, broadcast_shapes, register_op
 from vcompile.ir.ops.windows import (
     ints,
@@ -187,9 +188,11 @@ def _register_convs() -> None:
         attrs: dict[str, tuple[str, Any]] = {**window_attrs(nd), "groups": ("int", 1)}
         name = f"conv{nd}d"
         register_op(name, 3, conv_infer(name, nd), conv_eval, attrs=attrs, kind="anchor",
+                    category="conv", flops=flops.conv,
                     doc=f"{nd}-d convolution: x (N,C,spatial), w (O,C/groups,k...), b (O,)")
         name = f"conv_transpose{nd}d"
         register_op(name, 3, _convt_infer(name, nd), _convt_eval, kind="anchor",
+                    category="conv", flops=flops.conv_transpose,
                     attrs={**attrs, "output_padding": ("ints", (0,) * nd)},
                     doc=f"{nd}-d transposed convolution: w (C, O/groups, k...), b (O,)")
 
@@ -225,7 +228,8 @@ def _dw_nhwc_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 
 register_op("depthwise_conv2d_nhwc", 3, _dw_nhwc_infer, _dw_nhwc_eval, attrs=window_attrs(2),
-            kind="anchor", doc="depthwise 2-d convolution, channels last: x (N,H,W,C), "
+            kind="anchor", category="conv", flops=flops.conv,
+            doc="depthwise 2-d convolution, channels last: x (N,H,W,C), "
                                "w (C,1,kh,kw), b (C,) -> (N,OH,OW,C)")
 
 
@@ -325,13 +329,16 @@ def _layer_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 _EPS: dict[str, tuple[str, Any]] = {"epsilon": ("float", 1e-5)}
 register_op("batch_norm", 5, lambda ts, a: _norm_check("batch_norm", ts, _channels(ts[0])),
-            _bn_eval, attrs=_EPS, doc="inference BatchNormalization: x, gamma, beta, mean, var")
+            _bn_eval, attrs=_EPS, category="norm", flops=flops.per_out(2),
+            doc="inference BatchNormalization: x, gamma, beta, mean, var")
 register_op("instance_norm", 3, lambda ts, a: _norm_check("instance_norm", ts, _channels(ts[0])),
-            _instance_eval, attrs=_EPS, doc="InstanceNormalization: x, gamma, beta (per channel)")
+            _instance_eval, attrs=_EPS, category="norm", flops=flops.per_out(7),
+            doc="InstanceNormalization: x, gamma, beta (per channel)")
 register_op("group_norm", 3, _group_infer, _group_eval,
-            attrs={**_EPS, "num_groups": ("int",)},
+            attrs={**_EPS, "num_groups": ("int",)}, category="norm", flops=flops.per_out(7),
             doc="GroupNormalization (opset 21): gamma and beta per channel")
 register_op("layer_norm", (2, 3), _layer_infer, _layer_eval,
-            attrs={**_EPS, "axis": ("int", -1), "naxes": ("int", 0)},
+            attrs={**_EPS, "axis": ("int", -1), "naxes": ("int", 0)}, category="norm",
+            flops=flops.per_out(7),
             doc="LayerNormalization over axes [axis, rank), or [axis, axis + naxes) when "
                 "naxes > 0; statistics in float32 at least")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vcompile.ir.graph import Attrs
-from vcompile.ir.ops import nn
+from vcompile.ir.ops import flops, nn
 from vcompile.ir.ops.registry import Infer, ShapeError, register_op
 from vcompile.ir.ops.windows import PoolWindow, flat_strides, spatial, taps, window_attrs
 from vcompile.ir.types import FLOAT_DTYPES, TensorType
@@ -105,11 +105,13 @@ def _register_pools() -> None:
                                               "ceil_mode": ("bool", False)}
         name = f"max_pool{nd}d"
         register_op(name, 1, _pool_infer(name, nd, floats_only=False), _max_eval, kind="anchor",
+                    category="pool", flops=flops.pool,
                     attrs={**common, "storage_order": ("int", 0), "with_indices": ("bool", False)},
                     num_outputs=lambda a, n: 2 if a["with_indices"] else 1,
                     doc=f"{nd}-d MaxPool; with_indices adds ONNX's i64 Indices output")
         name = f"avg_pool{nd}d"
         register_op(name, 1, _pool_infer(name, nd, floats_only=True), _avg_eval, kind="anchor",
+                    category="pool", flops=flops.pool,
                     attrs={**common, "count_include_pad": ("bool", False)},
                     doc=f"{nd}-d AveragePool")
 

@@ -4,6 +4,13 @@
 the verifier both use it. `eval(arrays, attrs) -> tuple[np.ndarray, ...]` is the
 numpy reference that the interpreter and constant folding use. Attrs passed to
 both always hold every key of the schema (defaults filled in by the builder).
+
+Each entry also carries the op's traits, so no other module classifies ops by name:
+`category` (one of `CATEGORIES`: the report's op class), `view` (the output is the
+input's buffer relabelled: no kernel), `selection` (each output element is a distinct
+element of the one data input, picked by attrs alone, so evaluating the op on an index
+array gives its index map) and `flops` (`ir.stats`; None = 1 per output element for an
+elementwise op, else 0).
 """
 from __future__ import annotations
 
@@ -13,11 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from vcompile.ir.graph import Attrs
+from vcompile.ir.graph import Attrs, Node
 from vcompile.ir.types import Dim, TensorType
 
 Infer = Callable[[Sequence[TensorType], Attrs], tuple[TensorType, ...]]
 Eval = Callable[[Sequence[np.ndarray], Attrs], tuple[np.ndarray, ...]]
+Flops = Callable[[Node], int]
+
+# What an op computes, for the report's colours and profile aggregation
+# (`report.kernels.op_class`) and for fusion (category "norm" is grouped as a reduction).
+CATEGORIES = ("conv", "attention", "matmul", "norm", "pool", "reduce", "elementwise", "layout",
+              "other")
+# the category an entry gets when it names none: from its fusion kind
+_KIND_CATEGORY = {"elementwise": "elementwise", "injective": "layout", "reduce": "reduce"}
 
 
 class _Required:
@@ -58,6 +73,10 @@ class OpDef:
     kind: str = "opaque"  # elementwise | injective | reduce | anchor | opaque (for fusion)
     doc: str = ""
     num_outputs: Callable[[Attrs, int], int] = field(default=lambda attrs, n_in: 1)
+    category: str = "other"  # one of CATEGORIES
+    view: bool = False       # output = input buffer relabelled; launches nothing
+    selection: bool = False  # output elements = distinct elements of input 0, by attrs
+    flops: Flops | None = None  # None: 1 per output element if elementwise, else 0
 
     def fill_defaults(self, attrs: Mapping[str, Any]) -> Attrs:
         """Attrs with defaults for the keys not given; raises on unknown or missing keys."""
@@ -89,18 +108,26 @@ OPS: dict[str, OpDef] = {}
 
 def register_op(name: str, arity: int | tuple[int, int | None], infer: Infer, eval: Eval, *,
                 attrs: Mapping[str, AttrSpec | tuple[str, Any]] | None = None, kind: str = "opaque",
-                doc: str = "", num_outputs: Callable[[Attrs, int], int] | None = None) -> OpDef:
-    """Add one op to the table. `attrs` maps name -> AttrSpec or (kind, default)."""
+                doc: str = "", num_outputs: Callable[[Attrs, int], int] | None = None,
+                category: str | None = None, view: bool = False, selection: bool = False,
+                flops: Flops | None = None) -> OpDef:
+    """Add one op to the table. `attrs` maps name -> AttrSpec or (kind, default);
+    `category` defaults to the one of `kind` (elementwise, layout, reduce; else other)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
     specs = {k: v if isinstance(v, AttrSpec) else AttrSpec(*v) for k, v in (attrs or {}).items()}
     for k, s in specs.items():
         if s.kind not in ATTR_KINDS:
             raise ValueError(f"op {name}: attr {k} has unknown kind {s.kind!r}")
+    category = category or _KIND_CATEGORY.get(kind, "other")
+    if category not in CATEGORIES:
+        raise ValueError(f"op {name}: unknown category {category!r}; known: {', '.join(CATEGORIES)}")
     ar = (arity, arity) if isinstance(arity, int) else arity
-    op = OpDef(name, ar, specs, infer, eval, kind, doc)
+    traits: dict[str, Any] = {"category": category, "view": view, "selection": selection,
+                              "flops": flops}
     if num_outputs is not None:
-        op = OpDef(name, ar, specs, infer, eval, kind, doc, num_outputs)
+        traits["num_outputs"] = num_outputs
+    op = OpDef(name, ar, specs, infer, eval, kind, doc, **traits)
     OPS[name] = op
     return op
 

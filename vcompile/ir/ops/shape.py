@@ -14,10 +14,6 @@ from vcompile.ir.graph import Attrs
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, register_op, same_dtype
 from vcompile.ir.types import Dim, TensorType
 
-# Ops whose output is its input's buffer relabelled: no kernel at run time (TVM makes
-# them views), so fusion does not count them and codegen launches nothing for them.
-VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "identity"})
-
 
 def _reshape_target(src: tuple[Dim, ...], target: Sequence[Dim]) -> tuple[Dim, ...]:
     if list(target).count(-1) > 1:
@@ -50,7 +46,7 @@ def _reshape_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 register_op("reshape", 1,
             lambda ts, a: (ts[0].with_shape(_reshape_target(ts[0].shape, a["shape"])),),
-            _reshape_eval, attrs={"shape": ("dims",)}, kind="injective")
+            _reshape_eval, attrs={"shape": ("dims",)}, kind="injective", view=True, selection=True)
 
 
 def _transpose_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -62,7 +58,7 @@ def _transpose_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ..
 
 register_op("transpose", 1, _transpose_infer,
             lambda xs, a: (np.transpose(xs[0], a["perm"]),), attrs={"perm": ("ints",)},
-            kind="injective")
+            kind="injective", selection=True)
 
 
 def _concat_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -103,7 +99,7 @@ def _split_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 
 register_op("split", 1, _split_infer, _split_eval,
-            attrs={"axis": ("int", 0), "sizes": ("ints",)}, kind="injective",
+            attrs={"axis": ("int", 0), "sizes": ("ints",)}, kind="injective", selection=True,
             num_outputs=lambda a, n: len(a["sizes"]))  # type: ignore[arg-type]
 
 
@@ -137,7 +133,7 @@ def _slice_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 register_op("slice", 1, _slice_infer,
             lambda xs, a: (xs[0][tuple(_slices(xs[0].shape, a))],),
             attrs={"starts": ("ints",), "ends": ("ints",), "axes": ("ints",), "steps": ("ints",)},
-            kind="injective")
+            kind="injective", selection=True)
 
 
 def _squeeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -151,7 +147,7 @@ def _squeeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 register_op("squeeze", 1, _squeeze_infer,
             lambda xs, a: (np.squeeze(xs[0], axis=tuple({ax % xs[0].ndim for ax in a["axes"]})),),
             attrs={"axes": ("ints",)},
-            kind="injective")
+            kind="injective", view=True, selection=True)
 
 
 def _unsqueeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
@@ -171,7 +167,7 @@ def _unsqueeze_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...
 
 
 register_op("unsqueeze", 1, _unsqueeze_infer, _unsqueeze_eval, attrs={"axes": ("ints",)},
-            kind="injective")
+            kind="injective", view=True, selection=True)
 
 def _expand_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     shape = np.broadcast_shapes(xs[0].shape, tuple(a["shape"]))  # type: ignore[arg-type]
