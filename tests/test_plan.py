@@ -88,7 +88,7 @@ _TEXTS = st.lists(st.sampled_from(
        st.booleans())
 def test_printed_plans_parse_back_to_the_same_plan(items: list[str], layout: str | None,
                                                    level: int | None, int8: bool) -> None:
-    opts = CompileOptions(opt_level=level if items else level, passes=",".join(items) if items else None,
+    opts = CompileOptions(opt_level=level, passes=",".join(items) if items else None,
                           attn_layout=layout, quantize="int8" if int8 else None)
     p = plan(opts)
     again = plan(opts.replace(passes=p.pipeline_text(), attn_layout=None, quantize=None))

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from vcompile.api import compile, load
     from vcompile.plan import CompileOptions, Plan, plan
 
-__version__ = "0.1.0"
+from vcompile.version import __version__ as __version__
+
 __all__ = ["CompileOptions", "Plan", "compile", "load", "plan"]
 
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 from typing import Any
 
-from vcompile import __version__
+from vcompile.version import __version__
 from vcompile.codegen import targets
 from vcompile.codegen.options import FUSION_MODES, CodegenOptions, fusion_mode
 from vcompile.codegen.relax import to_relax
@@ -34,7 +34,7 @@ def metadata(g: Graph, target_name: str, target: Any, opt_level: int | None,
     def desc(names: list[str], vals: tuple) -> list[dict[str, Any]]:
         return [{"name": n, "shape": list(v.shape), "dtype": v.dtype}
                 for n, v in zip(names, vals, strict=True)]
-    from vcompile.report.kernels import kernel_table
+    from vcompile.ir.kernels import kernel_table
     return {"format": artifact.FORMAT, "vcompile": __version__, "graph": g.name,
             "inputs": desc(ins, g.inputs), "outputs": desc(outs, g.outputs),
             "target": target_name, "tvm_target": str(target), "opt_level": opt_level,

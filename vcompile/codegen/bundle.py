@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from vcompile import __version__
+from vcompile.version import __version__
 from vcompile.codegen import targets
 from vcompile.errors import VcompileError
 from vcompile.ir.types import DTYPES

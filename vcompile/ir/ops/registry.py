@@ -28,7 +28,7 @@ Eval = Callable[[Sequence[np.ndarray], Attrs], tuple[np.ndarray, ...]]
 Flops = Callable[[Node], int]
 
 # What an op computes, for the report's colours and profile aggregation
-# (`report.kernels.op_class`) and for fusion (category "norm" is grouped as a reduction).
+# (`ir.kernels.op_class`) and for fusion (category "norm" is grouped as a reduction).
 CATEGORIES = ("conv", "attention", "matmul", "norm", "pool", "reduce", "elementwise", "layout",
               "other")
 # the category an entry gets when it names none: from its fusion kind
