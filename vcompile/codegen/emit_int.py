@@ -16,6 +16,7 @@ from typing import Any
 
 from tvm import te, tirx
 
+from vcompile.codegen.emit_common import attr_int, static_shape
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import exp2_poly
@@ -31,10 +32,6 @@ def c64(v: int) -> Any:
 
 def i64(v: Any) -> Any:
     return v.astype(I64) if v.dtype != I64 else v
-
-
-def _attr(n: Node, key: str) -> int:
-    return int(n.attrs[key])  # type: ignore[arg-type]
 
 
 def rshift_round(v: Any, s: Any) -> Any:
@@ -121,17 +118,13 @@ def _1d(ctx: Ctx, n: Node, a: list) -> list:
             for v, t in zip(a, n.inputs, strict=True)]
 
 
-def _static(n: Node) -> list[int]:
-    return [int(d) for d in n.output.shape]
-
-
 # ---- rescaling ----------------------------------------------------------------------------
 
 @rule("requantize")
 def _requantize(ctx: Ctx, n: Node, a: list) -> Any:
-    rank, out = n.inputs[0].type.rank, _static(n)
-    ax = _attr(n, "axis") % max(rank, 1)
-    zp, dt, clip = _attr(n, "zero_point"), str(n.attrs["out_dtype"]), _clip(n)
+    rank, out = n.inputs[0].type.rank, static_shape(n)
+    ax = attr_int(n, "axis") % max(rank, 1)
+    zp, dt, clip = attr_int(n, "zero_point"), str(n.attrs["out_dtype"]), _clip(n)
 
     def per(t: te.Tensor, idx: Sequence[Any]) -> Any:
         return t[0 if int(t.shape[0]) == 1 else idx[ax]]
@@ -146,9 +139,9 @@ def _requantize(ctx: Ctx, n: Node, a: list) -> Any:
 
 @rule("qadd", "qmul")
 def _qbinary(ctx: Ctx, n: Node, a: list) -> Any:
-    out, rank = _static(n), n.output.type.rank
-    za, zb, sh = _attr(n, "a_zp"), _attr(n, "b_zp"), _attr(n, "shift")
-    zp, dt, clip = _attr(n, "zero_point"), str(n.attrs["out_dtype"]), _clip(n)
+    out, rank = static_shape(n), n.output.type.rank
+    za, zb, sh = attr_int(n, "a_zp"), attr_int(n, "b_zp"), attr_int(n, "shift")
+    zp, dt, clip = attr_int(n, "zero_point"), str(n.attrs["out_dtype"]), _clip(n)
 
     def f(x: te.Tensor, y: te.Tensor) -> te.Tensor:
         px, py = _bcast(x, rank), _bcast(y, rank)
@@ -156,9 +149,9 @@ def _qbinary(ctx: Ctx, n: Node, a: list) -> Any:
         def body(*i: Any) -> Any:
             p, q = i64(px(*i)) - c64(za), i64(py(*i)) - c64(zb)
             if n.op == "qadd":
-                v = rshift_round(p * c64(_attr(n, "a_mult")) + q * c64(_attr(n, "b_mult")), sh)
+                v = rshift_round(p * c64(attr_int(n, "a_mult")) + q * c64(attr_int(n, "b_mult")), sh)
             else:
-                v = rshift_round(p * q * c64(_attr(n, "mult")), sh)
+                v = rshift_round(p * q * c64(attr_int(n, "mult")), sh)
             return saturate(v + c64(zp), dt, clip)
         return te.compute(out, body, name=n.op)
     return ctx.emit_te(f, *_1d(ctx, n, a), primfunc_name_hint=n.op)
@@ -168,7 +161,7 @@ def _qbinary(ctx: Ctx, n: Node, a: list) -> Any:
 
 @rule("igelu")
 def _igelu(ctx: Ctx, n: Node, a: list) -> Any:
-    f, zp, mult, sh = _attr(n, "frac_bits"), _attr(n, "x_zp"), _attr(n, "mult"), _attr(n, "shift")
+    f, zp, mult, sh = attr_int(n, "frac_bits"), attr_int(n, "x_zp"), attr_int(n, "mult"), attr_int(n, "shift")
     fast = ctx.tiles is not None
 
     def g(x: te.Tensor) -> te.Tensor:
@@ -199,8 +192,9 @@ def _split(idx: Sequence[Any], ax: int, stop: int) -> tuple[list[Any], list[Any]
 @rule("shiftmax")
 def _shiftmax(ctx: Ctx, n: Node, a: list) -> Any:
     shape = [int(d) for d in n.inputs[0].shape]
-    ax = _attr(n, "axis") % len(shape)
-    f, bits, mult, sh = _attr(n, "frac_bits"), _attr(n, "out_bits"), _attr(n, "mult"), _attr(n, "shift")
+    ax = attr_int(n, "axis") % len(shape)
+    f, bits = attr_int(n, "frac_bits"), attr_int(n, "out_bits")
+    mult, sh = attr_int(n, "mult"), attr_int(n, "shift")
     dt = str(n.attrs["out_dtype"])
     kept, full = _rows(shape, ax, ax + 1)
 
@@ -230,7 +224,7 @@ def _ilayernorm(ctx: Ctx, n: Node, a: list) -> Any:
     shape = [int(d) for d in t.shape]
     ax, stop = layer_span(t, n.attrs)
     c = math.prod(shape[ax:stop])
-    f, zp, eps = _attr(n, "frac_bits"), _attr(n, "x_zp"), _attr(n, "eps")
+    f, zp, eps = attr_int(n, "frac_bits"), attr_int(n, "x_zp"), attr_int(n, "eps")
     kept, full = _rows(shape, ax, stop)
     span = shape[ax:stop]
     # |x - zp| < 2^16, so |D| < 2 * c * 2^16 and |D << f| below 2^(17 + f) * c

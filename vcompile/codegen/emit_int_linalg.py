@@ -16,7 +16,8 @@ from typing import Any
 
 from tvm import te, tirx
 
-from vcompile.codegen.emit_int import I32, _attr, _static
+from vcompile.codegen.emit_common import attr_int, static_shape
+from vcompile.codegen.emit_int import I32
 from vcompile.codegen.relax import Ctx, rule
 from vcompile.ir.graph import Node
 
@@ -31,7 +32,7 @@ def _qlinear(ctx: Ctx, n: Node, a: list) -> Any:
     fast = int8.emit_qlinear(ctx, n, a)
     if fast is not None:
         return fast
-    out, zp = _static(n), _attr(n, "x_zp")
+    out, zp = static_shape(n), attr_int(n, "x_zp")
     k = int(n.inputs[1].shape[0])
 
     def f(x: te.Tensor, w: te.Tensor, *b: te.Tensor) -> te.Tensor:
@@ -50,8 +51,8 @@ def _qmatmul(ctx: Ctx, n: Node, a: list) -> Any:
     fast = int8.emit_qmatmul(ctx, n, a)
     if fast is not None:
         return fast
-    out, rank = _static(n), n.output.type.rank
-    za, zb = _attr(n, "a_zp"), _attr(n, "b_zp")
+    out, rank = static_shape(n), n.output.type.rank
+    za, zb = attr_int(n, "a_zp"), attr_int(n, "b_zp")
     k = int(n.inputs[0].shape[-1])
 
     def f(x: te.Tensor, y: te.Tensor) -> te.Tensor:
@@ -79,7 +80,7 @@ def _qconv2d(ctx: Ctx, n: Node, a: list) -> Any:
     fast = int8.emit_qconv2d(ctx, n, a)
     if fast is not None:
         return fast
-    out, zp, groups = _static(n), _attr(n, "x_zp"), _attr(n, "groups")
+    out, zp, groups = static_shape(n), attr_int(n, "x_zp"), attr_int(n, "groups")
     s, p, d = (list(map(int, n.attrs[k])) for k in ("strides", "pads", "dilations"))  # type: ignore[union-attr]
     _, cg, kh, kw = (int(v) for v in n.inputs[1].shape)
     ocg = out[1] // groups

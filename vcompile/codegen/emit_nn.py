@@ -16,17 +16,13 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
+from vcompile.codegen.emit_common import LAYOUT, attr_ints, compute_dtype, from_compute, to_compute
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops import resize as resize_ops
 from vcompile.ir.ops.windows import layer_span
 
 R = relax.op
-_LAYOUT = {1: ("NCW", "OIW"), 2: ("NCHW", "OIHW"), 3: ("NCDHW", "OIDHW")}
-
-
-def _ints(n: Node, key: str) -> list[int]:
-    return [int(v) for v in n.attrs[key]]  # type: ignore[union-attr]
 
 
 def _per_channel(ctx: Ctx, v: Any, rank: int) -> Any:
@@ -37,9 +33,9 @@ def _per_channel(ctx: Ctx, v: Any, rank: int) -> Any:
 def _conv(ctx: Ctx, n: Node, a: list) -> Any:
     nd = n.inputs[0].type.rank - 2
     fn = {1: R.nn.conv1d, 2: R.nn.conv2d, 3: R.nn.conv3d}[nd]
-    y = ctx.emit(fn(a[0], a[1], strides=_ints(n, "strides"), padding=_ints(n, "pads"),
-                    dilation=_ints(n, "dilations"), groups=int(n.attrs["groups"]),  # type: ignore[arg-type]
-                    data_layout=_LAYOUT[nd][0], kernel_layout=_LAYOUT[nd][1]))
+    y = ctx.emit(fn(a[0], a[1], strides=attr_ints(n, "strides"), padding=attr_ints(n, "pads"),
+                    dilation=attr_ints(n, "dilations"), groups=int(n.attrs["groups"]),  # type: ignore[arg-type]
+                    data_layout=LAYOUT[nd][0], kernel_layout=LAYOUT[nd][1]))
     return ctx.emit(R.add(y, _per_channel(ctx, a[2], nd + 2)))
 
 
@@ -48,8 +44,8 @@ def _depthwise_nhwc(ctx: Ctx, n: Node, a: list) -> Any:
     """Plain form (-O0, GPU targets): the NCHW depthwise conv between two transposes;
     the CPU's tiled rule computes channels-last directly."""
     x = ctx.emit(R.permute_dims(a[0], [0, 3, 1, 2]))
-    y = ctx.emit(R.nn.conv2d(x, a[1], strides=_ints(n, "strides"), padding=_ints(n, "pads"),
-                             dilation=_ints(n, "dilations"), groups=int(n.inputs[0].shape[3]),  # type: ignore[arg-type]
+    y = ctx.emit(R.nn.conv2d(x, a[1], strides=attr_ints(n, "strides"), padding=attr_ints(n, "pads"),
+                             dilation=attr_ints(n, "dilations"), groups=int(n.inputs[0].shape[3]),  # type: ignore[arg-type]
                              data_layout="NCHW", kernel_layout="OIHW"))
     y = ctx.emit(R.add(y, _per_channel(ctx, a[2], 4)))
     return ctx.emit(R.permute_dims(y, [0, 2, 3, 1]))
@@ -59,24 +55,15 @@ def _depthwise_nhwc(ctx: Ctx, n: Node, a: list) -> Any:
 def _conv_transpose(ctx: Ctx, n: Node, a: list) -> Any:
     nd = n.inputs[0].type.rank - 2
     fn = {1: R.nn.conv1d_transpose, 2: R.nn.conv2d_transpose, 3: R.nn.conv3d_transpose}[nd]
-    lay = _LAYOUT[nd]
-    y = ctx.emit(fn(a[0], a[1], strides=_ints(n, "strides"), padding=_ints(n, "pads"),
-                    output_padding=_ints(n, "output_padding"), dilation=_ints(n, "dilations"),
+    lay = LAYOUT[nd]
+    y = ctx.emit(fn(a[0], a[1], strides=attr_ints(n, "strides"), padding=attr_ints(n, "pads"),
+                    output_padding=attr_ints(n, "output_padding"), dilation=attr_ints(n, "dilations"),
                     groups=int(n.attrs["groups"]), data_layout=lay[0],  # type: ignore[arg-type]
                     kernel_layout="IO" + lay[1][2:]))
     return ctx.emit(R.add(y, _per_channel(ctx, a[2], nd + 2)))
 
 
 # ---- normalization ----------------------------------------------------------------------
-
-def _up(ctx: Ctx, x: Any, dt: str) -> Any:
-    """Statistics run in float32 at least (ONNX stash_type)."""
-    return ctx.emit(R.astype(x, "float32")) if dt == "f16" else x
-
-
-def _down(ctx: Ctx, y: Any, dt: str) -> Any:
-    return ctx.emit(R.astype(y, "float16")) if dt == "f16" else y
-
 
 def _standardize(ctx: Ctx, x: Any, axes: list[int], eps: float, cdt: str) -> Any:
     """(x - mean) * rsqrt(var + eps) over `axes`. The reciprocal root is one value per
@@ -87,50 +74,46 @@ def _standardize(ctx: Ctx, x: Any, axes: list[int], eps: float, cdt: str) -> Any
     return ctx.emit(R.multiply(diff, R.rsqrt(R.add(var, ctx.const(eps, cdt)))))
 
 
-def _cdt(dt: str) -> str:
-    return "f32" if dt == "f16" else dt
-
-
 @rule("batch_norm")
 def _batch_norm(ctx: Ctx, n: Node, a: list) -> Any:
     dt, rank = n.inputs[0].dtype, n.inputs[0].type.rank
-    x, gamma, beta, mean, var = (_up(ctx, v, t.dtype) for v, t in zip(a, n.inputs, strict=False))
-    eps = ctx.const(float(n.attrs["epsilon"]), _cdt(dt))  # type: ignore[arg-type]
+    x, gamma, beta, mean, var = (to_compute(ctx, v, t.dtype) for v, t in zip(a, n.inputs, strict=False))
+    eps = ctx.const(float(n.attrs["epsilon"]), compute_dtype(dt))  # type: ignore[arg-type]
     scale = ctx.emit(R.divide(gamma, R.sqrt(R.add(var, eps))))
     y = ctx.emit(R.multiply(R.subtract(x, _per_channel(ctx, mean, rank)), _per_channel(ctx, scale, rank)))
-    return _down(ctx, ctx.emit(R.add(y, _per_channel(ctx, beta, rank))), dt)
+    return from_compute(ctx, ctx.emit(R.add(y, _per_channel(ctx, beta, rank))), dt)
 
 
 @rule("instance_norm", "group_norm")
 def _instance_group_norm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
     dt, rank, eps = t.dtype, t.rank, float(n.attrs["epsilon"])  # type: ignore[arg-type]
-    x, gamma, beta = (_up(ctx, v, s.dtype) for v, s in zip(a, n.inputs, strict=False))
+    x, gamma, beta = (to_compute(ctx, v, s.dtype) for v, s in zip(a, n.inputs, strict=False))
     if n.op == "instance_norm":
-        y = _standardize(ctx, x, list(range(2, rank)), eps, _cdt(dt))
+        y = _standardize(ctx, x, list(range(2, rank)), eps, compute_dtype(dt))
     else:
         g = int(n.attrs["num_groups"])  # type: ignore[arg-type]
         xg = ctx.emit(R.reshape(x, [ctx.dim(t.shape[0]), g, -1]))
-        y = ctx.emit(R.reshape(_standardize(ctx, xg, [2], eps, _cdt(dt)), ctx.shape(t.shape)))
+        y = ctx.emit(R.reshape(_standardize(ctx, xg, [2], eps, compute_dtype(dt)), ctx.shape(t.shape)))
     y = ctx.emit(R.add(R.multiply(y, _per_channel(ctx, gamma, rank)), _per_channel(ctx, beta, rank)))
-    return _down(ctx, y, dt)
+    return from_compute(ctx, y, dt)
 
 
 @rule("layer_norm")
 def _layer_norm(ctx: Ctx, n: Node, a: list) -> Any:
     t = n.inputs[0].type
     ax, stop = layer_span(t, n.attrs)
-    x = _up(ctx, a[0], t.dtype)
-    y = _standardize(ctx, x, list(range(ax, stop)), float(n.attrs["epsilon"]), _cdt(t.dtype))  # type: ignore[arg-type]
+    x = to_compute(ctx, a[0], t.dtype)
+    y = _standardize(ctx, x, list(range(ax, stop)), float(n.attrs["epsilon"]), compute_dtype(t.dtype))  # type: ignore[arg-type]
 
     def param(v: Any, pt: Any) -> Any:  # scale/bias cover [ax, stop): trailing axes broadcast
-        v = _up(ctx, v, pt.dtype)
+        v = to_compute(ctx, v, pt.dtype)
         tail = [1] * (t.rank - stop)
         return ctx.emit(R.reshape(v, [int(d) for d in pt.shape] + tail)) if tail else v
     y = ctx.emit(R.multiply(y, param(a[1], n.inputs[1].type)))
     if len(a) == 3:
         y = ctx.emit(R.add(y, param(a[2], n.inputs[2].type)))
-    return _down(ctx, y, t.dtype)
+    return from_compute(ctx, y, t.dtype)
 
 
 # ---- resize -------------------------------------------------------------------------------
@@ -141,7 +124,7 @@ def _resize(ctx: Ctx, n: Node, a: list) -> Any:
     sizes = [int(d) if isinstance(d, int) else d for d in at["sizes"]]  # type: ignore[union-attr]
     scales = [float(s) for s in at["scales"]]  # type: ignore[union-attr]
     roi = [float(v) for v in at["roi"]] or [0.0] * t.rank + [1.0] * t.rank  # type: ignore[union-attr]
-    work = "f64" if t.dtype[0] != "f" else _cdt(t.dtype)
+    work = "f64" if t.dtype[0] != "f" else compute_dtype(t.dtype)
     y = a[0] if work == t.dtype else ctx.emit(R.astype(a[0], TVM_DTYPE[work]))
     for ax, d in enumerate(t.shape):
         lo, hi = roi[ax], roi[ax + t.rank]
@@ -216,7 +199,7 @@ def _quantize(ctx: Ctx, n: Node, a: list) -> Any:
 @rule("dequantize_linear")
 def _dequantize(ctx: Ctx, n: Node, a: list) -> Any:
     s_dt = n.inputs[1].dtype
-    cdt = TVM_DTYPE[_cdt(s_dt)]
+    cdt = TVM_DTYPE[compute_dtype(s_dt)]
     diff = ctx.emit(R.subtract(R.astype(a[0], "int64"), R.astype(_along_axis(ctx, a[2], n, 2), "int64")))
     y = ctx.emit(R.multiply(R.astype(diff, cdt), R.astype(_along_axis(ctx, a[1], n, 1), cdt)))
     return y if cdt == TVM_DTYPE[s_dt] else ctx.emit(R.astype(y, TVM_DTYPE[s_dt]))

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from tvm import relax, topi
 
-from vcompile.codegen.emit_nn import _LAYOUT, _cdt, _down, _up
-from vcompile.codegen.emit_shape import _typed_scalar
+from vcompile.codegen.emit_common import LAYOUT, compute_dtype, from_compute, to_compute, typed_scalar
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.windows import PoolWindow, flat_strides
@@ -45,28 +44,28 @@ def _max_pool(ctx: Ctx, n: Node, a: list) -> Any:
     dt = n.inputs[0].dtype
     w = _window(n)
     lowest = -np.inf if dt[0] == "f" else int(np.iinfo(TVM_DTYPE[dt]).min)
-    x = _pre_pad(ctx, n, a[0], w, _typed_scalar(lowest, dt))
+    x = _pre_pad(ctx, n, a[0], w, typed_scalar(lowest, dt))
     fn = {1: R.nn.max_pool1d, 2: R.nn.max_pool2d, 3: R.nn.max_pool3d}[len(w.k)]
     return ctx.emit(fn(x, list(w.k), list(w.s), [0] * 2 * len(w.k), list(w.d),
-                       layout=_LAYOUT[len(w.k)][0]))
+                       layout=LAYOUT[len(w.k)][0]))
 
 
 @rule("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def _avg_pool(ctx: Ctx, n: Node, a: list) -> Any:
     dt = n.inputs[0].dtype
     w = _window(n)
-    x = _pre_pad(ctx, n, _up(ctx, a[0], dt), w, _typed_scalar(0.0, _cdt(dt)))
+    x = _pre_pad(ctx, n, to_compute(ctx, a[0], dt), w, typed_scalar(0.0, compute_dtype(dt)))
     fn = {1: R.nn.avg_pool1d, 2: R.nn.avg_pool2d, 3: R.nn.avg_pool3d}[len(w.k)]
     y = ctx.emit(fn(x, list(w.k), list(w.s), [0] * 2 * len(w.k), list(w.d),
-                    count_include_pad=True, layout=_LAYOUT[len(w.k)][0]))
+                    count_include_pad=True, layout=LAYOUT[len(w.k)][0]))
     if n.attrs["count_include_pad"]:
         cnt = w.count([-b for b in w.pb], [s + e for s, e in zip(w.in_sp, w.pe, strict=False)])
     else:
         cnt = w.count([0] * len(w.k), w.in_sp)
     factor = float(np.prod(w.k)) / np.maximum(cnt, 1)
     if not np.all(factor == 1.0):
-        y = ctx.emit(R.multiply(y, ctx.const(factor, _cdt(dt))))
-    return _down(ctx, y, dt)
+        y = ctx.emit(R.multiply(y, ctx.const(factor, compute_dtype(dt))))
+    return from_compute(ctx, y, dt)
 
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from tvm import relax, topi
 
+from vcompile.codegen.emit_common import typed_scalar
 from vcompile.codegen.relax import TVM_DTYPE, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 
@@ -126,22 +127,13 @@ def _pad(ctx: Ctx, n: Node, a: list) -> Any:
     mode = str(n.attrs["mode"])
     if mode == "constant":
         value = float(n.attrs["value"])  # type: ignore[arg-type]
-        return ctx.emit_te(topi.nn.pad, x, lo, hi, _typed_scalar(value, t.dtype))
+        return ctx.emit_te(topi.nn.pad, x, lo, hi, typed_scalar(value, t.dtype))
     for ax in range(r):
         if lo[ax] or hi[ax]:
             size = int(t.shape[ax]) - max(-pads[ax], 0) - max(-pads[ax + r], 0)  # type: ignore[arg-type]
             idx = np.pad(np.arange(size), (lo[ax], hi[ax]), mode=mode)  # type: ignore[call-overload]
             x = _take(ctx, x, idx, ax)
     return x
-
-
-def _typed_scalar(v: float, dt: str) -> Any:
-    from tvm import tirx
-    if dt[0] in "iu":
-        return tirx.const(int(v), TVM_DTYPE[dt])
-    if dt == "bool":
-        return tirx.const(bool(v), "bool")
-    return tirx.const(v, TVM_DTYPE[dt])
 
 
 @rule("gather")

@@ -23,10 +23,10 @@ from math import prod
 from typing import Any
 
 import numpy as np
-import tvm
 from tvm import relax, te, tirx, topi
 
 from vcompile.codegen import kernels
+from vcompile.codegen.emit_common import attr_ints, const_value
 from vcompile.codegen.relax import TILED, Ctx, Emitted, np_const
 from vcompile.ir.graph import Node
 
@@ -48,24 +48,16 @@ def _f32_static(n: Node) -> bool:
     return all(v.dtype == "f32" and v.type.is_static for v in (*n.inputs, *n.outputs))
 
 
-def _const(e: relax.Expr) -> np.ndarray | None:
-    return e.value.numpy() if isinstance(e, tvm.ir.expr.Constant) else None
-
-
-def _ints(n: Node, key: str) -> list[int]:
-    return [int(v) for v in n.attrs[key]]  # type: ignore[union-attr]
-
-
 @tiled("conv2d")
 def _conv2d(ctx: Ctx, n: Node, a: list) -> Emitted | None:
-    w = _const(a[1])
+    w = const_value(a[1])
     if w is None or not _f32_static(n) or ctx.tiles is None:
         return None
     t = ctx.tiles
     o, cg, kh, kw = w.shape
     c, groups = int(n.inputs[0].shape[1]), int(n.attrs["groups"])  # type: ignore[arg-type]
     ow = int(n.output.shape[3])
-    s, p, d = _ints(n, "strides"), _ints(n, "pads"), _ints(n, "dilations")
+    s, p, d = attr_ints(n, "strides"), attr_ints(n, "pads"), attr_ints(n, "dilations")
     if groups == c == o and cg == 1:
         wt = kernels.row_tile(ow, 2 * t.lanes)
         return ctx.emit_te(kernels.depthwise_conv2d, a[0], np_const(w.reshape(o, kh, kw)), a[2],
@@ -107,7 +99,7 @@ def _matmul(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return None
     t = ctx.tiles
     k, nn = int(ta.shape[-1]), int(tb.shape[-1])
-    w = _const(a[1])
+    w = const_value(a[1])
     if w is not None and prod(tb.shape[:-2]) == 1:
         return _dense(ctx, a[0], w.reshape(k, nn), n)
     if ta.shape[:-2] != tb.shape[:-2]:
@@ -124,7 +116,7 @@ def _matmul(ctx: Ctx, n: Node, a: list) -> Emitted | None:
 
 @tiled("gemm")
 def _gemm(ctx: Ctx, n: Node, a: list) -> Emitted | None:
-    w = _const(a[1])
+    w = const_value(a[1])
     if w is None or ctx.tiles is None or not _f32_static(n):
         return None
     at = n.attrs
@@ -210,12 +202,12 @@ def _softmax(ctx: Ctx, n: Node, a: list) -> Emitted | None:
 
 @tiled("depthwise_conv2d_nhwc")
 def _depthwise_nhwc(ctx: Ctx, n: Node, a: list) -> Emitted | None:
-    w = _const(a[1])
+    w = const_value(a[1])
     t = ctx.tiles
     if w is None or not _f32_static(n) or t is None or int(n.inputs[0].shape[3]) % t.lanes:
         return None
     c, _, kh, kw = w.shape
-    s, p, d = _ints(n, "strides"), _ints(n, "pads"), _ints(n, "dilations")
+    s, p, d = attr_ints(n, "strides"), attr_ints(n, "pads"), attr_ints(n, "dilations")
     wt = kernels.row_tile(int(n.output.shape[2]), t.rows)
     w_hwc = np_const(np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)))
     return ctx.emit_te(kernels.depthwise_conv2d_nhwc, a[0], w_hwc, a[2], s, p, d, wt,
@@ -224,7 +216,7 @@ def _depthwise_nhwc(ctx: Ctx, n: Node, a: list) -> Emitted | None:
 
 @tiled("linear")
 def _linear(ctx: Ctx, n: Node, a: list) -> Emitted | None:
-    w = _const(a[1])
+    w = const_value(a[1])
     if w is None or ctx.tiles is None or not _f32_static(n):
         return None
     y = _dense(ctx, a[0], w, n)
@@ -249,7 +241,7 @@ def _attention(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         lead = (1,) * (len(full) - bt.rank) + tuple(int(s) for s in bt.shape)
         gb = 1 if all(s == 1 for s in lead[:-2]) else g
         shape = [gb, nq, m]
-        c = _const(a[3])
+        c = const_value(a[3])
         if c is not None:
             full_b = np.broadcast_to(c.reshape(lead), (*(lead[:-2] if gb == 1 else full[:-2]), nq, m))
             bias = np_const(np.ascontiguousarray(full_b, np.float32).reshape(shape))

@@ -132,7 +132,7 @@ def _cudart() -> str:
 
 def ensure_cuda_sidecar() -> None:
     """Make sure TVM's CUDA sidecar is loaded (with the stub driver when no driver exists)."""
-    from tvm.base import _LOADED_LIBS
+    from tvm.base import _LOADED_LIBS  # noqa: PLC2701  (TVM's registry of loaded sidecars; no public API)
     if "tvm_runtime_cuda" in _LOADED_LIBS:
         return
     from tvm_ffi.libinfo import load_lib_ctypes

@@ -156,12 +156,12 @@ def emit_qlinear(ctx: Any, n: Any, a: list) -> Any:
     """The VNNI qlinear (None where it does not apply: the generic rule runs)."""
     from tvm import relax
 
-    from vcompile.codegen.emit_tiled import _const
+    from vcompile.codegen.emit_common import const_value
     from vcompile.codegen.relax import np_const
-    w = _const(a[1])
+    w = const_value(a[1])
     if not has_vnni(ctx) or w is None or not all(v.type.is_static for v in n.inputs):
         return None
-    bias = _const(a[2]) if len(a) == 3 else None
+    bias = const_value(a[2]) if len(a) == 3 else None
     if len(a) == 3 and bias is None:
         return None
     xdt = n.inputs[0].dtype
@@ -217,10 +217,10 @@ def qconv(x: Any, wp: Any, comp: Any, o: int, strides: list[int], pads: list[int
 
 def emit_qconv2d(ctx: Any, n: Any, a: list) -> Any:
     """The VNNI qconv2d for groups == 1 (None otherwise: the generic rule runs)."""
-    from vcompile.codegen.emit_tiled import _const
+    from vcompile.codegen.emit_common import const_value
     from vcompile.codegen.relax import np_const
-    w = _const(a[1])
-    bias = _const(a[2]) if len(a) == 3 else None
+    w = const_value(a[1])
+    bias = const_value(a[2]) if len(a) == 3 else None
     if (not has_vnni(ctx) or w is None or int(n.attrs["groups"]) != 1 or (len(a) == 3 and bias is None)
             or not n.inputs[0].type.is_static):
         return None
