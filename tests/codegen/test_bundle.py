@@ -194,7 +194,7 @@ def test_bundle_cmakelists_builds_the_runner(host_bundle: tuple[Path, Path], tmp
 
 
 def test_runner_and_runtime_library_errors(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
-    from vcompile.codegen.runtime_libs import RuntimeLibError, _download, runtime_libs
+    from vcompile.codegen.runtime_libs import RuntimeLibError, download_wheel, runtime_libs
     _, b = host_bundle
     copy = tmp_path / "copy"
     shutil.copytree(b, copy)
@@ -207,4 +207,4 @@ def test_runner_and_runtime_library_errors(host_bundle: tuple[Path, Path], tmp_p
     with pytest.raises(RuntimeLibError, match="no prebuilt TVM runtime exists for riscv64"):
         runtime_libs("riscv64")
     with pytest.raises(RuntimeLibError, match=r"cannot download the aarch64 wheel of apache-tvm==0\.0\.1"):
-        _download("apache-tvm", "0.0.1", "aarch64", tmp_path)
+        download_wheel("apache-tvm", "0.0.1", "aarch64", tmp_path)

@@ -63,12 +63,13 @@ def main(args: argparse.Namespace) -> int:
             fns[name] = lambda s=sess, f=feed: s.run(None, f)  # type: ignore[attr-defined]
     with steps(f"timing {', '.join(fns)}") as say:
         res = time_interleaved(fns, args.warmup, args.repeat, progress=say)
-    err = _max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
+    err = max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
     _print(res, args, err, m.meta)
     return 0
 
 
-def _max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+def max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest |a - b| / max|b| over paired outputs (vcompile vs onnxruntime; also bench --rpc)."""
     if len(a) != len(b):
         raise VcompileError(f"vcompile gives {len(a)} outputs, onnxruntime {len(b)}")
     worst = 0.0

@@ -15,7 +15,7 @@ from vcompile.errors import VcompileError
 
 def main_remote(args: argparse.Namespace) -> int:
     from vcompile.api import compile_plan
-    from vcompile.cli.bench import _max_rel_err
+    from vcompile.cli.bench import max_rel_err
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
@@ -43,6 +43,6 @@ def main_remote(args: argparse.Namespace) -> int:
         from vcompile.runtime.bench import onnxruntime_session
         sess_ort = onnxruntime_session(args.model, args.threads)
         feed = dict(zip([i.name for i in sess_ort.get_inputs()], xs, strict=False))  # type: ignore[attr-defined]
-        err = _max_rel_err(outs, sess_ort.run(None, feed))  # type: ignore[attr-defined]
+        err = max_rel_err(outs, sess_ort.run(None, feed))  # type: ignore[attr-defined]
         print(f"max relative difference remote vs onnxruntime here: {err:.2e}")
     return 0

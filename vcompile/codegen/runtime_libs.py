@@ -68,7 +68,7 @@ def runtime_libs(plat: str) -> dict[str, Path]:
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         for name, (pkg, member) in LIBS.items():
-            wheel = _download(pkg, v[pkg], plat, Path(tmp))
+            wheel = download_wheel(pkg, v[pkg], plat, Path(tmp))
             with zipfile.ZipFile(wheel) as z, z.open(member) as src, \
                     open(Path(tmp) / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -76,7 +76,8 @@ def runtime_libs(plat: str) -> dict[str, Path]:
     return out
 
 
-def _download(pkg: str, version: str, plat: str, where: Path) -> Path:
+def download_wheel(pkg: str, version: str, plat: str, where: Path) -> Path:
+    """pip-download `pkg`==`version`'s wheel for `plat` into `where`; returns its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
            "--dest", str(where)]
     for tag in PLATFORM_TAGS[plat]:

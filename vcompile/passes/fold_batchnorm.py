@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from vcompile.ir.graph import Graph, Value
-from vcompile.passes.fold_scale import CONV_NODE, Linear, _const, emit_linear, linear_of
+from vcompile.passes.fold_scale import CONV_NODE, Linear, const_like, emit_linear, linear_of
 from vcompile.passes.fold_scale import RULES as SCALE_RULES
 from vcompile.passes.pattern import Match, OpPat, P, RewriteBuilder, Rule, rewrite, rule
 from vcompile.passes.registry import register
@@ -48,8 +48,8 @@ def fold_bn_into_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     s, t = _affine(m)
     w, b = m.arrays("w", "b")
     conv = m.node("conv")
-    new_w = _const(bb, scale_out(conv, w, s), m["w"])
-    new_b = _const(bb, f64(b) * s + t, m["b"])
+    new_w = const_like(bb, scale_out(conv, w, s), m["w"])
+    new_b = const_like(bb, f64(b) * s + t, m["b"])
     return bb.emit(conv.op, m["x"], new_w, new_b, **conv.attrs)
 
 
@@ -87,7 +87,7 @@ def fold_pre_bn_into_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     s, t = _affine(m)
     w, b = m.arrays("w", "b")
     new_w, extra = conv_in_fold(w, int(conv.attrs["groups"]), s, t)  # type: ignore[arg-type]
-    return bb.emit(conv.op, m["x"], _const(bb, new_w, m["w"]), _const(bb, f64(b) + extra, m["b"]),
+    return bb.emit(conv.op, m["x"], const_like(bb, new_w, m["w"]), const_like(bb, f64(b) + extra, m["b"]),
                    **conv.attrs)
 
 
@@ -113,16 +113,16 @@ def fold_repbn(m: Match, bb: RewriteBuilder) -> Value | None:
         return None
     s, t = _affine(m)
     x = m["x"]
-    scale = bb.emit("mul", x, _const(bb, _channel_shape(x, s + f64(alpha).reshape(())), m["gamma"]))
-    return bb.emit("add", scale, _const(bb, _channel_shape(x, t), m["beta"]))
+    scale = bb.emit("mul", x, const_like(bb, _channel_shape(x, s + f64(alpha).reshape(())), m["gamma"]))
+    return bb.emit("add", scale, const_like(bb, _channel_shape(x, t), m["beta"]))
 
 
 @rule(bn(X))
 def bn_to_scale_shift(m: Match, bb: RewriteBuilder) -> Value | None:
     s, t = _affine(m)
     x = m["x"]
-    scaled = bb.emit("mul", x, _const(bb, _channel_shape(x, s), m["gamma"]))
-    return bb.emit("add", scaled, _const(bb, _channel_shape(x, t), m["beta"]))
+    scaled = bb.emit("mul", x, const_like(bb, _channel_shape(x, s), m["gamma"]))
+    return bb.emit("add", scaled, const_like(bb, _channel_shape(x, t), m["beta"]))
 
 
 RULES: list[Rule] = [fold_bn_into_conv, fold_bn_into_linear, fold_bn_into_linear_reshaped,

@@ -30,7 +30,8 @@ X = P.any("x")
 CONV_NODE = P.op(CONV + CONV_T, X, P.const("w"), P.const("b"), name="conv")
 
 
-def _const(bb: RewriteBuilder, arr: np.ndarray, like: Value) -> Value:
+def const_like(bb: RewriteBuilder, arr: np.ndarray, like: Value) -> Value:
+    """`arr` as a constant of `like`'s dtype, named after it (a folded weight or bias)."""
     return bb.const(arr.astype(like.type.np_dtype), hint=like.hint or "c")
 
 
@@ -48,7 +49,7 @@ def scale_after_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     else:
         c = 1.0 / c if op == "div" else c
         new_w, new_b = scale_out(m.node("conv"), w, c), f64(b) * c
-    return bb.emit(m.node("conv").op, m["x"], _const(bb, new_w, m["w"]), _const(bb, new_b, m["b"]),
+    return bb.emit(m.node("conv").op, m["x"], const_like(bb, new_w, m["w"]), const_like(bb, new_b, m["b"]),
                    **m.node("conv").attrs)
 
 
@@ -97,7 +98,7 @@ def linear_of(n: Node, ed: GraphEditor) -> Linear | None:
 
 
 def emit_linear(bb: RewriteBuilder, lin: Linear, w: np.ndarray, b: np.ndarray | None) -> Value:
-    wv = _const(bb, w, lin.w_value)
+    wv = const_like(bb, w, lin.w_value)
     bv = None if b is None else bb.const(b.astype(lin.w_value.type.np_dtype), hint="b")
     if lin.kind in ("gemm", "linear"):
         return bb.emit(lin.kind, lin.x, wv) if bv is None else bb.emit(lin.kind, lin.x, wv, bv)
@@ -133,7 +134,7 @@ def scale_before_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     w, b = m.arrays("w", "b")
     new_w, extra = conv_in_fold(w, int(conv.attrs["groups"]), None if shift else c,  # type: ignore[arg-type]
                                 c if shift else None)
-    return bb.emit(conv.op, x, _const(bb, new_w, m["w"]), _const(bb, f64(b) + extra, m["b"]),
+    return bb.emit(conv.op, x, const_like(bb, new_w, m["w"]), const_like(bb, f64(b) + extra, m["b"]),
                    **conv.attrs)
 
 
