@@ -14,8 +14,8 @@ from vcompile.cli.options import compile_options
 from vcompile.errors import VcompileError
 from vcompile.ir.builder import Builder
 from vcompile.ir.graph import Graph
-from vcompile.passes.registry import register, unregister
-from vcompile.passes.spec import PassSpec, PipelineError, format_pipeline, parse_pipeline
+from vcompile.passes.infra.registry import register, unregister
+from vcompile.passes.infra.spec import PassSpec, PipelineError, format_pipeline, parse_pipeline
 from vcompile.plan import CompileOptions, plan
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
-from vcompile.passes.spec import PassSpec
+from vcompile.passes.infra.spec import PassSpec
 from vcompile.plan import CompileOptions, Plan, plan
 from vcompile.runtime.module import CompiledModel
 from vcompile.runtime.module import load as load

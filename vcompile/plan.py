@@ -3,7 +3,7 @@ function that turns it into what runs.
 
     opts = CompileOptions(target="arm64", opt_level=3, attn_layout="bchw")
     p = plan(opts)
-    p.passes        the pipeline, each pass with its options (`passes.spec.PassSpec`)
+    p.passes        the pipeline, each pass with its options (`passes.infra.spec.PassSpec`)
     p.lowering      int8: the passes after calibration and QDQ insertion (else empty)
     p.codegen       `codegen.options.CodegenOptions`: schedules, fusion, tuning database
     print(p.format())
@@ -11,7 +11,7 @@ function that turns it into what runs.
 The Python API (`vcompile.compile`), every CLI subcommand (compile, inspect, bench, tune,
 profile, report) and the report build a `CompileOptions` and run its `plan`; the artifact's
 metadata (`meta["plan"]`) and the report print it. Nothing else decides the pass list or
-how codegen treats the opt level: the -O tables are in `passes.pipeline`, and `plan` is
+how codegen treats the opt level: the -O tables are in `passes.infra.pipeline`, and `plan` is
 where options change them (`--attn-layout`, `--disable-pass`, `--int8`).
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from vcompile.codegen.options import CodegenOptions
 from vcompile.errors import VcompileError
 from vcompile.ir.types import Dim
-from vcompile.passes.pipeline import int8_split, pipeline, with_attn_layout
-from vcompile.passes.spec import PassSpec, format_pipeline, parse_pipeline
+from vcompile.passes.infra.pipeline import int8_split, pipeline, with_attn_layout
+from vcompile.passes.infra.spec import PassSpec, format_pipeline, parse_pipeline
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ def test_suite_outputs_and_transposes(name: str) -> None:
     from vcompile.api import to_graph
     exporter = "legacy" if cached_path(name, "legacy").exists() or name not in HYBRIDS[:2] else "dynamo"
     # as `with_attn_layout` runs it: without the token-layout-only rewrites
-    from vcompile.passes.pipeline import BNC_ONLY
+    from vcompile.passes.infra.pipeline import BNC_ONLY
     g = passes.run(to_graph(str(onnx_model(name, exporter))),
                    [p for p in passes.O2[:-1] if p not in BNC_ONLY])
     out = passes.run(g, SPEC)
@@ -292,7 +292,7 @@ def test_index_maps_find_transposes_and_boxes(shape: list[int], rnd: object, ste
     """Any transpose of a reshape is found, and any box (unit steps) of it, transposed;
     boxes with steps are found often (a stride-2 box whose runs merge across axes is
     not: the pass then converts). Whatever is returned rebuilds the index array exactly."""
-    from vcompile.passes.index_maps import as_transpose, stepped_box, strided_box
+    from vcompile.passes.infra.index_maps import as_transpose, stepped_box, strided_box
     a = np.arange(int(np.prod(shape))).reshape(shape)
     perm = list(range(len(shape)))
     rnd.shuffle(perm)  # type: ignore[attr-defined]
@@ -314,7 +314,7 @@ def test_index_maps_find_transposes_and_boxes(shape: list[int], rnd: object, ste
 
 
 def test_index_maps_reject_what_is_no_view() -> None:
-    from vcompile.passes.index_maps import as_transpose, stepped_box, strided_box
+    from vcompile.passes.infra.index_maps import as_transpose, stepped_box, strided_box
     shuffled = np.random.default_rng(0).permutation(24)
     assert as_transpose(shuffled, 24) is None
     assert strided_box(shuffled[:6], 24) is None and stepped_box(shuffled[:6], (2, 3, 4)) is None

@@ -14,7 +14,7 @@ import pytest
 from tests.passes.qdq_util import float_ops, insert_qdq, output_steps
 from vcompile import passes
 from vcompile.ir import Builder, Graph, Value, interp, verify
-from vcompile.passes.manager import PassStat
+from vcompile.passes.infra.manager import PassStat
 
 RNG = np.random.default_rng(0)
 

@@ -15,9 +15,9 @@ from tests.passes.test_lower_integer import _conv, _graph, _w, lower
 from tests.strategies import GraphContext, graphs
 from vcompile import passes
 from vcompile.ir import OPS, Builder, Graph, TensorType, Value, interp
-from vcompile.passes.lower_integer import lower_integer
-from vcompile.passes.manager import PassStat
-from vcompile.passes.rewriter import replace_values
+from vcompile.passes.infra.manager import PassStat
+from vcompile.passes.infra.rewriter import replace_values
+from vcompile.passes.integer.lower_integer import lower_integer
 
 LAYOUT_SKIP = ("max_pool2d", "pad", "transpose", "reshape", "concat", "split", "slice", "squeeze",
                "unsqueeze", "gather")

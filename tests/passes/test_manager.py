@@ -10,7 +10,7 @@ import pytest
 from vcompile import passes
 from vcompile.cli import main as cli_main
 from vcompile.ir import Graph, parse_graph, print_graph
-from vcompile.passes.registry import PASSES, UnknownPassError, register, unregister
+from vcompile.passes.infra.registry import PASSES, UnknownPassError, register, unregister
 
 CONV_BN = """\
 graph @block(%x: f32[1,3,8,8]) {

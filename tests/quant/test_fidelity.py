@@ -20,7 +20,7 @@ import pytest
 from vcompile import passes as P
 from vcompile.ir import interp
 from vcompile.ir.dtypes import float_ops_in_integer_region
-from vcompile.passes.pipeline import O2
+from vcompile.passes.infra.pipeline import O2
 from vcompile.quant import LOWER, quantize
 
 REWRITES = [p for p in O2 if p != "fuse"]

@@ -10,7 +10,7 @@ import pytest
 from tests.quant.test_qdq import conv_block
 from vcompile.ir import interp
 from vcompile.ir.dtypes import float_ops_in_integer_region
-from vcompile.passes.pipeline import pipeline
+from vcompile.passes.infra.pipeline import pipeline
 from vcompile.quant import int8_flow
 
 CALIB = {"x": np.random.default_rng(1).standard_normal((4, 1, 2, 4, 4)).astype(np.float32)}

@@ -1,6 +1,6 @@
 """Pass options shared by `vcompile inspect` and `vcompile compile`.
 
-    -O0..-O3                  a pipeline from vcompile.passes.pipeline
+    -O0..-O3                  a pipeline from vcompile.passes.infra.pipeline
     -p/--passes a,b{k=v},c    an explicit pipeline (instead of -O), pass options MLIR-style
     --disable-pass x[,y]      drop passes from the list (repeatable)
     --verify-each             run the verifier after every pass
@@ -24,8 +24,8 @@ from vcompile.cli.options import compile_options as options_from_args
 from vcompile.cli.options import split_names
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
-from vcompile.passes.manager import PassStat
-from vcompile.passes.spec import PassSpec, parse_pipeline
+from vcompile.passes.infra.manager import PassStat
+from vcompile.passes.infra.spec import PassSpec, parse_pipeline
 from vcompile.plan import CompileOptions, plan
 
 

@@ -38,7 +38,7 @@ def steps(title: str, quiet: bool | None = None) -> Iterator[Say]:
     import rich.progress as rp
     from rich.console import Console
 
-    from vcompile.passes.manager import observe_passes
+    from vcompile.passes.infra.manager import observe_passes
     progress = rp.Progress(rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.BarColumn(),
                            rp.MofNCompleteColumn(), rp.TimeElapsedColumn(),
                            console=Console(stderr=True), transient=True)

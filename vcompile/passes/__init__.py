@@ -1,5 +1,6 @@
-"""Graph passes: a registry of `Graph -> Graph` functions by kebab-case name, a pass
-manager, pattern rewriting and the -O pipelines.
+"""Graph passes: one module per registered `Graph -> Graph` pass (kebab-case name), the
+integer lowering in `integer/`, and the infrastructure in `infra/` (registry, pass
+manager, pipeline text, -O tables, pattern rewriting, numeric bisection).
 
     from vcompile import passes
     g = passes.run(g, "fold-batchnorm,canonicalize")      # or passes.run(g, passes.O2)
@@ -16,15 +17,15 @@ from vcompile.passes import (  # noqa: F401  (register the passes)
     fold_scale,
     fuse,
     layout,
-    lower_integer,
     recognize,
     reparameterize,
 )
-from vcompile.passes.bisect import BisectResult, bisect_numerics
-from vcompile.passes.manager import PassError, PassManager, PassStat, format_stats, run
-from vcompile.passes.pattern import Match, P, RewriteBuilder, RewriteError, rewrite, rule
-from vcompile.passes.pipeline import O0, O1, O2, O3, pipeline
-from vcompile.passes.registry import PASSES, UnknownPassError, get_pass, register
+from vcompile.passes.infra.bisect import BisectResult, bisect_numerics
+from vcompile.passes.infra.manager import PassError, PassManager, PassStat, format_stats, run
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, RewriteError, rewrite, rule
+from vcompile.passes.infra.pipeline import O0, O1, O2, O3, pipeline
+from vcompile.passes.infra.registry import PASSES, UnknownPassError, get_pass, register
+from vcompile.passes.integer import lower_integer  # noqa: F401  (registers lower-integer)
 
 __all__ = ["BisectResult", "Match", "O0", "O1", "O2", "O3", "P", "PASSES", "PassError",
            "PassManager", "PassStat", "RewriteBuilder", "RewriteError", "UnknownPassError",

@@ -31,8 +31,8 @@ from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.passes.dce import dce
-from vcompile.passes.layout_twins import Relayout, Twin, token_twin, tokens_ok, trackable
-from vcompile.passes.registry import note, register
+from vcompile.passes.infra.layout_twins import Relayout, Twin, token_twin, tokens_ok, trackable
+from vcompile.passes.infra.registry import note, register
 
 Layout = Literal["bnc", "bchw", "ane"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)

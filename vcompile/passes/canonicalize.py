@@ -27,8 +27,8 @@ from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.cse import cse
 from vcompile.passes.dce import dce
 from vcompile.passes.fold_constants import fold_constants
-from vcompile.passes.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
-from vcompile.passes.registry import register
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.infra.registry import register
 
 X = P.any("x")
 NOOP_OPS = ("identity", "cast", "reshape", "expand", "slice", "pad", "squeeze", "unsqueeze",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 
 from vcompile.ir.graph import Graph, Node, Value
-from vcompile.passes.registry import note, register
-from vcompile.passes.rewriter import GraphEditor
+from vcompile.passes.infra.registry import note, register
+from vcompile.passes.infra.rewriter import GraphEditor
 
 
 def _const_key(arr) -> tuple:  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ exactly when none of its outputs is used.
 from __future__ import annotations
 
 from vcompile.ir.graph import Graph
-from vcompile.passes.registry import note, register
-from vcompile.passes.rewriter import eliminate_dead
+from vcompile.passes.infra.registry import note, register
+from vcompile.passes.infra.rewriter import eliminate_dead
 
 
 @register("dce")

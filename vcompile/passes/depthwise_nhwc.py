@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from vcompile.ir.graph import Graph, Value
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.infra.registry import register
+from vcompile.passes.infra.rewriter import GraphEditor
 from vcompile.passes.layout import simplify_layout
-from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.registry import register
-from vcompile.passes.rewriter import GraphEditor
 
 LAYOUT_OPS = ("reshape", "transpose")
 MAX_CHAIN = 4

@@ -26,9 +26,9 @@ import numpy as np
 from vcompile.ir.graph import Graph, Value
 from vcompile.passes.fold_scale import CONV_NODE, Linear, const_like, emit_linear, linear_of
 from vcompile.passes.fold_scale import RULES as SCALE_RULES
-from vcompile.passes.pattern import Match, OpPat, P, RewriteBuilder, Rule, rewrite, rule
-from vcompile.passes.registry import register
-from vcompile.passes.weights import CONV, bn_affine, conv_in_fold, f64, scale_out
+from vcompile.passes.infra.pattern import Match, OpPat, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.infra.registry import register
+from vcompile.passes.infra.weights import CONV, bn_affine, conv_in_fold, f64, scale_out
 
 X = P.any("x")
 PARAMS = (P.const("gamma"), P.const("beta"), P.const("mean"), P.const("var"))

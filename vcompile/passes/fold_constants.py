@@ -19,8 +19,8 @@ import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.ops import OPS
-from vcompile.passes.registry import note, register
-from vcompile.passes.rewriter import GraphEditor
+from vcompile.passes.infra.registry import note, register
+from vcompile.passes.infra.rewriter import GraphEditor
 
 GROWTH_LIMIT = 1 << 16  # elements a folded output may add beyond its inputs' size
 BIAS_LIMIT = 1 << 24  # elements an attention bias may fold to

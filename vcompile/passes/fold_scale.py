@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
-from vcompile.passes.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
-from vcompile.passes.registry import register
-from vcompile.passes.rewriter import GraphEditor
-from vcompile.passes.weights import CONV, CONV_T, conv_in_fold, f64, per_channel, scale_out
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.infra.registry import register
+from vcompile.passes.infra.rewriter import GraphEditor
+from vcompile.passes.infra.weights import CONV, CONV_T, conv_in_fold, f64, per_channel, scale_out
 
 X = P.any("x")
 CONV_NODE = P.op(CONV + CONV_T, X, P.const("w"), P.const("b"), name="conv")

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.nx import is_convex, to_networkx
 from vcompile.ir.ops import OPS, VIEW_OPS
-from vcompile.passes.registry import note, register
-from vcompile.passes.rewriter import use_counts
+from vcompile.passes.infra.registry import note, register
+from vcompile.passes.infra.rewriter import use_counts
 
 MAX_NODES = 16
 # anchors that take layout ops into their group, with how many leading operands take a

@@ -32,8 +32,8 @@ from vcompile.ir.graph import Graph, Node, Value, users
 from vcompile.ir.ops import OPS
 from vcompile.passes.canonicalize import canonicalize
 from vcompile.passes.dce import dce
-from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.registry import register
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.infra.registry import register
 
 X = P.any("x")
 

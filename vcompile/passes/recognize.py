@@ -32,10 +32,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
-from vcompile.passes.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
-from vcompile.passes.registry import register
-from vcompile.passes.rewriter import GraphEditor
-from vcompile.passes.weights import per_channel
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.infra.registry import register
+from vcompile.passes.infra.rewriter import GraphEditor
+from vcompile.passes.infra.weights import per_channel
 
 X = P.any("x")
 SQRT2 = math.sqrt(2.0)

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
-from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.registry import register
-from vcompile.passes.rewriter import GraphEditor
-from vcompile.passes.weights import conv_in_fold, f64, is_conv, per_channel
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.infra.registry import register
+from vcompile.passes.infra.rewriter import GraphEditor
+from vcompile.passes.infra.weights import conv_in_fold, f64, is_conv, per_channel
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     rewrites (the -O list without fuse) => calibrate => insert QDQ
         => lower-integer, canonicalize, dce => fuse (unless -O0/-O1) => codegen
-    (the split is `passes.pipeline.int8_split`; `vcompile.plan` records both halves)
+    (the split is `passes.infra.pipeline.int8_split`; `vcompile.plan` records both halves)
 
     g_qdq = quantize(g, calib="calib.npz", method="percentile")   # QDQ form (interpretable)
     g_int, ran = int8_flow(g_float, pipeline(2), calib=...)      # the whole flow, passes run
@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vcompile.ir.graph import Graph
-from vcompile.passes.pipeline import LOWER_INTEGER as LOWER
-from vcompile.passes.pipeline import int8_split
-from vcompile.passes.spec import PassSpec, parse_pipeline
+from vcompile.passes.infra.pipeline import LOWER_INTEGER as LOWER
+from vcompile.passes.infra.pipeline import int8_split
+from vcompile.passes.infra.spec import PassSpec, parse_pipeline
 from vcompile.quant.calibrate import DEFAULT_PERCENTILE, METHODS, activation_scales, check_method
 from vcompile.quant.calibrate import collect_ranges as collect_ranges
 from vcompile.quant.data import CalibrationWarning, samples_from, synthetic_samples
@@ -85,7 +85,7 @@ def run_int8(g: Graph, before: Sequence[PassSpec], after: Sequence[PassSpec], ca
              max_samples: int = DEFAULT_MAX_SAMPLES, progress: Callable[[str], None] | None = None,
              run: Callable[[Graph, Sequence[PassSpec]], Graph] | None = None,
              ) -> tuple[Graph, tuple[str, ...]]:
-    """The int8 flow with its two halves given (`passes.pipeline.int8_split`); `run` runs
+    """The int8 flow with its two halves given (`passes.infra.pipeline.int8_split`); `run` runs
     a pipeline (default `passes.run`, the CLI passes its diagnostics' manager)."""
     from vcompile import passes as P
     say = progress or (lambda s: None)

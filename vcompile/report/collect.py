@@ -7,9 +7,10 @@ run but keeps what the stages before it found.
 
 Stages, in order: import (the frontend), passes (the plan's passes through the pass
 manager, with per-pass node counts; int8 with calibration and lowering), fusion (the
-kernel table and the drawings), build (tuning at -O3, then TVM), profile (per-kernel times), benchmark (vcompile
-against onnxruntime and PyTorch, interleaved). Any exception in a stage is recorded
-as that stage's error; the later stages are "not reached".
+kernel table and the drawings), build (tuning at -O3, then TVM), profile (per-kernel
+times), benchmark (vcompile against onnxruntime and PyTorch, interleaved). Any
+exception in a stage is recorded as that stage's error; the later stages are "not
+reached".
 """
 from __future__ import annotations
 

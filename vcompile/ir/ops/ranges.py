@@ -4,7 +4,7 @@
     int_range("i8", (0, 100))  -> (0, 100)      (a fused ReLU's clip, saturated to the dtype)
 
 One definition for the integer evals (`integer`), the lowerings that pick clips and
-thresholds (`passes.qparams`, `passes.qdq_sink`) and the integer emitter (`emit_int`).
+thresholds (`passes.integer.qparams`, `passes.integer.qdq_sink`) and the integer emitter (`emit_int`).
 """
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from vcompile.ir.graph import Node, Value
 from vcompile.ir.ops.integer import dyadic
-from vcompile.passes.lower_contractions import Acc
-from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qparams import QOut, QParams, affine, dequantized
+from vcompile.passes.infra.pattern import Match, RewriteBuilder
+from vcompile.passes.integer.contractions import Acc
+from vcompile.passes.integer.qparams import QOut, QParams, affine, dequantized
 
 NARROW = ("i8", "u8", "i16", "u16")
 LOG2E = math.log2(math.e)

@@ -24,8 +24,8 @@ from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
 from vcompile.ir.printer import print_graph
 from vcompile.ir.verify import verify
-from vcompile.passes.registry import collecting, get_pass, stop_collecting
-from vcompile.passes.spec import PassSpec, parse_pipeline
+from vcompile.passes.infra.registry import collecting, get_pass, stop_collecting
+from vcompile.passes.infra.spec import PassSpec, parse_pipeline
 
 
 class PassError(VcompileError, RuntimeError):
@@ -123,6 +123,6 @@ def run(g: Graph, passes: str | Iterable[str | PassSpec], *, verify_each: bool =
         print_after: frozenset[str] | str = frozenset(), print_to: TextIO | str | Path | None = None,
         stats: list[PassStat] | None = None) -> Graph:
     """Run a pipeline: `run(g, "fold-batchnorm,attention-to-conv{layout=ane}")`, an -O tuple
-    or `PassSpec`s (`vcompile.passes.spec`)."""
+    or `PassSpec`s (`vcompile.passes.infra.spec`)."""
     pm = PassManager(verify_each, print_after, print_to, stats)
     return pm.run(g, passes)

@@ -27,9 +27,9 @@ import numpy as np
 
 from vcompile.ir.graph import Node, Value
 from vcompile.ir.ops.windows import PoolWindow
-from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qparams import QParams, dequantized, i32_const
-from vcompile.passes.registry import note
+from vcompile.passes.infra.pattern import Match, RewriteBuilder
+from vcompile.passes.infra.registry import note
+from vcompile.passes.integer.qparams import QParams, dequantized, i32_const
 
 I32_MAX = 2 ** 31 - 1
 RECIP_BITS = 16

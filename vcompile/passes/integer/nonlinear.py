@@ -28,9 +28,9 @@ import numpy as np
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import dyadic
 from vcompile.ir.ops.windows import layer_span
-from vcompile.passes.lower_contractions import Acc, activation
-from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qparams import QOut, QParams, const_value, dequantized
+from vcompile.passes.infra.pattern import Match, RewriteBuilder
+from vcompile.passes.integer.contractions import Acc, activation
+from vcompile.passes.integer.qparams import QOut, QParams, const_value, dequantized
 
 LOG2E = math.log2(math.e)
 SOFTMAX_BITS = 14  # fraction bits of the exponent inside shiftmax

@@ -30,10 +30,12 @@ import numpy as np
 from vcompile.ir.dtypes import float_ops_in_integer_region
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
-from vcompile.passes.lower_contractions import CONTRACTIONS, Acc
-from vcompile.passes.lower_elementwise import DIRECT, lower_sigmoid
-from vcompile.passes.lower_lut import lower_lookup
-from vcompile.passes.lower_nonlinear import (
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.infra.registry import note, register
+from vcompile.passes.integer.contractions import CONTRACTIONS, Acc
+from vcompile.passes.integer.elementwise import DIRECT, lower_sigmoid
+from vcompile.passes.integer.lut import lower_lookup
+from vcompile.passes.integer.nonlinear import (
     lower_attention,
     lower_gelu,
     lower_group_norm,
@@ -42,11 +44,9 @@ from vcompile.passes.lower_nonlinear import (
     lower_silu,
     lower_softmax,
 )
-from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.qdq_sink import sink_layout
-from vcompile.passes.qparams import OUT_DTYPES as OUT_NP
-from vcompile.passes.qparams import QOut, dequantized, quantized_out, rescale
-from vcompile.passes.registry import note, register
+from vcompile.passes.integer.qdq_sink import sink_layout
+from vcompile.passes.integer.qparams import OUT_DTYPES as OUT_NP
+from vcompile.passes.integer.qparams import QOut, dequantized, quantized_out, rescale
 
 __all__ = ["lower_integer"]
 

@@ -25,8 +25,15 @@ import numpy as np
 
 from vcompile.ir.builder import Builder
 from vcompile.ir.graph import Graph, Node, Value
-from vcompile.passes.index_maps import Recipe, as_transpose, invert, refinements, stepped_box, strided_box
-from vcompile.passes.registry import note
+from vcompile.passes.infra.index_maps import (
+    Recipe,
+    as_transpose,
+    invert,
+    refinements,
+    stepped_box,
+    strided_box,
+)
+from vcompile.passes.infra.registry import note
 
 MAX_TWIN = 1 << 23  # elements; index maps of larger values are not tracked (memory)
 

@@ -15,7 +15,7 @@ from vcompile.ir.graph import Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.ir.ops.integer import dyadic
 from vcompile.ir.ops.ranges import int_range
-from vcompile.passes.pattern import Match, RewriteBuilder
+from vcompile.passes.infra.pattern import Match, RewriteBuilder
 
 OUT_DTYPES = {"i8": np.int8, "u8": np.uint8, "i16": np.int16}
 

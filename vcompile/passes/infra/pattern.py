@@ -30,8 +30,8 @@ from vcompile.errors import VcompileError
 from vcompile.ir.builder import infer_node
 from vcompile.ir.graph import Graph, Node, Value
 from vcompile.ir.types import TensorType
-from vcompile.passes.registry import note
-from vcompile.passes.rewriter import GraphEditor
+from vcompile.passes.infra.registry import note
+from vcompile.passes.infra.rewriter import GraphEditor
 
 MAX_SWEEPS = 64
 

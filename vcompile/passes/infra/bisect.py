@@ -14,8 +14,8 @@ import numpy as np
 
 from vcompile.ir import interp
 from vcompile.ir.graph import Graph
-from vcompile.passes.manager import PassManager
-from vcompile.passes.spec import PassSpec, parse_pipeline
+from vcompile.passes.infra.manager import PassManager
+from vcompile.passes.infra.spec import PassSpec, parse_pipeline
 
 DEFAULT_TOL = 1e-4
 

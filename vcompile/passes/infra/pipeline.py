@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vcompile.errors import VcompileError
-from vcompile.passes.spec import PassSpec, make_spec, parse_pipeline
+from vcompile.passes.infra.spec import PassSpec, make_spec, parse_pipeline
 
 # Canonical form is what codegen accepts, so even -O0 canonicalizes.
 O0: tuple[str, ...] = ("canonicalize", "dce")

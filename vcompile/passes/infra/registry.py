@@ -7,7 +7,7 @@
     def attention_to_conv(g: Graph, *, layout: Layout = "bchw") -> Graph: ...
 
 Options are keyword-only parameters with defaults, typed (int, float, bool, str or a
-`Literal`); pipelines set them as `attention-to-conv{layout=ane}` (`passes.spec`).
+`Literal`); pipelines set them as `attention-to-conv{layout=ane}` (`passes.infra.spec`).
 
 A pass returns its input object itself when it changed nothing; the manager relies
 on that (`is`) to tell whether a pass did anything. Passes may report what they did

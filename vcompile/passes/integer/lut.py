@@ -16,8 +16,8 @@ import numpy as np
 
 from vcompile.ir.graph import Attrs, Node, Value
 from vcompile.ir.ops import OPS
-from vcompile.passes.pattern import Match, RewriteBuilder
-from vcompile.passes.qparams import OUT_DTYPES, QOut, QParams, dequantized
+from vcompile.passes.infra.pattern import Match, RewriteBuilder
+from vcompile.passes.integer.qparams import OUT_DTYPES, QOut, QParams, dequantized
 
 MAX_CHAIN = 8
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcompile.errors import VcompileError
-from vcompile.passes.registry import get_pass
+from vcompile.passes.infra.registry import get_pass
 
 _KEY = re.compile(r"[a-z][a-z0-9]*([-_][a-z0-9]+)*")
 

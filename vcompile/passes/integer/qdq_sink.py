@@ -24,10 +24,10 @@ import numpy as np
 from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.ops import OPS
 from vcompile.ir.ops.ranges import int_range
-from vcompile.passes.pattern import Match, P, RewriteBuilder, rewrite, rule
-from vcompile.passes.qparams import dequantized
-from vcompile.passes.registry import note
-from vcompile.passes.rewriter import GraphEditor
+from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
+from vcompile.passes.infra.registry import note
+from vcompile.passes.infra.rewriter import GraphEditor
+from vcompile.passes.integer.qparams import dequantized
 
 LAYOUT = ("reshape", "transpose", "squeeze", "unsqueeze", "slice", "expand", "tile", "gather",
           "pad", "max_pool2d", "reduce_max", "reduce_min")
