@@ -14,13 +14,13 @@ import os
 import tempfile
 from typing import Any
 
-from vcompile.version import __version__
 from vcompile.codegen import targets
 from vcompile.codegen.options import FUSION_MODES, CodegenOptions, fusion_mode
 from vcompile.codegen.relax import to_relax
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph, io_names
 from vcompile.runtime import artifact
+from vcompile.version import __version__
 
 
 class BuildError(VcompileError, RuntimeError):

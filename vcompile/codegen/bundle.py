@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from vcompile.version import __version__
 from vcompile.codegen import targets
 from vcompile.errors import VcompileError
 from vcompile.ir.types import DTYPES
 from vcompile.runtime import artifact
+from vcompile.version import __version__
 
 LIBRARY = "model.so"
 _DL_CODE = {"i": 0, "u": 1, "f": 2, "b": 6}  # DLPack type codes by numpy kind
