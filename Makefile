@@ -50,8 +50,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# ruff (with the private-import rule), the package layers (import-linter, pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check vcompile tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
