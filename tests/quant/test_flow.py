@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from tests.quant.test_qdq import conv_block
+from vcompile.api import optimize_int8
 from vcompile.ir import interp
 from vcompile.ir.dtypes import float_ops_in_integer_region
-from vcompile.passes.infra.pipeline import pipeline
-from vcompile.quant import int8_flow
 
 CALIB = {"x": np.random.default_rng(1).standard_normal((4, 1, 2, 4, 4)).astype(np.float32)}
 
@@ -19,7 +18,7 @@ CALIB = {"x": np.random.default_rng(1).standard_normal((4, 1, 2, 4, 4)).astype(n
 @pytest.mark.parametrize("level", [1, 2])
 def test_int8_flow_leaves_no_float_op(level):
     g0 = conv_block()
-    g, ran = int8_flow(g0, pipeline(level), calib=CALIB)
+    g, ran = optimize_int8(g0, level, calib=CALIB)
     assert float_ops_in_integer_region(g) == []
     assert ("fuse" in ran) == (level == 2) and ran.index("quantize") < ran.index("lower-integer")
     x = CALIB["x"][0]

@@ -5,7 +5,8 @@
     (the split is `passes.infra.pipeline.int8_split`; `vcompile.plan` records both halves)
 
     g_qdq = quantize(g, calib="calib.npz", method="percentile")   # QDQ form (interpretable)
-    g_int, ran = int8_flow(g_float, pipeline(2), calib=...)      # the whole flow, passes run
+    g_int, ran = run_int8(g_float, before, after, calib=...)      # the whole flow, passes run
+                 (before, after: the plan's halves, `vcompile.plan(...).passes` and `.lowering`)
 
 `quantize` needs a float graph after the -O rewrites and before fusion; `calib` is an
 .npz path, a directory of .npy files, {input name: array}, a list of samples or None
@@ -21,8 +22,7 @@ from typing import Any
 
 from vcompile.ir.graph import Graph
 from vcompile.passes.infra.pipeline import LOWER_INTEGER as LOWER
-from vcompile.passes.infra.pipeline import int8_split
-from vcompile.passes.infra.spec import PassSpec, parse_pipeline
+from vcompile.passes.infra.spec import PassSpec
 from vcompile.quant.calibrate import DEFAULT_PERCENTILE, METHODS, activation_scales, check_method
 from vcompile.quant.calibrate import collect_ranges as collect_ranges
 from vcompile.quant.data import CalibrationWarning, samples_from, synthetic_samples
@@ -70,16 +70,6 @@ def is_quantized(g: Graph) -> bool:
     return any(n.op == "quantize_linear" for n in g.nodes)
 
 
-def int8_flow(g: Graph, names: str | Sequence[str | PassSpec], calib: Any = None,
-              method: str = "minmax", percentile: float = DEFAULT_PERCENTILE,
-              max_samples: int = DEFAULT_MAX_SAMPLES,
-              progress: Callable[[str], None] | None = None) -> tuple[Graph, tuple[str, ...]]:
-    """Run the int8 flow on the (verified, unoptimized) graph `g` with the pipeline
-    `names` (an -O pipeline); returns the integer graph and every pass run."""
-    before, after = int8_split(parse_pipeline(names))
-    return run_int8(g, before, after, calib, method, percentile, max_samples, progress)
-
-
 def run_int8(g: Graph, before: Sequence[PassSpec], after: Sequence[PassSpec], calib: Any = None,
              method: str = "minmax", percentile: float = DEFAULT_PERCENTILE,
              max_samples: int = DEFAULT_MAX_SAMPLES, progress: Callable[[str], None] | None = None,
@@ -98,4 +88,4 @@ def run_int8(g: Graph, before: Sequence[PassSpec], after: Sequence[PassSpec], ca
 
 
 __all__ = ["DEFAULT_PERCENTILE", "LOWER", "METHODS", "MODES", "CalibrationWarning", "QuantizeError",
-           "check_quantize", "int8_flow", "is_quantized", "quantize", "run_int8"]
+           "check_quantize", "is_quantized", "quantize", "run_int8"]
