@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -62,13 +62,13 @@ def _canonical(attrs: Attrs, specs: Mapping[str, AttrSpec]) -> Attrs:
     for k, spec in specs.items():
         v = attrs[k]
         if spec.kind == "float" and _is_int(v):
-            fix[k] = float(v)  # type: ignore[arg-type]
+            fix[k] = float(v)
         elif spec.kind == "floats" and isinstance(v, tuple) and any(_is_int(x) for x in v):
-            fix[k] = tuple(float(x) if _is_int(x) else x for x in v)  # type: ignore[arg-type]
+            fix[k] = tuple(float(x) if _is_int(x) else x for x in v)
     return attrs.replace(**fix) if fix else attrs
 
 
-def _is_int(v: object) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 

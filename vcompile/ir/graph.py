@@ -10,7 +10,8 @@ is typed by its region (see `builder.infer_node`). Graph consts are read-only.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import builtins
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,10 @@ import numpy as np
 from vcompile.ir.types import TensorType
 
 AttrValue = int | float | str | bool | tuple["AttrValue", ...]
+
+
+class AttrError(ValueError):
+    """An attr that is unknown, missing, or of another kind than its reader expects."""
 
 
 def _freeze_attr(v: Any) -> AttrValue:
@@ -44,7 +49,11 @@ def _attr_key(v: AttrValue) -> object:
     return (type(v).__name__, v)
 
 
-class Attrs(Mapping[str, AttrValue]):
+# NOTE: a Mapping[str, Any] whose `a[key]` is typed AttrValue. Reads go through the
+# typed accessors below (or `a[key]`, which makes mypy ask which kind). The Any is for
+# `bb.emit(op, *ins, **n.attrs)`: mypy checks a `**` mapping's value type against every
+# keyword parameter (hint: str, loc: str | None), which AttrValue would fail.
+class Attrs(Mapping[str, Any]):
     """An immutable, hashable attribute dictionary, iterated in sorted key order."""
 
     __slots__ = ("_items",)
@@ -88,6 +97,75 @@ class Attrs(Mapping[str, AttrValue]):
 
     def replace(self, **kw: Any) -> Attrs:
         return Attrs({**dict(self._items), **kw})
+
+    # ---- typed reads, one per attr kind of the op schema (ir.ops.registry.ATTR_KINDS) ----
+    # Each checks the stored value's kind and raises AttrError naming the key and what
+    # it found; nothing is converted except an int read as a float, which the schema's
+    # "float" kind accepts. A bool is not an int here. A missing key raises KeyError.
+    # (Annotations say builtins.int: inside the class `int` names the method.)
+
+    def int(self, key: builtins.str) -> builtins.int:
+        return self._read(key, "an int", _is_int)
+
+    def float(self, key: builtins.str) -> builtins.float:
+        return builtins.float(self._read(key, "a float", _is_real))
+
+    def str(self, key: builtins.str) -> builtins.str:
+        return self._read(key, "a str", _is_str)
+
+    def bool(self, key: builtins.str) -> builtins.bool:
+        return self._read(key, "a bool", _is_bool)
+
+    def ints(self, key: builtins.str) -> tuple[builtins.int, ...]:
+        return self._read_tuple(key, "ints", _is_int)
+
+    def floats(self, key: builtins.str) -> tuple[builtins.float, ...]:
+        return tuple(builtins.float(x) for x in self._read_tuple(key, "floats", _is_real))
+
+    def dims(self, key: builtins.str) -> tuple[builtins.int | builtins.str, ...]:
+        """Ints or symbol names (a shape)."""
+        return self._read_tuple(key, "dims", _is_dim)
+
+    def _read(self, key: builtins.str, want: builtins.str, ok: Callable[[object], builtins.bool]) -> Any:
+        v = self[key]
+        if not ok(v):
+            raise AttrError(f"attr {key!r} is {_kind_of(v)} {v!r}, expected {want}")
+        return v
+
+    def _read_tuple(self, key: builtins.str, want: builtins.str,
+                    ok: Callable[[object], builtins.bool]) -> tuple[Any, ...]:
+        v = self[key]
+        if not isinstance(v, tuple) or not all(ok(x) for x in v):
+            raise AttrError(f"attr {key!r} is {_kind_of(v)} {v!r}, expected a tuple of {want}")
+        return v
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_str(v: object) -> bool:
+    return isinstance(v, str)
+
+
+def _is_bool(v: object) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_dim(v: object) -> bool:
+    return _is_int(v) or isinstance(v, str)
+
+
+def _kind_of(v: object) -> str:
+    if isinstance(v, tuple):
+        kinds = sorted({type(x).__name__ for x in v})
+        return f"a tuple of {'/'.join(kinds)}" if kinds else "an empty tuple"
+    name = type(v).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity == SSA definition
@@ -149,8 +227,8 @@ class Graph:
         return {v: n for n in self.nodes for v in n.outputs}
 
     def replace(self, **kw: Any) -> Graph:
-        fields = {"name": self.name, "inputs": self.inputs, "nodes": self.nodes,
-                  "outputs": self.outputs, "consts": self.consts}
+        fields: dict[str, Any] = {"name": self.name, "inputs": self.inputs, "nodes": self.nodes,
+                                  "outputs": self.outputs, "consts": self.consts}
         fields.update(kw)
         return Graph(**fields)
 

@@ -53,7 +53,7 @@ def _bind(attrs: Attrs, op: str, bindings: Mapping[str, int]) -> Attrs:
     if not bindings:
         return attrs
     dims_keys = [k for k, s in OPS[op].attrs.items() if s.kind == "dims"]
-    subst = {k: tuple(bindings.get(d, d) if isinstance(d, str) else d for d in attrs[k])  # type: ignore[union-attr]
+    subst = {k: tuple(bindings.get(d, d) if isinstance(d, str) else d for d in attrs.dims(k))
              for k in dims_keys}
     return attrs.replace(**subst) if subst else attrs
 

@@ -5,10 +5,12 @@ Types print as ``f32[1,3,224,224]``, ``f32[N,1000]`` or ``i64[]`` for a scalar.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 Dim = int | str
 
@@ -33,11 +35,13 @@ FLOAT_DTYPES = frozenset({"f16", "bf16", "f32", "f64"})
 INT_DTYPES = frozenset({"i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"})
 
 
-def dtype_of(array_or_dtype: object) -> str:
+def dtype_of(array_or_dtype: np.ndarray | np.generic | DTypeLike) -> str:
     """The IR dtype name of a numpy array or dtype."""
     # NOTE: np.float32 (a class) has a `dtype` attribute too, but it is a descriptor.
-    is_data = isinstance(array_or_dtype, (np.ndarray, np.generic))
-    dt = np.dtype(array_or_dtype.dtype if is_data else array_or_dtype)  # type: ignore[union-attr, arg-type]
+    if isinstance(array_or_dtype, (np.ndarray, np.generic)):
+        dt = array_or_dtype.dtype
+    else:
+        dt = np.dtype(array_or_dtype)
     if dt not in _BY_NUMPY:
         raise TypeError(f"numpy dtype {dt} has no IR dtype; supported: {', '.join(DTYPES)}")
     return _BY_NUMPY[dt]
@@ -78,7 +82,7 @@ class TensorType:
         """Number of elements; only for static shapes."""
         if not self.is_static:
             raise ValueError(f"{self} has symbolic dims; its size is unknown")
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(d for d in self.shape if isinstance(d, int))
 
     def with_shape(self, shape: tuple[Dim, ...]) -> TensorType:
         return TensorType(self.dtype, tuple(shape))

@@ -80,8 +80,8 @@ def _linear(p: _Pass, n: Node) -> bool:
 
 def _layer_norm(p: _Pass, n: Node) -> bool:
     x = n.inputs[0]
-    if not tokens_ok(x) or int(n.attrs["axis"]) % x.type.rank != x.type.rank - 1 or n.attrs["naxes"] \
-            or any(i not in p.consts for i in n.inputs[1:]):  # type: ignore[arg-type]
+    if not tokens_ok(x) or n.attrs.int("axis") % x.type.rank != x.type.rank - 1 or n.attrs["naxes"] \
+            or any(i not in p.consts for i in n.inputs[1:]):
         return False
     c = int(x.shape[-1])
     params = [p.bb.const(np.ascontiguousarray(np.broadcast_to(p.consts[i], (c,))), hint=i.hint)
@@ -102,7 +102,7 @@ def _concat(p: _Pass, n: Node) -> bool:
     if not tokens_ok(out) or not any((tw := p.twin_of(i)) is not None and tw.moved
                                      for i in n.inputs if i not in p.consts):
         return False
-    axis = int(n.attrs["axis"]) % rank  # type: ignore[arg-type]
+    axis = n.attrs.int("axis") % rank
     cf_axis = {3: {1: 3, 2: 1}, 4: {1: 2, 2: 3, 3: 1}}[rank].get(axis)
     if cf_axis is None:
         return False
@@ -121,7 +121,7 @@ def _gather(p: _Pass, n: Node) -> bool:
     """x[:, i] of tokens (the class token) => the same pick along W of [B, C, 1, N]."""
     x, i = n.inputs
     if not tokens_ok(x) or x.type.rank != 3 or i not in p.consts or p.consts[i].ndim \
-            or int(n.attrs["axis"]) % 3 != 1 or p.twin_of(x) is None or not p.twin_of(x).recipe:  # type: ignore[union-attr]
+            or n.attrs.int("axis") % 3 != 1 or (tw := p.twin_of(x)) is None or not tw.recipe:
         return False
     y = p.emit("gather", p.tokens(x, flat=True), i, axis=3)
     p.tok[n.outputs[0]] = p.reshape(y, tuple(int(d) for d in n.outputs[0].shape))
@@ -134,7 +134,7 @@ def _mean_tokens(p: _Pass, n: Node) -> bool:
     x = n.inputs[0]
     tw = p.twin_of(x) if tokens_ok(x) else None
     rank = x.type.rank
-    axes = tuple(sorted(int(a) % rank for a in n.attrs["axes"]))  # type: ignore[union-attr]
+    axes = tuple(sorted(a % rank for a in n.attrs.ints("axes")))
     if tw is None or not tw.moved or n.attrs["keepdims"] or axes != tuple(range(1, rank - 1)):
         return False
     p.tok[n.outputs[0]] = p.emit("reduce_mean", p.tokens(x), like=n, axes=(2, 3), keepdims=False)
@@ -206,7 +206,7 @@ def _attention(p: _Pass, n: Node) -> bool:
             bias = _swapped(p, b)
         else:
             return False
-    qc, kc, vc = qkv  # type: ignore[misc]
+    qc, kc, vc = qkv
     if p.layout == "ane" and q.type.rank == 4 and int(q.shape[1]) > 1:
         o = _per_head(p, n, qc, kc, vc, bias)  # type: ignore[arg-type]
     else:
@@ -230,8 +230,8 @@ def _swapped(p: _Pass, v: Value, depth: int = 4) -> Value:
         return p.bb.const(np.ascontiguousarray(np.swapaxes(c, -1, -2)), hint=v.hint or "bias")
     if depth and n is not None and n.region is None and n.op in ("expand", "add", "mul") \
             and all(i.type.rank == v.type.rank or i in p.consts for i in n.inputs):
-        if n.op == "expand" and len(n.attrs["shape"]) == v.type.rank:  # type: ignore[arg-type]
-            shape = tuple(n.attrs["shape"])  # type: ignore[arg-type]
+        if n.op == "expand" and len(n.attrs.dims("shape")) == v.type.rank:
+            shape = n.attrs.dims("shape")
             return p.emit("expand", _swapped(p, n.inputs[0], depth - 1),
                           shape=(*shape[:-2], shape[-1], shape[-2]))
         if n.op != "expand":

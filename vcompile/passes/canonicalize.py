@@ -20,6 +20,8 @@ float math; every other rewrite is exact.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
@@ -38,11 +40,11 @@ NOOP_OPS = ("identity", "cast", "reshape", "expand", "slice", "pad", "squeeze", 
 def _is_noop(m: Match) -> bool:
     n = m.root
     a = n.attrs
-    if n.op == "slice" and any(s != 1 for s in a["steps"]):  # type: ignore[union-attr]
+    if n.op == "slice" and any(s != 1 for s in a.ints("steps")):
         return False
-    if n.op == "transpose" and tuple(a["perm"]) != tuple(range(len(a["perm"]))):  # type: ignore[arg-type]
+    if n.op == "transpose" and a.ints("perm") != tuple(range(len(a.ints("perm")))):
         return False
-    if n.op == "pad" and a["mode"] != "constant" and any(a["pads"]):  # type: ignore[arg-type]
+    if n.op == "pad" and a.str("mode") != "constant" and any(a.ints("pads")):
         return False
     return n.op in NOOP_OPS and len(n.inputs) == 1 and n.inputs[0].type == n.outputs[0].type
 
@@ -62,8 +64,8 @@ def merge_reshapes(m: Match, bb: RewriteBuilder) -> Value | None:
 
 @rule(P.op("transpose", P.op("transpose", X, name="inner")))
 def merge_transposes(m: Match, bb: RewriteBuilder) -> Value | None:
-    p1, p2 = m.node("inner").attrs["perm"], m.root.attrs["perm"]
-    return bb.emit("transpose", m["x"], perm=tuple(p1[i] for i in p2))  # type: ignore[index]
+    p1, p2 = m.node("inner").attrs.ints("perm"), m.root.attrs.ints("perm")
+    return bb.emit("transpose", m["x"], perm=tuple(p1[i] for i in p2))
 
 
 @rule(P.op(("add", "mul"), P.const("c"), X))
@@ -127,7 +129,7 @@ def canonical_gemm(m: Match, bb: RewriteBuilder) -> Value | None:
 
 
 def _axes(n: Node, rank: int) -> tuple[int, ...]:
-    return tuple(a % rank for a in n.attrs["axes"])  # type: ignore[union-attr]
+    return tuple(a % rank for a in n.attrs.ints("axes"))
 
 
 @rule(P.op("squeeze", P.op(("avg_pool2d", "max_pool2d"),
@@ -137,13 +139,14 @@ def pool1d_from_2d(m: Match, bb: RewriteBuilder) -> Value | None:
     a = pool.attrs
     if x.type.rank != 3 or _axes(m.node("unsq"), 4) != (2,) or _axes(m.root, 4) != (2,):
         return None
-    k, st, pd, dl = a["kernel"], a["strides"], a["pads"], a["dilations"]
+    k, st, pd, dl = a.ints("kernel"), a.ints("strides"), a.ints("pads"), a.ints("dilations")
     if k[0] != 1 or st[0] != 1 or pd[0] != 0 or pd[2] != 0 or dl[0] != 1 \
-            or a.get("with_indices", False):  # type: ignore[index]
+            or a.get("with_indices", False):
         return None
-    extra = {key: a[key] for key in ("ceil_mode", "count_include_pad", "storage_order") if key in a}
-    return bb.emit(pool.op.replace("2d", "1d"), x, kernel=(k[1],), strides=(st[1],),  # type: ignore[index]
-                   pads=(pd[1], pd[3]), dilations=(dl[1],), **extra)  # type: ignore[index]
+    extra: dict[str, Any] = {key: a[key] for key in ("ceil_mode", "count_include_pad", "storage_order")
+                             if key in a}
+    return bb.emit(pool.op.replace("2d", "1d"), x, kernel=(k[1],), strides=(st[1],),
+                   pads=(pd[1], pd[3]), dilations=(dl[1],), **extra)
 
 
 RULES: list[Rule] = [remove_noop, merge_reshapes, merge_transposes, constant_on_right, sub_to_add,

@@ -16,7 +16,7 @@ from vcompile.passes.infra.registry import note, register
 from vcompile.passes.infra.rewriter import GraphEditor
 
 
-def _const_key(arr) -> tuple:  # type: ignore[no-untyped-def]
+def _const_key(arr) -> tuple:
     return (arr.dtype.str, arr.shape, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Value
+from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.types import Dim
 from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.infra.registry import register
 from vcompile.passes.infra.rewriter import GraphEditor
@@ -35,7 +36,7 @@ MAX_CHAIN = 4
 def _channels_last_source(ed: GraphEditor, x: Value) -> bool:
     """True when transpose(x, [0,2,3,1]) only reshapes the tensor that the layout chain
     feeding `x` (reshapes and transposes, at most MAX_CHAIN) starts from."""
-    chain = []
+    chain: list[Node] = []
     v = x
     while len(chain) < MAX_CHAIN:
         n = ed.producer.get(v)
@@ -43,13 +44,20 @@ def _channels_last_source(ed: GraphEditor, x: Value) -> bool:
             break
         chain.append(n)
         v = n.inputs[0]
-    if not chain or not all(isinstance(d, int) for d in v.type.shape):
+    if not chain or not v.type.is_static:
         return False
-    idx = np.arange(int(np.prod(v.type.shape)), dtype=np.int64).reshape(v.type.shape)
+    idx = np.arange(v.type.size, dtype=np.int64).reshape(_static(v.type.shape))
     for n in reversed(chain):
-        idx = idx.transpose(n.attrs["perm"]) if n.op == "transpose" else idx.reshape(n.output.type.shape)  # type: ignore[arg-type]
+        if n.op == "transpose":
+            idx = idx.transpose(n.attrs.ints("perm"))
+        else:
+            idx = idx.reshape(_static(n.output.shape))
     flat = idx.transpose(0, 2, 3, 1).reshape(-1)
     return bool(np.array_equal(flat, np.arange(flat.size)))
+
+
+def _static(shape: tuple[Dim, ...]) -> tuple[int, ...]:
+    return tuple(int(d) for d in shape)
 
 
 @rule(P.op("conv2d", P.any("x"), P.const("w"), P.const("b")))
@@ -58,7 +66,7 @@ def channels_last_depthwise(m: Match, bb: RewriteBuilder) -> Value | None:
     if x.type.rank != 4 or not x.type.is_static:
         return None
     c = int(x.shape[1])
-    groups = int(m.root.attrs["groups"])  # type: ignore[arg-type]
+    groups = m.root.attrs.int("groups")
     if groups != c or tuple(w.shape[:2]) != (c, 1) or not _channels_last_source(m.ed, x):
         return None
     xt = bb.emit("transpose", x, perm=(0, 2, 3, 1))

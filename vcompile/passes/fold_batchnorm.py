@@ -26,7 +26,7 @@ import numpy as np
 from vcompile.ir.graph import Graph, Value
 from vcompile.passes.fold_scale import CONV_NODE, Linear, const_like, emit_linear, linear_of
 from vcompile.passes.fold_scale import RULES as SCALE_RULES
-from vcompile.passes.infra.pattern import Match, OpPat, P, RewriteBuilder, Rule, rewrite, rule
+from vcompile.passes.infra.pattern import Match, OpPat, P, Pattern, RewriteBuilder, Rule, rewrite, rule
 from vcompile.passes.infra.registry import register
 from vcompile.passes.infra.weights import CONV, bn_affine, conv_in_fold, f64, scale_out
 
@@ -34,13 +34,13 @@ X = P.any("x")
 PARAMS = (P.const("gamma"), P.const("beta"), P.const("mean"), P.const("var"))
 
 
-def bn(inp: OpPat | P, name: str = "bn") -> OpPat:  # type: ignore[valid-type]
-    return P.op("batch_norm", inp, *PARAMS, name=name)  # type: ignore[arg-type]
+def bn(inp: Pattern, name: str = "bn") -> OpPat:
+    return P.op("batch_norm", inp, *PARAMS, name=name)
 
 
 def _affine(m: Match) -> tuple[np.ndarray, np.ndarray]:
     gamma, beta, mean, var = m.arrays("gamma", "beta", "mean", "var")
-    return bn_affine(gamma, beta, mean, var, float(m.node("bn").attrs["epsilon"]))  # type: ignore[arg-type]
+    return bn_affine(gamma, beta, mean, var, m.node("bn").attrs.float("epsilon"))
 
 
 @rule(bn(CONV_NODE.one_use()))
@@ -82,11 +82,11 @@ def fold_bn_into_linear_reshaped(m: Match, bb: RewriteBuilder) -> Value | None:
 @rule(P.op(CONV, bn(X), P.const("w"), P.const("b")))
 def fold_pre_bn_into_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     conv = m.root
-    if any(conv.attrs["pads"]):  # type: ignore[arg-type]
+    if any(conv.attrs.ints("pads")):
         return None  # NOTE: padding zeros would skip the BN shift
     s, t = _affine(m)
     w, b = m.arrays("w", "b")
-    new_w, extra = conv_in_fold(w, int(conv.attrs["groups"]), s, t)  # type: ignore[arg-type]
+    new_w, extra = conv_in_fold(w, conv.attrs.int("groups"), s, t)
     return bb.emit(conv.op, m["x"], const_like(bb, new_w, m["w"]), const_like(bb, f64(b) + extra, m["b"]),
                    **conv.attrs)
 

@@ -129,10 +129,10 @@ def scale_before_conv(m: Match, bb: RewriteBuilder) -> Value | None:
     conv, x = m.root, m["x"]
     c = per_channel(m.array("c"), x.type.rank, 1, int(x.shape[1]))
     shift = m.node("s").op == "add"
-    if c is None or m["s"].type != x.type or (shift and any(conv.attrs["pads"])):  # type: ignore[arg-type]
+    if c is None or m["s"].type != x.type or (shift and any(conv.attrs.ints("pads"))):
         return None
     w, b = m.arrays("w", "b")
-    new_w, extra = conv_in_fold(w, int(conv.attrs["groups"]), None if shift else c,  # type: ignore[arg-type]
+    new_w, extra = conv_in_fold(w, conv.attrs.int("groups"), None if shift else c,
                                 c if shift else None)
     return bb.emit(conv.op, x, const_like(bb, new_w, m["w"]), const_like(bb, f64(b) + extra, m["b"]),
                    **conv.attrs)
@@ -143,12 +143,12 @@ def _channel_axis_through(chain: list[Node], axis: int) -> int | None:
     for n in chain:
         src, dst = n.inputs[0].shape, n.outputs[0].shape
         if n.op == "transpose":
-            axis = list(n.attrs["perm"]).index(axis)  # type: ignore[arg-type]
+            axis = n.attrs.ints("perm").index(axis)
             continue
         if not (n.inputs[0].type.is_static and n.outputs[0].type.is_static):
             return None
-        before = int(np.prod(src[:axis]))  # type: ignore[arg-type]
-        hits = [i for i in range(len(dst)) if int(np.prod(dst[:i])) == before and dst[i] == src[axis]]  # type: ignore[arg-type]
+        before = int(np.prod(src[:axis]))
+        hits = [i for i in range(len(dst)) if int(np.prod(dst[:i])) == before and dst[i] == src[axis]]
         if not hits:
             return None
         axis = hits[0]
@@ -179,7 +179,7 @@ def scale_before_linear(m: Match, bb: RewriteBuilder) -> Value | None:
         return None
     best = None
     for axis in range(x.type.rank):  # the axis the constant varies along, if any
-        c = per_channel(m.ed.consts[s.inputs[1]], x.type.rank, axis, x.shape[axis])  # type: ignore[arg-type]
+        c = per_channel(m.ed.consts[s.inputs[1]], x.type.rank, axis, x.shape[axis])
         if c is not None and _channel_axis_through(chain, axis) == m.root.inputs[0].type.rank - 1:
             best = c
             break

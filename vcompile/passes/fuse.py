@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Attrs, Graph, Node, Value
 from vcompile.ir.nx import is_convex, to_networkx
 from vcompile.ir.ops import OPS, VIEW_OPS
 from vcompile.passes.infra.registry import note, register
@@ -211,7 +211,7 @@ def fuse(g: Graph) -> Graph:
             used_consts.update(v for v in grp.nodes[0].inputs if v in g.consts)
             continue
         body, outer = _region(g, grp)
-        nodes.append(Node("fused", tuple(outer), (grp.output,), {"kernel": body.name},
+        nodes.append(Node("fused", tuple(outer), (grp.output,), Attrs(kernel=body.name),
                           grp.nodes[-1].loc, body))
         note("groups")
         note("nodes fused", len(grp.nodes))

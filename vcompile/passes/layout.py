@@ -75,7 +75,7 @@ def transpose_before_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
     groups = dim_groups(src, mid)
     if groups is None:
         return None
-    perm = tuple(m.root.attrs["perm"])  # type: ignore[arg-type]
+    perm = m.root.attrs.ints("perm")
     owner = {d: k for k, (_, ds) in enumerate(groups) for d in ds}
     order: list[int] = []  # groups in the order the transpose puts them
     pos = 0
@@ -96,8 +96,8 @@ def transpose_before_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
 @rule(P.op("transpose", X))
 def unit_transpose_to_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
     shape = m["x"].type.shape
-    moved = [d for d in m.root.attrs["perm"] if shape[d] != 1]  # type: ignore[union-attr]
-    if moved != sorted(moved) or tuple(m.root.attrs["perm"]) == tuple(range(len(shape))):  # type: ignore[arg-type]
+    moved = [d for d in m.root.attrs.ints("perm") if shape[d] != 1]
+    if moved != sorted(moved) or m.root.attrs.ints("perm") == tuple(range(len(shape))):
         return None
     return bb.emit("reshape", m["x"], shape=m.root.output.type.shape)
 
@@ -123,11 +123,11 @@ def _rows_only(lay: Node, ax: int, rank: int) -> int | None:
         return None
     tail = src[ax:]
     if lay.op == "transpose":
-        perm = tuple(lay.attrs["perm"])  # type: ignore[arg-type]
+        perm = lay.attrs.ints("perm")
         return ax if perm[ax:] == tuple(range(ax, rank)) else None
     if lay.op == "reshape":
         return len(dst) - len(tail) if len(dst) >= len(tail) and dst[len(dst) - len(tail):] == tail else None
-    gax = int(lay.attrs["axis"]) % rank  # type: ignore[arg-type]
+    gax = lay.attrs.int("axis") % rank
     return ax if gax < ax and lay.inputs[1].type.rank == 1 else None
 
 
@@ -141,8 +141,8 @@ def layer_norm_after_rows_move(m: Match, bb: RewriteBuilder) -> Value | None:
     first, its rows were scattered by the moves fused after it (8-9 GFLOP/s against 31)."""
     ln, lay = m.node("ln"), m.root
     rank = ln.output.type.rank
-    ax = int(ln.attrs["axis"]) % rank  # type: ignore[arg-type]
-    naxes = int(ln.attrs["naxes"])  # type: ignore[arg-type]
+    ax = ln.attrs.int("axis") % rank
+    naxes = ln.attrs.int("naxes")
     if naxes and ax + naxes != rank:
         return None
     new_ax = _rows_only(lay, ax, rank)
@@ -180,7 +180,7 @@ def slices_before_transpose(g: Graph) -> Graph:
     producer = g.producers()
     nodes: list[Node] = []
 
-    def emit(op: str, ins: tuple[Value, ...], attrs: dict, loc: str | None,
+    def emit(op: str, ins: tuple[Value, ...], attrs: dict, loc: str,
              out: Value | None = None) -> Value:
         full, (ty,) = infer_node(op, ins, attrs)
         if out is None:
@@ -193,11 +193,11 @@ def slices_before_transpose(g: Graph) -> Graph:
         """A slice's attrs, or one slice per output of a split (same axis)."""
         if n.op == "slice":
             return [(dict(n.attrs), n.outputs[0])]
-        axis, start, out = int(n.attrs["axis"]) % n.inputs[0].type.rank, 0, []  # type: ignore[arg-type]
-        for size, v in zip(n.attrs["sizes"], n.outputs, strict=True):  # type: ignore[arg-type]
-            out.append(({"starts": (start,), "ends": (start + int(size),), "axes": (axis,),
+        axis, start, out = n.attrs.int("axis") % n.inputs[0].type.rank, 0, []
+        for size, v in zip(n.attrs.ints("sizes"), n.outputs, strict=True):
+            out.append(({"starts": (start,), "ends": (start + size,), "axes": (axis,),
                          "steps": (1,)}, v))
-            start += int(size)
+            start += size
         return out
 
     for n in g.nodes:
@@ -209,7 +209,7 @@ def slices_before_transpose(g: Graph) -> Graph:
             nodes.append(n)
             continue
         t = producer[n.inputs[0]]
-        perm = [int(d) for d in t.attrs["perm"]]  # type: ignore[union-attr]
+        perm = list(t.attrs.ints("perm"))
         for attrs, out in cuts(n):
             attrs["axes"] = tuple(perm[int(a) % len(perm)] for a in attrs["axes"])
             part = emit("slice", t.inputs, attrs, n.loc)

@@ -190,7 +190,7 @@ def hard_sigmoid(m: Match, bb: RewriteBuilder) -> Value | None:
 @rule(P.op("mul", X, P.op("hard_sigmoid", X, name="hs"), commute=True))
 def hard_swish(m: Match, bb: RewriteBuilder) -> Value | None:
     a = m.node("hs").attrs
-    if not (_near(float(a["alpha"]), 1.0 / 6.0, 1e-6) and a["beta"] == 0.5):  # type: ignore[arg-type]
+    if not (_near(a.float("alpha"), 1.0 / 6.0, 1e-6) and a["beta"] == 0.5):
         return None
     return bb.emit("hard_swish", m["x"])
 
@@ -203,7 +203,7 @@ def _trailing_mean(ed: GraphEditor, v: Value) -> tuple[Value, int] | None:
     if n is None or not n.attrs["keepdims"]:
         return None
     r = n.inputs[0].type.rank
-    axes = sorted(int(a) % r for a in n.attrs["axes"]) or list(range(r))  # type: ignore[union-attr]
+    axes = sorted(a % r for a in n.attrs.ints("axes")) or list(range(r))
     if axes != list(range(axes[0], r)) or axes[0] == 0:
         return None
     return n.inputs[0], axes[0]
@@ -234,7 +234,7 @@ def _inv_std(ed: GraphEditor, v: Value, d: Value, axis: int, *, inverted: bool) 
         r = _node(ed, v, "sqrt")
     add = _node(ed, r.inputs[0], "add") if r is not None else None
     eps = _scalar(ed, add.inputs[1]) if add is not None else None
-    if eps is None:
+    if eps is None or add is None:
         return None
     var = _trailing_mean(ed, add.inputs[0])
     if var is None or var[1] != axis:
@@ -259,7 +259,7 @@ def layer_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     eps = _inv_std(ed, m["s"], d, axis, inverted=m.root.op == "mul")
     if eps is None:
         return None
-    ones = bb.const(np.ones(x.shape[axis:], x.type.np_dtype), hint="scale")  # type: ignore[arg-type]
+    ones = bb.const(np.ones(x.shape[axis:], x.type.np_dtype), hint="scale")
     return bb.emit("layer_norm", x, ones, axis=axis - x.type.rank, epsilon=eps)
 
 
@@ -280,9 +280,9 @@ def _affine_const(c: np.ndarray, target: tuple[int, ...]) -> np.ndarray | None:
 @rule(P.op(("mul", "add"), P.op("layer_norm", any_inputs=True, name="ln").one_use(), P.const("c")))
 def layer_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
     ln = m.node("ln")
-    x, rank, axis = ln.inputs[0], ln.inputs[0].type.rank, int(ln.attrs["axis"])  # type: ignore[arg-type]
+    x, rank, axis = ln.inputs[0], ln.inputs[0].type.rank, ln.attrs.int("axis")
     axis %= rank
-    norm = tuple(int(d) for d in x.shape[axis:])  # type: ignore[arg-type]
+    norm = tuple(int(d) for d in x.shape[axis:])
     c = _affine_const(m.array("c"), norm)
     if c is None or m.root.outputs[0].type != ln.outputs[0].type:
         return None
@@ -319,9 +319,9 @@ def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     if (xt.rank < 3 or inner.rank != 3 or not xt.is_static or not x.type.is_static
             or inner.shape[0] != xt.shape[0]):
         return None
-    if norm.op == "layer_norm" and int(norm.attrs["axis"]) % 3 != 2:  # type: ignore[arg-type]
+    if norm.op == "layer_norm" and norm.attrs.int("axis") % 3 != 2:
         return None
-    c, g = int(xt.shape[1]), int(inner.shape[1])  # type: ignore[arg-type]
+    c, g = int(xt.shape[1]), int(inner.shape[1])
     if c % g:
         return None
     gamma = _per_group(m.const_of(norm.inputs[1]), g, norm.op)
@@ -341,7 +341,7 @@ def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
            P.const("c")))
 def group_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
     x = m["x"]
-    cv = per_channel(m.array("c"), x.type.rank, 1, int(x.shape[1]))  # type: ignore[arg-type]
+    cv = per_channel(m.array("c"), x.type.rank, 1, int(x.shape[1]))
     if cv is None or m.root.outputs[0].type != x.type:
         return None
     s, b = m.arrays("s", "b")
@@ -378,7 +378,7 @@ def linear_gemm(m: Match, bb: RewriteBuilder) -> Value | None:
         return bb.emit("linear", m["x"], m["w"])
     c = m.const_of(m.root.inputs[2])
     b = None if c is None else per_channel(c, 2, -1, int(m.array("w").shape[1]))
-    if b is None:
+    if b is None or c is None:
         return None
     bias = bb.const(b.astype(c.dtype), hint=m.root.inputs[2].hint or "bias")
     return bb.emit("linear", m["x"], m["w"], bias)
@@ -399,7 +399,7 @@ def _peel(ed: GraphEditor, v: Value) -> tuple[Value, tuple[int, ...], float]:
         if n is None:
             break
         if n.op == "transpose":
-            p = tuple(int(i) for i in n.attrs["perm"])  # type: ignore[union-attr]
+            p = n.attrs.ints("perm")
             perm = tuple(p[i] for i in perm)
             v = n.inputs[0]
             continue
@@ -442,7 +442,8 @@ def _scores(ed: GraphEditor, s: Value) -> tuple[Node, float, list[tuple[Value, f
     if found is None or found[0].outputs[0].shape != s.shape:
         return None
     mm, chain = found
-    scale, biases = 1.0, []
+    scale = 1.0
+    biases: list[tuple[Value, float, tuple]] = []
     for c in reversed(chain):  # innermost first
         if c.op in ("mul", "div"):
             k = float(_scalar(ed, c.inputs[1]))  # type: ignore[arg-type]
@@ -476,14 +477,14 @@ def attention(m: Match, bb: RewriteBuilder) -> Value | None:
     v = b
     if p is None:  # matmul(v, transpose(softmax(...))) = transpose(attention(..., vT))
         t = _node(ed, b, "transpose")
-        if t is None or ed.uses[b] != 1 or tuple(t.attrs["perm"]) != _swap_last(b.type.rank):  # type: ignore[arg-type]
+        if t is None or ed.uses[b] != 1 or t.attrs.ints("perm") != _swap_last(b.type.rank):
             return None
         p = _node(ed, t.inputs[0], "softmax")
         v, transposed = a, True
     if p is None or ed.uses[p.outputs[0]] != 1 or p.inputs[0].type.rank < 2:
         return None
     rank = p.inputs[0].type.rank
-    if int(p.attrs["axis"]) % rank != rank - 1 or p.inputs[0].dtype not in ("f32", "f16", "bf16", "f64"):  # type: ignore[arg-type]
+    if p.attrs.int("axis") % rank != rank - 1 or p.inputs[0].dtype not in ("f32", "f16", "bf16", "f64"):
         return None
     found = _scores(ed, p.inputs[0])
     if found is None:

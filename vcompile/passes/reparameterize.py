@@ -75,21 +75,21 @@ def _conv_term(n: Node, ed: GraphEditor) -> Term | None:
     if w is None or b is None:
         return None
     a = n.attrs
-    wf = _undilate(f64(w), tuple(a["dilations"]))  # type: ignore[arg-type]
+    wf = _undilate(f64(w), a.ints("dilations"))
     cost = int(np.prod(w.shape))
-    return Term(n.inputs[0], wf, f64(b), int(a["groups"]), tuple(a["strides"]),  # type: ignore[arg-type]
-                tuple(a["pads"]), cost, 1, 1)  # type: ignore[arg-type]
+    return Term(n.inputs[0], wf, f64(b), a.int("groups"), a.ints("strides"),
+                a.ints("pads"), cost, 1, 1)
 
 
 def _pool_term(n: Node) -> Term | None:
     a, x = n.attrs, n.inputs[0]
-    exact = not a["ceil_mode"] and all(d == 1 for d in a["dilations"])  # type: ignore[union-attr]
-    exact = exact and (bool(a["count_include_pad"]) or not any(a["pads"]))  # type: ignore[arg-type]
+    exact = not a.bool("ceil_mode") and all(d == 1 for d in a.ints("dilations"))
+    exact = exact and (a.bool("count_include_pad") or not any(a.ints("pads")))
     if not exact or not isinstance(x.shape[1], int):
         return None
-    k, c = tuple(a["kernel"]), int(x.shape[1])  # type: ignore[arg-type]
+    k, c = a.ints("kernel"), int(x.shape[1])
     w = np.full((c, 1) + k, 1.0 / math.prod(k))
-    return Term(x, w, np.zeros(c), c, tuple(a["strides"]), tuple(a["pads"]),  # type: ignore[arg-type]
+    return Term(x, w, np.zeros(c), c, a.ints("strides"), a.ints("pads"),
                 c * math.prod(k), 1, 1)
 
 
@@ -127,7 +127,7 @@ def _lift(t: Term, base: Value, ed: GraphEditor) -> Term:
     c = ed.consts.get(n.inputs[1])
     if c is None or base.type != t.x.type:
         return t
-    vec = per_channel(c, base.type.rank, 1, int(base.shape[1]))  # type: ignore[arg-type]
+    vec = per_channel(c, base.type.rank, 1, int(base.shape[1]))
     if vec is None:
         return t
     w, _ = conv_in_fold(t.w, t.groups, vec, None)

@@ -34,11 +34,11 @@ def _gelu(x: np.ndarray, a: Attrs) -> np.ndarray:
 
 
 def _hard_sigmoid(x: np.ndarray, a: Attrs) -> np.ndarray:
-    return np.clip(x * a["alpha"] + a["beta"], 0.0, 1.0)
+    return np.clip(x * a.float("alpha") + a.float("beta"), 0.0, 1.0)
 
 
 def _clip(x: np.ndarray, a: Attrs) -> np.ndarray:
-    lo, hi = a["min"], a["max"]
+    lo, hi = a.float("min"), a.float("max")
     if x.dtype.kind in "iub":  # keep integer bounds exact, clamp to the dtype's range
         info = np.iinfo(x.dtype)
         lo = info.min if lo == -np.inf else int(max(lo, info.min))
@@ -86,11 +86,11 @@ for _name, (_fn, _fl, _attrs) in _UNARY.items():
 def _cast_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     if a["to"] not in DTYPES:
         raise ShapeError(f"cast: unknown dtype {a['to']!r}; expected one of {', '.join(DTYPES)}")
-    return (ts[0].with_dtype(str(a["to"])),)
+    return (ts[0].with_dtype(a.str("to")),)
 
 
 def _cast_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    x, to = xs[0], DTYPES[str(a["to"])]
+    x, to = xs[0], DTYPES[a.str("to")]
     if x.dtype.kind == "f" and to.kind in "iu":
         # NOTE: float -> int truncates toward zero (C semantics, as ONNX Cast).
         x = np.trunc(x)

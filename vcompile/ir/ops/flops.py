@@ -72,7 +72,7 @@ def attention(n: Node) -> int:
 
 def _einsum_letters(n: Node) -> dict[str, int]:
     """Size of each letter; an ellipsis becomes fresh upper-case letters, right-aligned."""
-    lhs = str(n.attrs["equation"]).replace(" ", "").split("->")[0]
+    lhs = n.attrs.str("equation").replace(" ", "").split("->")[0]
     terms = lhs.split(",")
     n_ell = max((len(v.shape) - len(t.replace("...", "")) for t, v in zip(terms, n.inputs, strict=True)
                  if "..." in t), default=0)
@@ -93,7 +93,7 @@ def einsum(n: Node) -> int:
 
 
 def pool(n: Node) -> int:
-    return numel(n.outputs[0].type) * math.prod(int(k) for k in n.attrs["kernel"])  # type: ignore[union-attr]
+    return numel(n.outputs[0].type) * math.prod(n.attrs.ints("kernel"))
 
 
 def per_out(k: int) -> Callable[[Node], int]:

@@ -122,8 +122,8 @@ def isqrt(v: np.ndarray) -> np.ndarray:
 
 
 def _saturate(v: np.ndarray, a: Attrs) -> np.ndarray:
-    lo, hi = int_range(str(a["out_dtype"]), ints(a, "clip"))
-    return np.clip(v, lo, hi).astype(DTYPES[str(a["out_dtype"])])
+    lo, hi = int_range(a.str("out_dtype"), ints(a, "clip"))
+    return np.clip(v, lo, hi).astype(DTYPES[a.str("out_dtype")])
 
 
 def _check_dtype(op: str, t: TensorType, allowed: frozenset[str], what: str) -> None:
@@ -132,7 +132,7 @@ def _check_dtype(op: str, t: TensorType, allowed: frozenset[str], what: str) -> 
 
 
 def _check_out(op: str, a: Attrs) -> str:
-    dt = str(a["out_dtype"])
+    dt = a.str("out_dtype")
     if dt not in OUT_DTYPES:
         raise ShapeError(f"{op}: out_dtype must be one of {', '.join(OUT_DTYPES)}, got {dt!r}")
     c = ints(a, "clip")
@@ -180,7 +180,7 @@ def _to_i32(y: np.ndarray) -> np.ndarray:
 
 def _qconv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, w = xs[0], xs[1]
-    zp = int(a["x_zp"])  # type: ignore[arg-type]
+    zp = a.int("x_zp")
     xf, wf = _exact_f64(x.astype(np.int64) - zp, w)
     conv_attrs = Attrs({**a, "pads": (0, 0, 0, 0)})
     p = ints(a, "pads")
@@ -209,7 +209,7 @@ def _qlinear_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 
 
 def _qlinear_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    x, w = _exact_f64(xs[0].astype(np.int64) - int(a["x_zp"]), xs[1])  # type: ignore[arg-type]
+    x, w = _exact_f64(xs[0].astype(np.int64) - a.int("x_zp"), xs[1])
     y = _to_i32(x @ w)
     if len(xs) == 3:
         y = (y.astype(np.int64) + xs[2]).astype(np.int32)
@@ -230,8 +230,8 @@ def _qmatmul_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 
 
 def _qmatmul_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    p, q = _exact_f64(xs[0].astype(np.int64) - int(a["a_zp"]),  # type: ignore[arg-type]
-                      xs[1].astype(np.int64) - int(a["b_zp"]))  # type: ignore[arg-type]
+    p, q = _exact_f64(xs[0].astype(np.int64) - a.int("a_zp"),
+                      xs[1].astype(np.int64) - a.int("b_zp"))
     return (_to_i32(np.matmul(p, q)),)
 
 
@@ -252,7 +252,7 @@ def _requantize_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, .
     if m.shape != s.shape:
         raise ShapeError(f"requantize: multiplier {m} and shift {s} must have one shape")
     if m.rank == 1 and m.shape[0] != 1:
-        ax = norm_axis(int(a["axis"]), x.rank, "requantize")  # type: ignore[arg-type]
+        ax = norm_axis(a.int("axis"), x.rank, "requantize")
         if m.shape[0] != x.shape[ax]:
             raise ShapeError(f"requantize: per-axis multiplier {m} must have dim {ax} of {x} "
                              f"({x.shape[ax]}) elements")
@@ -271,11 +271,11 @@ def _along(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 
 def _requantize_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, m, s = xs
-    ax = int(a["axis"])  # type: ignore[arg-type]
+    ax = a.int("axis")
     if ((s < 0) | (s > 62)).any():
         raise ValueError(f"requantize: shifts must be in [0, 62], got {s.min()}..{s.max()}")
     v = rshift_round(x.astype(np.int64) * _along(m, x.ndim, ax), _along(s, x.ndim, ax))
-    return (_saturate(v + int(a["zero_point"]), a),)  # type: ignore[arg-type]
+    return (_saturate(v + a.int("zero_point"), a),)
 
 
 register_op("requantize", 3, _requantize_infer, _requantize_eval, kind="elementwise",
@@ -283,27 +283,27 @@ register_op("requantize", 3, _requantize_infer, _requantize_eval, kind="elementw
             doc="dyadic rescale: clip(rshift_round(x * multiplier, shift) + zero_point)")
 
 
-def _binary_infer(op: str):  # type: ignore[no-untyped-def]
+def _binary_infer(op: str):
     def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         allowed = NARROW_DTYPES if op == "qadd" else BYTE_DTYPES
         for t, what in zip(ts, ("a", "b"), strict=True):
             _check_dtype(op, t, allowed, what)
         dt = _check_out(op, a)
-        _check_shift(op, int(a["shift"]))  # type: ignore[arg-type]
+        _check_shift(op, a.int("shift"))
         return (TensorType(dt, broadcast_shapes(ts[0].shape, ts[1].shape)),)
     return infer
 
 
 def _qadd_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    p = (xs[0].astype(np.int64) - int(a["a_zp"])) * int(a["a_mult"])  # type: ignore[arg-type]
-    q = (xs[1].astype(np.int64) - int(a["b_zp"])) * int(a["b_mult"])  # type: ignore[arg-type]
-    return (_saturate(rshift_round(p + q, int(a["shift"])) + int(a["zero_point"]), a),)  # type: ignore[arg-type]
+    p = (xs[0].astype(np.int64) - a.int("a_zp")) * a.int("a_mult")
+    q = (xs[1].astype(np.int64) - a.int("b_zp")) * a.int("b_mult")
+    return (_saturate(rshift_round(p + q, a.int("shift")) + a.int("zero_point"), a),)
 
 
 def _qmul_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    p = (xs[0].astype(np.int64) - int(a["a_zp"])) * (xs[1].astype(np.int64) - int(a["b_zp"]))  # type: ignore[arg-type]
-    v = rshift_round(p * int(a["mult"]), int(a["shift"]))  # type: ignore[arg-type]
-    return (_saturate(v + int(a["zero_point"]), a),)  # type: ignore[arg-type]
+    p = (xs[0].astype(np.int64) - a.int("a_zp")) * (xs[1].astype(np.int64) - a.int("b_zp"))
+    v = rshift_round(p * a.int("mult"), a.int("shift"))
+    return (_saturate(v + a.int("zero_point"), a),)
 
 
 _ZPS = {"a_zp": ("int", 0), "b_zp": ("int", 0)}
@@ -319,20 +319,20 @@ register_op("qmul", 2, _binary_infer("qmul"), _qmul_eval, kind="elementwise",
 
 def _fx_checks(op: str, x: TensorType, a: Attrs, allowed: frozenset[str]) -> None:
     _check_dtype(op, x, allowed, "input")
-    f = int(a["frac_bits"])  # type: ignore[arg-type]
+    f = a.int("frac_bits")
     if not 4 <= f <= 16:
         raise ShapeError(f"{op}: frac_bits must be in [4, 16], got {f}")
-    if "mult" in a and not 0 <= int(a["mult"]) < 2 ** 31:  # type: ignore[arg-type]
+    if "mult" in a and not 0 <= a.int("mult") < 2 ** 31:
         raise ShapeError(f"{op}: mult must be in [0, 2^31), got {a['mult']}")
     if "shift" in a:
-        _check_shift(op, int(a["shift"]))  # type: ignore[arg-type]
+        _check_shift(op, a.int("shift"))
 
 
 def _shiftmax_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     x = ts[0]
     _fx_checks("shiftmax", x, a, ACC_DTYPES)
-    norm_axis(int(a["axis"]), x.rank, "shiftmax")  # type: ignore[arg-type]
-    bits, dt = int(a["out_bits"]), str(a["out_dtype"])  # type: ignore[arg-type]
+    norm_axis(a.int("axis"), x.rank, "shiftmax")
+    bits, dt = a.int("out_bits"), a.str("out_dtype")
     if dt not in ("u8", "i8", "i16") or not 1 <= bits <= 15:
         raise ShapeError(f"shiftmax: out_dtype must be u8, i8 or i16 and out_bits in [1, 15], "
                          f"got {dt} and {bits}")
@@ -341,9 +341,9 @@ def _shiftmax_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...
 
 def _shiftmax_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0].astype(np.int64)
-    ax, f, bits = int(a["axis"]), int(a["frac_bits"]), int(a["out_bits"])  # type: ignore[arg-type]
+    ax, f, bits = a.int("axis"), a.int("frac_bits"), a.int("out_bits")
     d = np.maximum(x - x.max(axis=ax, keepdims=True), -(2 ** 31 - 1))
-    u = -rshift_round(d * int(a["mult"]), int(a["shift"]))  # type: ignore[arg-type]
+    u = -rshift_round(d * a.int("mult"), a.int("shift"))
     e = exp2_neg(u, f)
     factor = (1 << 30) // e.sum(axis=ax, keepdims=True)
     y = rshift_round(e * factor, 30 - bits)
@@ -362,9 +362,9 @@ def _igelu_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 
 
 def _igelu_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    f = int(a["frac_bits"])  # type: ignore[arg-type]
-    xd = xs[0].astype(np.int64) - int(a["x_zp"])  # type: ignore[arg-type]
-    z = rshift_round(xd * int(a["mult"]), int(a["shift"]))  # type: ignore[arg-type]
+    f = a.int("frac_bits")
+    xd = xs[0].astype(np.int64) - a.int("x_zp")
+    z = rshift_round(xd * a.int("mult"), a.int("shift"))
     e = exp2_neg(np.abs(z), f)
     sn = (e << f) // (e + (1 << f))
     sig = np.where(z >= 0, (1 << f) - sn, sn)
@@ -383,7 +383,7 @@ def _ilayernorm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, .
     span = x.shape[ax:stop]
     if not all(isinstance(d, int) for d in span):
         raise ShapeError(f"ilayernorm: the normalized dims of {x} must be static")
-    if int(a["eps"]) < 0:  # type: ignore[arg-type]
+    if a.int("eps") < 0:
         raise ShapeError(f"ilayernorm: eps must be >= 0, got {a['eps']}")
     for t in ts[1:]:
         if t.dtype != "i32" or t.rank > len(span) or broadcast_shapes(span, t.shape) != span:
@@ -393,14 +393,14 @@ def _ilayernorm_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, .
 
 
 def _ilayernorm_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    x = xs[0].astype(np.int64) - int(a["x_zp"])  # type: ignore[arg-type]
+    x = xs[0].astype(np.int64) - a.int("x_zp")
     ax, stop = layer_span(x, a)
     axes = tuple(range(ax, stop))
     tail = (1,) * (x.ndim - stop)
     c = math.prod(x.shape[ax:stop])
-    f = int(a["frac_bits"])  # type: ignore[arg-type]
+    f = a.int("frac_bits")
     d = c * x - x.sum(axis=axes, keepdims=True)
-    r = np.maximum(isqrt((d * d).sum(axis=axes, keepdims=True) // c + int(a["eps"])), 1)  # type: ignore[arg-type]
+    r = np.maximum(isqrt((d * d).sum(axis=axes, keepdims=True) // c + a.int("eps")), 1)
     y = ((d << f) // r) * xs[1].astype(np.int64).reshape(xs[1].shape + tail)
     if len(xs) == 3:
         y = y + xs[2].astype(np.int64).reshape(xs[2].shape + tail)

@@ -134,7 +134,7 @@ register_op("attention", (3, 4), _attention_infer, _attention_eval, kind="anchor
 
 def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     dt = same_dtype(ts, "einsum")
-    eq = str(a["equation"]).replace(" ", "")
+    eq = a.str("equation").replace(" ", "")
     lhs, _, rhs = eq.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(ts) or "..." in eq:
@@ -144,7 +144,7 @@ def _einsum_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         shapes = [t.shape for t in ts]
         if not all(isinstance(d, int) for s in shapes for d in s):
             raise ShapeError("einsum: ellipsis with symbolic dims is not supported")
-        dummy = [np.empty(s, dtype=np.float32) for s in shapes]  # type: ignore[arg-type]
+        dummy = [np.empty([d for d in s if isinstance(d, int)], dtype=np.float32) for s in shapes]
         return (TensorType(dt, np.einsum(eq, *dummy).shape),)
     size: dict[str, Dim] = {}
     for term, t in zip(terms, ts, strict=True):
@@ -165,7 +165,7 @@ def _einsum_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     dt = xs[0].dtype
     if dt.kind == "V":  # extension floats (ml_dtypes bfloat16) that einsum rejects: f32
         xs = [x.astype(np.float32) for x in xs]
-    return (np.asarray(np.einsum(str(a["equation"]), *xs)).astype(dt),)
+    return (np.asarray(np.einsum(a.str("equation"), *xs)).astype(dt),)
 
 
 register_op("einsum", (1, None), _einsum_infer, _einsum_eval,
@@ -173,10 +173,10 @@ register_op("einsum", (1, None), _einsum_infer, _einsum_eval,
 
 
 def _reduce_axes(t: TensorType, a: Attrs, op: str) -> tuple[int, ...]:
-    axes = a["axes"]
+    axes = a.ints("axes")
     if not axes:
         return tuple(range(t.rank))
-    return tuple(sorted({norm_axis(x, t.rank, op) for x in axes}))  # type: ignore[union-attr]
+    return tuple(sorted({norm_axis(x, t.rank, op) for x in axes}))
 
 
 def _lowest(dt: np.dtype) -> object:
@@ -190,7 +190,7 @@ def _highest(dt: np.dtype) -> object:
 _EMPTY_INITIAL = {"reduce_max": _lowest, "reduce_min": _highest}
 
 
-def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+def _register_reduce(name: str, fn) -> None:
     def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         axes = _reduce_axes(ts[0], a, name)
         if a["keepdims"]:
@@ -202,11 +202,11 @@ def _register_reduce(name: str, fn) -> None:  # type: ignore[no-untyped-def]
     def ev(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
         x = xs[0]
         # NOTE: (0, -2) on rank 2 names one axis twice; normalize as infer does.
-        axes = tuple(sorted({ax % max(x.ndim, 1) for ax in a["axes"]})) if a["axes"] else tuple(range(x.ndim))  # type: ignore[union-attr]
+        axes = tuple(sorted({ax % max(x.ndim, 1) for ax in a.ints("axes")})) or tuple(range(x.ndim))
         kw = {}
         if x.size == 0 and name in _EMPTY_INITIAL:  # ONNX: max of nothing is the lowest value
             kw["initial"] = _EMPTY_INITIAL[name](x.dtype)
-        return (np.asarray(fn(x, axis=axes, keepdims=bool(a["keepdims"]), **kw)).astype(x.dtype),)
+        return (np.asarray(fn(x, axis=axes, keepdims=a.bool("keepdims"), **kw)).astype(x.dtype),)
     register_op(name, 1, infer, ev, attrs={"axes": ("ints", ()), "keepdims": ("bool", True)},
                 kind="reduce", flops=flops.per_in(1))
 
@@ -228,13 +228,13 @@ def _softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
 
 
 def _softmax_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    norm_axis(int(a["axis"]), ts[0].rank, "softmax")
+    norm_axis(a.int("axis"), ts[0].rank, "softmax")
     return (ts[0],)
 
 
 register_op("softmax", 1, _softmax_infer,
-            lambda xs, a: (_softmax(xs[0], int(a["axis"]), False).astype(xs[0].dtype),),
+            lambda xs, a: (_softmax(xs[0], a.int("axis"), False).astype(xs[0].dtype),),
             attrs={"axis": ("int", -1)}, kind="reduce", flops=flops.per_out(5))
 register_op("log_softmax", 1, _softmax_infer,
-            lambda xs, a: (_softmax(xs[0], int(a["axis"]), True).astype(xs[0].dtype),),
+            lambda xs, a: (_softmax(xs[0], a.int("axis"), True).astype(xs[0].dtype),),
             attrs={"axis": ("int", -1)}, kind="reduce", flops=flops.per_out(5))

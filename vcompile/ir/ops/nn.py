@@ -50,10 +50,10 @@ def _conv_check(op: str, nd: int, ts: Sequence[TensorType], a: Attrs) -> tuple[i
     c = spatial(op, ts[0], nd)[0]
     if ts[1].rank != nd + 2 or not ts[1].is_static:
         raise ShapeError(f"{op}: weight must be a static rank-{nd + 2} tensor, got {ts[1]}")
-    g = int(a["groups"])  # type: ignore[arg-type]
+    g = a.int("groups")
     if g < 1 or c % g:
         raise ShapeError(f"{op}: groups={g} does not divide the {c} input channels")
-    return c, g, int(ts[1].shape[0])  # type: ignore[arg-type]
+    return c, g, int(ts[1].shape[0])
 
 
 def _check_bias(op: str, b: TensorType, o: int) -> None:
@@ -65,7 +65,7 @@ def conv_infer(op: str, nd: int) -> Infer:
     """The type rule of `op` (conv{nd}d); qconv2d and depthwise_conv2d_nhwc reuse it."""
     def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         c, g, o = _conv_check(op, nd, ts, a)
-        w = tuple(int(v) for v in ts[1].shape)  # type: ignore[arg-type]
+        w = tuple(int(v) for v in ts[1].shape)
         if w[1] * g != c or o % g:
             raise ShapeError(f"{op}: weight {ts[1]} does not fit {c} input channels in {g} "
                              f"groups (need O % groups == 0 and I * groups == {c})")
@@ -89,7 +89,7 @@ def conv_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, w, b = _widen(xs)
     nd = x.ndim - 2
     s, pb, pe, d = ints(a, "strides"), ints(a, "pads")[:nd], ints(a, "pads")[nd:], ints(a, "dilations")
-    g, k = int(a["groups"]), w.shape[2:]  # type: ignore[arg-type]
+    g, k = a.int("groups"), w.shape[2:]
     out = tuple(window_out("conv", x.shape[i + 2], k[i], s[i], pb[i], pe[i], d[i]) for i in range(nd))
     xp = pad_spatial(x, pb, ends=pe)
     n, c, o = x.shape[0], x.shape[1], w.shape[0]
@@ -155,7 +155,7 @@ def _convt_sizes(op: str, nd: int, in_sp: Sequence[int], k: Sequence[int],
 def _convt_infer(op: str, nd: int) -> Infer:
     def infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
         c, g, _ = _conv_check(op, nd, ts, a)
-        w = tuple(int(v) for v in ts[1].shape)  # type: ignore[arg-type]
+        w = tuple(int(v) for v in ts[1].shape)
         if w[0] != c:
             raise ShapeError(f"{op}: weight {ts[1]} must have {c} (input channels) rows")
         _check_bias(op, ts[2], w[1] * g)
@@ -166,7 +166,7 @@ def _convt_infer(op: str, nd: int) -> Infer:
 
 def _convt_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, w, b = _widen(xs)
-    nd, g = x.ndim - 2, int(a["groups"])  # type: ignore[arg-type]
+    nd, g = x.ndim - 2, a.int("groups")
     n, c, in_sp, k = x.shape[0], x.shape[1], x.shape[2:], w.shape[2:]
     s, pb, d = ints(a, "strides"), ints(a, "pads")[:nd], ints(a, "dilations")
     out = _convt_sizes("conv_transpose", nd, in_sp, k, a)
@@ -215,7 +215,7 @@ def _dw_nhwc_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
     if w.rank != 4 or not w.is_static or tuple(w.shape[:2]) != (c, 1):
         raise ShapeError(f"{op}: weight must be [{c}, 1, KH, KW] (one filter per channel), got {w}")
     nchw = x.with_shape((x.shape[0], c, x.shape[1], x.shape[2]))
-    (y,) = conv_infer(op, 2)((nchw, w, b), {**a, "groups": c})
+    (y,) = conv_infer(op, 2)((nchw, w, b), a.replace(groups=c))
     n, _, oh, ow = y.shape
     return (y.with_shape((n, oh, ow, c)),)
 
@@ -223,7 +223,7 @@ def _dw_nhwc_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 def _dw_nhwc_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, w, b = xs
     y, = conv_eval([np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, b],
-                    {**a, "groups": int(x.shape[3])})
+                    a.replace(groups=int(x.shape[3])))
     return (np.ascontiguousarray(y.transpose(0, 2, 3, 1)),)
 
 
@@ -277,14 +277,14 @@ def _standardize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray
 
 def _instance_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, gamma, beta = xs
-    y = _standardize(x, tuple(range(2, x.ndim)), float(a["epsilon"]))  # type: ignore[arg-type]
+    y = _standardize(x, tuple(range(2, x.ndim)), a.float("epsilon"))
     y = y * _per_channel(gamma, x.ndim, y.dtype) + _per_channel(beta, x.ndim, y.dtype)
     return (y.astype(x.dtype, copy=False),)
 
 
 def _group_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     out = _norm_check("group_norm", ts, _channels(ts[0]))
-    c, g = ts[0].shape[1], int(a["num_groups"])  # type: ignore[arg-type]
+    c, g = ts[0].shape[1], a.int("num_groups")
     if not isinstance(c, int) or g < 1 or c % g:
         raise ShapeError(f"group_norm: num_groups={g} must divide the channel dim of {ts[0]}")
     return out
@@ -292,8 +292,8 @@ def _group_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 
 def _group_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, gamma, beta = xs
-    g = int(a["num_groups"])  # type: ignore[arg-type]
-    y = _standardize(x.reshape(x.shape[0], g, -1), (2,), float(a["epsilon"]))  # type: ignore[arg-type]
+    g = a.int("num_groups")
+    y = _standardize(x.reshape(x.shape[0], g, -1), (2,), a.float("epsilon"))
     y = y.reshape(x.shape) * _per_channel(gamma, x.ndim, y.dtype) + _per_channel(beta, x.ndim, y.dtype)
     return (y.astype(x.dtype, copy=False),)
 
@@ -320,7 +320,7 @@ def _layer_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0]
     ax, stop = layer_span(x, a)
     tail = (1,) * (x.ndim - stop)  # scale/bias are laid out over [ax, stop) only
-    y = _standardize(x, tuple(range(ax, stop)), float(a["epsilon"]))  # type: ignore[arg-type]
+    y = _standardize(x, tuple(range(ax, stop)), a.float("epsilon"))
     y = y * xs[1].reshape(xs[1].shape + tail)
     if len(xs) == 3:
         y = y + xs[2].reshape(xs[2].shape + tail)

@@ -31,7 +31,7 @@ def _pool_infer(op: str, nd: int, floats_only: bool) -> Infer:
         w = PoolWindow(op, spatial(op, x, nd)[1:], a)
         y = x.with_shape(x.shape[:2] + w.out)
         if a.get("with_indices"):
-            if int(a["storage_order"]) not in (0, 1):  # type: ignore[arg-type]
+            if a.int("storage_order") not in (0, 1):
                 raise ShapeError(f"{op}: storage_order must be 0 (row major) or 1 (column major)")
             return (y, y.with_dtype("i64"))
         return (y,)
@@ -47,7 +47,7 @@ def _max_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     w = PoolWindow("max_pool", x.shape[2:], a)
     xp = w.pad(x, _lowest(x.dtype))
     if a["with_indices"]:
-        return _max_with_indices(x, xp, w, int(a["storage_order"]))  # type: ignore[arg-type]
+        return _max_with_indices(x, xp, w, a.int("storage_order"))
     y: np.ndarray | None = None
     for sl in taps(w.k, w.d, w.s, w.out):
         y = xp[sl].copy() if y is None else np.maximum(y, xp[sl], out=y)
@@ -101,7 +101,7 @@ def _avg_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 def _register_pools() -> None:
     for nd in (1, 2, 3):
-        common: dict[str, tuple[str, Any]] = {**window_attrs(nd), "kernel": ("ints",),
+        common: dict[str, tuple[str] | tuple[str, Any]] = {**window_attrs(nd), "kernel": ("ints",),
                                               "ceil_mode": ("bool", False)}
         name = f"max_pool{nd}d"
         register_op(name, 1, _pool_infer(name, nd, floats_only=False), _max_eval, kind="anchor",

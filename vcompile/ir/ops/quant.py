@@ -32,7 +32,7 @@ def _check_params(op: str, x: TensorType, scale: TensorType, zp: TensorType, a: 
     if scale.rank == 0 or s == (1,):
         return
     if scale.rank == 1:
-        ax = norm_axis(int(a["axis"]), x.rank, op)  # type: ignore[arg-type]
+        ax = norm_axis(a.int("axis"), x.rank, op)
         if s[0] != x.shape[ax]:
             raise ShapeError(f"{op}: per-axis scale {scale} must have dim {ax} of {x} "
                              f"({x.shape[ax]}) elements")
@@ -48,7 +48,7 @@ def _along_axis(v: np.ndarray, x: np.ndarray, a: Attrs) -> np.ndarray:
         return v.reshape(())
     if v.ndim == 1:
         shape = [1] * x.ndim
-        shape[int(a["axis"]) % x.ndim] = v.size  # type: ignore[arg-type]
+        shape[a.int("axis") % x.ndim] = v.size
         return v.reshape(shape)
     return v
 

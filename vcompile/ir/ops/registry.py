@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vcompile.ir.graph import Attrs, Node
+from vcompile.ir.graph import AttrError, Attrs, Node
 from vcompile.ir.types import Dim, TensorType
 
 Infer = Callable[[Sequence[TensorType], Attrs], tuple[TensorType, ...]]
@@ -99,15 +99,12 @@ class OpDef:
         return n >= lo and (hi is None or n <= hi)
 
 
-class AttrError(ValueError):
-    pass
-
-
 OPS: dict[str, OpDef] = {}
 
 
 def register_op(name: str, arity: int | tuple[int, int | None], infer: Infer, eval: Eval, *,
-                attrs: Mapping[str, AttrSpec | tuple[str, Any]] | None = None, kind: str = "opaque",
+                attrs: Mapping[str, AttrSpec | tuple[str] | tuple[str, Any]] | None = None,
+                kind: str = "opaque",
                 doc: str = "", num_outputs: Callable[[Attrs, int], int] | None = None,
                 category: str | None = None, view: bool = False, selection: bool = False,
                 flops: Flops | None = None) -> OpDef:

@@ -75,7 +75,7 @@ def _kernel(a: Attrs, ratio: np.ndarray, scale: float) -> np.ndarray:
         start = int(np.floor(-1 / s) + 1)
         w = np.clip(1 - np.abs((np.arange(start, 2 - start) - r) * s), 0, 1)
         return w / w.sum(axis=1, keepdims=True)
-    c = float(a["cubic_coeff_a"])  # type: ignore[arg-type]
+    c = a.float("cubic_coeff_a")
     s = min(scale, 1.0) if a["antialias"] else 1.0
     start = int(np.floor(-2 / s) + 1)
     w = _cubic(s * (np.arange(start, 2 - start) - r), c)
@@ -123,9 +123,9 @@ def _resize_axis(x: np.ndarray, axis: int, n_out: int, scale: float,
 
 def _resize_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x = xs[0]
-    sizes = tuple(int(d) for d in a["sizes"])  # type: ignore[union-attr]
-    scales = tuple(float(s) for s in a["scales"])  # type: ignore[union-attr]
-    roi = tuple(float(v) for v in a["roi"]) or (0.0,) * x.ndim + (1.0,) * x.ndim  # type: ignore[union-attr]
+    sizes = a.ints("sizes")  # the interpreter has bound any symbols
+    scales = a.floats("scales")
+    roi = a.floats("roi") or (0.0,) * x.ndim + (1.0,) * x.ndim
     work = np.float64 if x.dtype.kind != "f" else np.promote_types(x.dtype, np.float32)
     y = x.astype(work, copy=False)
     for ax in range(x.ndim):
@@ -141,7 +141,7 @@ def _resize_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 
 def _resize_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    x, sizes, scales = ts[0], tuple(a["sizes"]), tuple(a["scales"])  # type: ignore[arg-type]
+    x, sizes, scales = ts[0], a.dims("sizes"), a.floats("scales")
     if len(sizes) != x.rank or len(scales) != x.rank:
         raise ShapeError(f"resize: need {x.rank} sizes and scales for {x}, got "
                          f"sizes={list(sizes)}, scales={list(scales)}")
@@ -152,9 +152,9 @@ def _resize_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     if a["antialias"] and a["mode"] == "nearest":
         raise ShapeError("resize: antialias applies to linear and cubic modes, not nearest")
     crop = a["coordinate_transformation_mode"] == "tf_crop_and_resize"
-    if crop and len(a["roi"]) != 2 * x.rank:  # type: ignore[arg-type]
+    if crop and len(a.floats("roi")) != 2 * x.rank:
         raise ShapeError(f"resize: tf_crop_and_resize needs a roi of {2 * x.rank} values "
-                         f"(starts then ends), got {list(a['roi'])}")  # type: ignore[call-overload]
+                         f"(starts then ends), got {list(a.floats('roi'))}")
     if x.dtype == "bool" or min(scales) <= 0:
         raise ShapeError(f"resize: cannot resize {x} with scales {list(scales)}")
     out: list[Dim] = []

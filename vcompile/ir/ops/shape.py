@@ -6,7 +6,9 @@ that compute them. `reshape` may name symbolic dims in its target shape.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -29,47 +31,52 @@ def _reshape_target(src: tuple[Dim, ...], target: Sequence[Dim]) -> tuple[Dim, .
                 den.remove(d)
         if any(isinstance(d, str) for d in num + den):
             raise ShapeError(f"reshape: cannot infer -1 from {list(src)} to {list(target)}")
-        n, m = int(np.prod(num, dtype=np.int64)), int(np.prod(den, dtype=np.int64))
+        n, m = math.prod(_ints(num)), math.prod(_ints(den))
         if m == 0 or n % m:
             raise ShapeError(f"reshape: cannot reshape {list(src)} into {list(target)}")
         out = tuple(n // m if d == -1 else d for d in target)
     if all(isinstance(d, int) for d in src + out):
-        if np.prod(src, dtype=np.int64) != np.prod(out, dtype=np.int64):
+        if math.prod(_ints(src)) != math.prod(_ints(out)):
             raise ShapeError(f"reshape: cannot reshape {list(src)} into {list(target)}")
     return out
 
 
+def _ints(dims: Sequence[Dim]) -> list[int]:
+    """Dims already checked to be ints, typed as such."""
+    return [d for d in dims if isinstance(d, int)]
+
+
 def _reshape_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     # NOTE: the interpreter substitutes bound symbols into "dims" attrs before eval.
-    return (xs[0].reshape(a["shape"]),)  # type: ignore[call-overload]
+    return (xs[0].reshape(a.ints("shape")),)
 
 
 register_op("reshape", 1,
-            lambda ts, a: (ts[0].with_shape(_reshape_target(ts[0].shape, a["shape"])),),
+            lambda ts, a: (ts[0].with_shape(_reshape_target(ts[0].shape, a.dims("shape"))),),
             _reshape_eval, attrs={"shape": ("dims",)}, kind="injective", view=True, selection=True)
 
 
 def _transpose_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    perm = a["perm"]
-    if sorted(perm) != list(range(ts[0].rank)):  # type: ignore[arg-type]
+    perm = a.ints("perm")
+    if sorted(perm) != list(range(ts[0].rank)):
         raise ShapeError(f"transpose: perm {list(perm)} is not a permutation of rank {ts[0].rank}")
-    return (ts[0].with_shape(tuple(ts[0].shape[p] for p in perm)),)  # type: ignore[union-attr]
+    return (ts[0].with_shape(tuple(ts[0].shape[p] for p in perm)),)
 
 
 register_op("transpose", 1, _transpose_infer,
-            lambda xs, a: (np.transpose(xs[0], a["perm"]),), attrs={"perm": ("ints",)},
+            lambda xs, a: (np.transpose(xs[0], a.ints("perm")),), attrs={"perm": ("ints",)},
             kind="injective", selection=True)
 
 
 def _concat_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     dt = same_dtype(ts, "concat")
     r = ts[0].rank
-    ax = norm_axis(int(a["axis"]), r, "concat")
+    ax = norm_axis(a.int("axis"), r, "concat")
     for t in ts:
         if t.rank != r or any(t.shape[i] != ts[0].shape[i] for i in range(r) if i != ax):
             raise ShapeError(f"concat: shapes {', '.join(str(t) for t in ts)} differ off axis {ax}")
     dims = [t.shape[ax] for t in ts]
-    total: Dim = sum(dims) if all(isinstance(d, int) for d in dims) else _sym_sum(dims)  # type: ignore[arg-type]
+    total: Dim = sum(_ints(dims)) if all(isinstance(d, int) for d in dims) else _sym_sum(dims)
     return (TensorType(dt, ts[0].shape[:ax] + (total,) + ts[0].shape[ax + 1:]),)
 
 
@@ -81,31 +88,31 @@ def _sym_sum(dims: Sequence[Dim]) -> Dim:
 
 
 register_op("concat", (1, None), _concat_infer,
-            lambda xs, a: (np.concatenate(xs, axis=int(a["axis"])),), attrs={"axis": ("int",)},
+            lambda xs, a: (np.concatenate(xs, axis=a.int("axis")),), attrs={"axis": ("int",)},
             kind="injective")
 
 
 def _split_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    ax = norm_axis(int(a["axis"]), ts[0].rank, "split")
-    sizes, dim = list(a["sizes"]), ts[0].shape[ax]  # type: ignore[arg-type]
+    ax = norm_axis(a.int("axis"), ts[0].rank, "split")
+    sizes, dim = list(a.ints("sizes")), ts[0].shape[ax]
     if isinstance(dim, int) and sum(sizes) != dim:
         raise ShapeError(f"split: sizes {sizes} do not add up to dim {dim} of axis {ax}")
     return tuple(ts[0].with_shape(ts[0].shape[:ax] + (s,) + ts[0].shape[ax + 1:]) for s in sizes)
 
 
 def _split_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    cuts = np.cumsum(a["sizes"])[:-1]
-    return tuple(np.split(xs[0], cuts, axis=int(a["axis"])))
+    cuts = np.cumsum(a.ints("sizes"))[:-1]
+    return tuple(np.split(xs[0], cuts, axis=a.int("axis")))
 
 
 register_op("split", 1, _split_infer, _split_eval,
             attrs={"axis": ("int", 0), "sizes": ("ints",)}, kind="injective", selection=True,
-            num_outputs=lambda a, n: len(a["sizes"]))  # type: ignore[arg-type]
+            num_outputs=lambda a, n: len(a.ints("sizes")))
 
 
 def _slices(shape: tuple[Dim, ...], a: Attrs) -> list[slice]:
     out = [slice(None)] * len(shape)
-    for st, en, ax, sp in zip(a["starts"], a["ends"], a["axes"], a["steps"], strict=True):  # type: ignore[call-overload]
+    for st, en, ax, sp in zip(a.ints("starts"), a.ints("ends"), a.ints("axes"), a.ints("steps"), strict=True):
         if sp == 0:
             raise ShapeError("slice: a step of 0 is not allowed")
         out[norm_axis(ax, len(shape), "slice")] = slice(st, en, sp)
@@ -114,7 +121,7 @@ def _slices(shape: tuple[Dim, ...], a: Attrs) -> list[slice]:
 
 def _slice_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     t = ts[0]
-    if not len(a["starts"]) == len(a["ends"]) == len(a["axes"]) == len(a["steps"]):  # type: ignore[arg-type]
+    if not len(a.ints("starts")) == len(a.ints("ends")) == len(a.ints("axes")) == len(a.ints("steps")):
         raise ShapeError("slice: starts, ends, axes and steps must have one length")
     dims: list[Dim] = []
     for d, s in zip(t.shape, _slices(t.shape, a), strict=True):
@@ -137,7 +144,7 @@ register_op("slice", 1, _slice_infer,
 
 
 def _squeeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    axes = {norm_axis(x, ts[0].rank, "squeeze") for x in a["axes"]}  # type: ignore[union-attr]
+    axes = {norm_axis(x, ts[0].rank, "squeeze") for x in a.ints("axes")}
     for ax in axes:
         if ts[0].shape[ax] != 1:
             raise ShapeError(f"squeeze: dim {ax} of {ts[0]} is not 1")
@@ -145,16 +152,16 @@ def _squeeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]
 
 
 register_op("squeeze", 1, _squeeze_infer,
-            lambda xs, a: (np.squeeze(xs[0], axis=tuple({ax % xs[0].ndim for ax in a["axes"]})),),
+            lambda xs, a: (np.squeeze(xs[0], axis=tuple({ax % xs[0].ndim for ax in a.ints("axes")})),),
             attrs={"axes": ("ints",)},
             kind="injective", view=True, selection=True)
 
 
 def _unsqueeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    r = ts[0].rank + len(a["axes"])  # type: ignore[arg-type]
-    axes = sorted(norm_axis(x, r, "unsqueeze") for x in a["axes"])  # type: ignore[union-attr]
+    r = ts[0].rank + len(a.ints("axes"))
+    axes = sorted(norm_axis(x, r, "unsqueeze") for x in a.ints("axes"))
     if len(set(axes)) != len(axes):
-        raise ShapeError(f"unsqueeze: repeated axes {list(a['axes'])}")  # type: ignore[arg-type]
+        raise ShapeError(f"unsqueeze: repeated axes {list(a.ints('axes'))}")
     dims = list(ts[0].shape)
     for ax in axes:
         dims.insert(ax, 1)
@@ -162,29 +169,29 @@ def _unsqueeze_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ..
 
 
 def _unsqueeze_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    r = xs[0].ndim + len(a["axes"])  # type: ignore[arg-type]
-    return (np.expand_dims(xs[0], tuple(sorted(x % r for x in a["axes"]))),)  # type: ignore[union-attr]
+    r = xs[0].ndim + len(a.ints("axes"))
+    return (np.expand_dims(xs[0], tuple(sorted(x % r for x in a.ints("axes")))),)
 
 
 register_op("unsqueeze", 1, _unsqueeze_infer, _unsqueeze_eval, attrs={"axes": ("ints",)},
             kind="injective", view=True, selection=True)
 
 def _expand_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    shape = np.broadcast_shapes(xs[0].shape, tuple(a["shape"]))  # type: ignore[arg-type]
+    shape = np.broadcast_shapes(xs[0].shape, a.ints("shape"))
     return (np.broadcast_to(xs[0], shape).copy(),)
 
 
 register_op("expand", 1,
-            lambda ts, a: (ts[0].with_shape(broadcast_shapes(ts[0].shape, tuple(a["shape"]))),),  # type: ignore[arg-type]
+            lambda ts, a: (ts[0].with_shape(broadcast_shapes(ts[0].shape, a.dims("shape"))),),
             _expand_eval, attrs={"shape": ("dims",)}, kind="injective")
 
 
 def _tile_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    reps = a["repeats"]
-    if len(reps) != ts[0].rank:  # type: ignore[arg-type]
-        raise ShapeError(f"tile: {len(reps)} repeats for rank {ts[0].rank}")  # type: ignore[arg-type]
+    reps = a.ints("repeats")
+    if len(reps) != ts[0].rank:
+        raise ShapeError(f"tile: {len(reps)} repeats for rank {ts[0].rank}")
     dims = tuple(d * r if isinstance(d, int) else (d if r == 1 else _no_sym("tile", d))
-                 for d, r in zip(ts[0].shape, reps, strict=True))  # type: ignore[call-overload]
+                 for d, r in zip(ts[0].shape, reps, strict=True))
     return (ts[0].with_shape(dims),)
 
 
@@ -192,17 +199,17 @@ def _no_sym(op: str, d: Dim) -> Dim:
     raise ShapeError(f"{op}: cannot repeat symbolic dim {d}")
 
 
-register_op("tile", 1, _tile_infer, lambda xs, a: (np.tile(xs[0], a["repeats"]),),
+register_op("tile", 1, _tile_infer, lambda xs, a: (np.tile(xs[0], a.ints("repeats")),),
             attrs={"repeats": ("ints",)}, kind="injective")
 
 
 def _pad_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
-    t, pads = ts[0], list(a["pads"])  # type: ignore[arg-type]
+    t, pads = ts[0], a.ints("pads")
     if len(pads) != 2 * t.rank:
         raise ShapeError(f"pad: {len(pads)} pads for rank {t.rank}; need begin and end per dim")
     if a["mode"] not in ("constant", "reflect", "edge", "wrap"):
         raise ShapeError(f"pad: unknown mode {a['mode']!r}; use constant, reflect, edge or wrap")
-    dims = []
+    dims: list[Dim] = []
     for i, d in enumerate(t.shape):
         lo, hi = pads[i], pads[i + t.rank]
         dims.append(d + lo + hi if isinstance(d, int) else (d if lo == hi == 0 else _no_sym("pad", d)))
@@ -210,13 +217,16 @@ def _pad_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
 
 
 def _pad_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
-    x, r, pads = xs[0], xs[0].ndim, list(a["pads"])  # type: ignore[arg-type]
+    x, r, pads = xs[0], xs[0].ndim, a.ints("pads")
     crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[i + r], 0)) for i in range(r))
     x = x[crop]  # negative pads crop first
     widths = [(max(pads[i], 0), max(pads[i + r], 0)) for i in range(r)]
-    mode = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}[str(a["mode"])]
+    modes: dict[str, Literal["constant", "reflect", "edge", "wrap"]] = {
+        "constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+    mode = modes[a.str("mode")]
     if mode == "constant":
-        return (np.pad(x, widths, mode="constant", constant_values=np.asarray(a["value"]).astype(x.dtype)),)
+        value = np.asarray(a.float("value")).astype(x.dtype)
+        return (np.pad(x, widths, mode="constant", constant_values=value),)
     return (np.pad(x, widths, mode=mode),)
 
 
@@ -229,13 +239,13 @@ def _gather_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     data, idx = ts
     if idx.dtype not in ("i32", "i64"):
         raise ShapeError(f"gather: indices must be i32 or i64, got {idx.dtype}")
-    ax = norm_axis(int(a["axis"]), data.rank, "gather")
+    ax = norm_axis(a.int("axis"), data.rank, "gather")
     return (data.with_shape(data.shape[:ax] + idx.shape + data.shape[ax + 1:]),)
 
 
 def _gather_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     data, idx = xs
-    ax = int(a["axis"]) % data.ndim
+    ax = a.int("axis") % data.ndim
     idx = np.where(idx < 0, idx + data.shape[ax], idx)
     return (np.take(data, idx, axis=ax),)
 
@@ -246,7 +256,7 @@ register_op("gather", 2, _gather_infer, _gather_eval, attrs={"axis": ("int", 0)}
 
 def _gather_nd_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
     data, idx = ts
-    b = int(a["batch_dims"])  # type: ignore[arg-type]
+    b = a.int("batch_dims")
     if idx.dtype not in ("i32", "i64") or idx.rank < 1:
         raise ShapeError(f"gather_nd: indices must be i32/i64 of rank >= 1, got {idx}")
     k = idx.shape[-1]
@@ -257,7 +267,7 @@ def _gather_nd_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ..
 
 def _gather_nd_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     data, idx = xs
-    b, k = int(a["batch_dims"]), idx.shape[-1]  # type: ignore[arg-type]
+    b, k = a.int("batch_dims"), idx.shape[-1]
     idx = np.where(idx < 0, idx + np.array(data.shape[b:b + k]), idx)
     nb = int(np.prod(data.shape[:b], dtype=np.int64))
     flat = data.reshape((nb,) + data.shape[b:])

@@ -28,7 +28,7 @@ from vcompile.ir.types import TensorType
 
 def ints(a: Attrs, key: str) -> tuple[int, ...]:
     """An int-tuple attribute."""
-    return tuple(int(v) for v in a[key])  # type: ignore[union-attr]
+    return a.ints(key)
 
 
 def window_attrs(nd: int) -> dict[str, tuple[str, Any]]:
@@ -103,7 +103,7 @@ class PoolWindow:
         self.s, self.pb, self.pe, self.d = window_params(op, nd, a)
         self.in_sp = tuple(in_sp)
         self.out = tuple(window_out(op, in_sp[i], self.k[i], self.s[i], self.pb[i], self.pe[i],
-                                    self.d[i], bool(a["ceil_mode"])) for i in range(nd))
+                                    self.d[i], a.bool("ceil_mode")) for i in range(nd))
 
     def pad(self, x: np.ndarray, value: float | int) -> np.ndarray:
         """x padded at the end far enough for every window, ceil-mode overhang included."""
@@ -139,8 +139,8 @@ def layer_span(x: TensorType | np.ndarray, a: Attrs) -> tuple[int, int]:
     """The normalized axes [start, stop): [axis, rank) or, with naxes > 0, [axis, axis + naxes)
     (naxes=1 at axis=1 is a channel-first LayerNorm over C of [N, C, H, W])."""
     rank = x.rank if isinstance(x, TensorType) else x.ndim
-    ax = norm_axis(int(a["axis"]), rank, "layer_norm")  # type: ignore[arg-type]
-    n = int(a["naxes"])  # type: ignore[arg-type]
+    ax = norm_axis(a.int("axis"), rank, "layer_norm")
+    n = a.int("naxes")
     if n < 0 or ax + n > rank:
         raise ShapeError(f"layer_norm: naxes={n} at axis {ax} reaches past rank {rank}; "
                          f"use 0 (through the last axis) or at most {rank - ax}")

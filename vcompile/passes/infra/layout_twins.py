@@ -169,7 +169,7 @@ class Relayout:
         a shifted window's rows) or a stepped slice of t (stride 2 over an odd grid),
         moved by at most one transpose."""
         flat = q.reshape(-1)
-        box = strided_box(flat, t.type.size)
+        box: tuple[Any, ...] | None = strided_box(flat, t.type.size)  # 4 items, or 5 with steps
         for shape in ([] if box else refinements(tuple(int(d) for d in t.shape))):
             box = stepped_box(flat, shape)
             if box:

@@ -91,7 +91,9 @@ def format_pipeline(specs: Iterable[PassSpec]) -> str:
 
 def _split_top(text: str) -> list[str]:
     """Split on the commas outside braces; empty items (a trailing comma) are dropped."""
-    items, depth, cur = [], 0, []
+    items: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "{":
             depth += 1

@@ -45,7 +45,7 @@ def scale_out(n: Node, w: np.ndarray, s: np.ndarray) -> np.ndarray:
     if n.op in CONV:
         return f64(w) * s.reshape((-1,) + (1,) * (w.ndim - 1))
     if n.op in CONV_T:
-        g = int(n.attrs["groups"])  # type: ignore[arg-type]
+        g = n.attrs.int("groups")
         wg = f64(w).reshape((g, w.shape[0] // g) + w.shape[1:])
         return (wg * s.reshape((g, 1, -1) + (1,) * (w.ndim - 2))).reshape(w.shape)
     return f64(w) * s[None, :]  # linear (K, N)
@@ -68,7 +68,7 @@ def conv_in_fold(w: np.ndarray, groups: int, s: np.ndarray | None,
 
 
 def zero_padded(n: Node) -> bool:
-    return not any(n.attrs["pads"])  # type: ignore[arg-type]
+    return not any(n.attrs.ints("pads"))
 
 
 def is_conv(op: str) -> bool:

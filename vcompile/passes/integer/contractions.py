@@ -132,7 +132,7 @@ def lower_gemm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     bias = bias_i32(m, b, scale)
     if b is not None and bias is None:
         return None
-    ins = (x.q, bb.emit("transpose", w.q, perm=(1, 0)))
+    ins: tuple[Value, ...] = (x.q, bb.emit("transpose", w.q, perm=(1, 0)))
     ins += () if bias is None else (i32_const(bb, bias, "b"),)
     return Acc(bb.emit("qlinear", *ins, x_zp=x.z), scale, axis=-1)
 
@@ -158,7 +158,7 @@ def _dq_source(m: Match, v: Value) -> Value:
 
 def _window_counts(n: Node) -> np.ndarray:
     """[1, 1, Ho, Wo]: how many taps of each window fall inside the unpadded input."""
-    sp = [int(d) for d in n.inputs[0].shape[2:]]  # type: ignore[arg-type]
+    sp = [int(d) for d in n.inputs[0].shape[2:]]
     counts = PoolWindow(n.op, sp, n.attrs).count([0] * len(sp), sp)
     return counts.reshape(1, 1, *counts.shape)
 
@@ -169,11 +169,11 @@ def lower_avg_pool2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     c = n.inputs[0].shape[1]
     if x is None or a["ceil_mode"] or not isinstance(c, int):
         return None
-    kh, kw = (int(k) for k in a["kernel"])  # type: ignore[union-attr]
+    kh, kw = a.ints("kernel")
     ones = bb.const(np.ones((c, 1, kh, kw), np.int8), hint="ones")
     acc = bb.emit("qconv2d", x.q, ones, strides=a["strides"], pads=a["pads"],
                   dilations=a["dilations"], groups=c, x_zp=x.z)
-    if a["count_include_pad"] or not any(int(p) for p in a["pads"]):  # type: ignore[union-attr]
+    if a.bool("count_include_pad") or not any(a.ints("pads")):
         return Acc(acc, x.s / (kh * kw), axis=1)
     # NOTE: without count_include_pad the divisor shrinks at the borders: multiply by a
     # per-position reciprocal in Q16 (relative error <= 2^-17 of the divisor)
@@ -187,11 +187,11 @@ def lower_avg_pool2d(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
 def lower_reduce_mean(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     x = activation(m, n.inputs[0])
     shape = n.inputs[0].shape
-    axes = [int(ax) % len(shape) for ax in n.attrs["axes"]] or list(range(len(shape)))  # type: ignore[union-attr]
+    axes = [ax % len(shape) for ax in n.attrs.ints("axes")] or list(range(len(shape)))
     dims = [shape[ax] for ax in axes]
     if x is None or not all(isinstance(d, int) for d in dims):
         return None
-    count = math.prod(dims)  # type: ignore[arg-type]
+    count = math.prod(dims)
     if count * 256 > I32_MAX:  # the i32 sum could overflow
         return None
     wide = bb.emit("cast", x.q, to="i32")

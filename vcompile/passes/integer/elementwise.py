@@ -38,7 +38,7 @@ def _operand(m: Match, bb: RewriteBuilder, v: Value, dtype: str) -> QParams | No
         return None
     top = {"i8": 127, "i16": 32767}[dtype]
     s = float(np.abs(arr).max(initial=0)) / top or 1.0
-    q = bb.const(np.rint(arr.astype(np.float64) / s).astype(dtype == "i8" and np.int8 or np.int16),
+    q = bb.const(np.rint(arr.astype(np.float64) / s).astype(np.int8 if dtype == "i8" else np.int16),
                  hint="c")
     return QParams(q, np.array(s), np.array(0), 0)
 
@@ -97,7 +97,7 @@ def lower_hard_sigmoid(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Valu
     x = dequantized(m, n.inputs[0])
     if x is None or not x.per_tensor or x.q.dtype not in NARROW:
         return None
-    return _hard_sigmoid(bb, x, float(n.attrs["alpha"]), float(n.attrs["beta"]), out)  # type: ignore[arg-type]
+    return _hard_sigmoid(bb, x, n.attrs.float("alpha"), n.attrs.float("beta"), out)
 
 
 def lower_hard_swish(m: Match, bb: RewriteBuilder, n: Node, out: QOut) -> Value | None:

@@ -62,7 +62,7 @@ def _clipped(act: Node, out: QOut) -> QOut:
     if act.op == "relu":
         lo = max(lo, out.z)
     else:
-        a, b = float(act.attrs["min"]), float(act.attrs["max"])  # type: ignore[arg-type]
+        a, b = act.attrs.float("min"), act.attrs.float("max")
         if np.isfinite(a):
             lo = max(lo, out.z + int(np.rint(a / out.s)))
         if np.isfinite(b):
@@ -120,7 +120,7 @@ def _int_condition(m: Match, bb: RewriteBuilder, c: Value) -> Value | None:
 def _branch(m: Match, bb: RewriteBuilder, v: Value, out: QOut) -> Value | None:
     arr = m.const_of(v)
     if arr is not None:  # a float constant in out's integers
-        s, z = np.float32(out.s), np.array(out.z, OUT_NP[out.dtype])
+        s, z = np.array(out.s, np.float32), np.array(out.z, OUT_NP[out.dtype])
         return bb.const(OPS["quantize_linear"].eval([arr, s, z], Attrs(axis=1, saturate=True))[0])
     n = m.ed.producer.get(v)
     if n is None or len(n.outputs) != 1 or (n.op != "dequantize_linear" and m.ed.uses[v] != 1):
@@ -159,7 +159,7 @@ def lower_quantized(m: Match, bb: RewriteBuilder) -> Value | None:
     arr = m.const_of(m["y"])
     if arr is not None and out is not None:  # a quantized constant (a class token): fold it
         node = m.node("q")
-        (q,) = OPS["quantize_linear"].eval([arr, *(m.const_of(v) for v in node.inputs[1:])], node.attrs)  # type: ignore[misc]
+        (q,) = OPS["quantize_linear"].eval([arr, *(m.ed.consts[v] for v in node.inputs[1:])], node.attrs)
         return bb.const(q, hint=m["y"].hint)
     n = m.ed.producer.get(m["y"])
     if out is None or n is None or len(n.outputs) != 1:

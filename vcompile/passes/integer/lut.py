@@ -67,7 +67,7 @@ def _table(m: Match, nodes: list[Node], src: QParams, out: QOut) -> np.ndarray:
     for n in nodes:
         (env[n.outputs[0]],) = OPS[n.op].eval([env[v] for v in n.inputs], n.attrs)
     y = env[nodes[-1].outputs[0]]
-    s, z = np.float32(out.s), np.array(out.z, OUT_DTYPES[out.dtype])
+    s, z = np.array(out.s, np.float32), np.array(out.z, OUT_DTYPES[out.dtype])
     (t,) = OPS["quantize_linear"].eval([y, s, z], Attrs(axis=0, saturate=True))
     lo, hi = out.clip or out.qrange()
     return np.clip(t, lo, hi).astype(t.dtype)

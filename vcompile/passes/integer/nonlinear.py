@@ -50,7 +50,7 @@ def lower_attention(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
         return None
     # NOTE: the attention scale multiplies the logits before the bias is added, so one
     # unit of q @ kT stands for scale * s_q * s_k in the softmax input, the bias's unit too.
-    s_logit = float(n.attrs["scale"]) * q.s * k.s  # type: ignore[arg-type]
+    s_logit = n.attrs.float("scale") * q.s * k.s
     ms = _mult_shift(s_logit * LOG2E * 2 ** SOFTMAX_BITS)
     if ms is None:
         return None
@@ -169,25 +169,25 @@ def lower_layer_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     if x is None:
         return None
     ax, stop = layer_span(n.inputs[0].type, n.attrs)
-    naxes = int(n.attrs["naxes"])  # type: ignore[arg-type]
+    naxes = n.attrs.int("naxes")
     dims = n.inputs[0].shape[ax:stop]
     if not all(isinstance(d, int) for d in dims):
         return None
     beta = const_value(m, n.inputs[2]) if len(n.inputs) == 3 else None
     return _ilayernorm(bb, x, const_value(m, n.inputs[1]), beta, (ax, naxes, math.prod(dims)),  # type: ignore[arg-type]
-                       float(n.attrs["epsilon"]))  # type: ignore[arg-type]
+                       n.attrs.float("epsilon"))
 
 
 def lower_group_norm(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:
     """GroupNorm with one group is a LayerNorm over [C, spatial...] with per-channel affine."""
     x = _norm_input(m, n)
     shape = n.inputs[0].shape
-    if x is None or int(n.attrs["num_groups"]) != 1 or not all(isinstance(d, int) for d in shape[1:]):  # type: ignore[arg-type]
+    if x is None or n.attrs.int("num_groups") != 1 or not all(isinstance(d, int) for d in shape[1:]):
         return None
     lay = (-1,) + (1,) * (len(shape) - 2)
     gamma, beta = (const_value(m, v).reshape(lay) for v in n.inputs[1:])  # type: ignore[union-attr]
-    return _ilayernorm(bb, x, gamma, beta, (1, 0, math.prod(shape[1:])),  # type: ignore[arg-type]
-                       float(n.attrs["epsilon"]))  # type: ignore[arg-type]
+    return _ilayernorm(bb, x, gamma, beta, (1, 0, math.prod(shape[1:])),
+                       n.attrs.float("epsilon"))
 
 
 def lower_identity(m: Match, bb: RewriteBuilder, n: Node) -> Acc | None:

@@ -19,6 +19,8 @@ op is folded into the constant, so that the contraction still sees a constant we
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vcompile.ir.graph import Attrs, Graph, Node, Value
@@ -33,13 +35,13 @@ LAYOUT = ("reshape", "transpose", "squeeze", "unsqueeze", "slice", "expand", "ti
           "pad", "max_pool2d", "reduce_max", "reduce_min")
 
 
-def _moved_attrs(n: Node, scale: float, zp: int, hoist: bool = False) -> dict[str, object] | None:
+def _moved_attrs(n: Node, scale: float, zp: int, hoist: bool = False) -> dict[str, Any] | None:
     """The layout op's attrs on the integer side, None when it does not commute."""
-    attrs = dict(n.attrs)
+    attrs: dict[str, Any] = dict(n.attrs)
     if n.op == "max_pool2d" and attrs.get("with_indices"):
         return None
     if n.op == "pad" and attrs["mode"] == "constant":
-        v = float(attrs["value"])  # type: ignore[arg-type]
+        v = n.attrs.float("value")
         if hoist:  # quantize_linear's own arithmetic: f32 division, round half to even
             attrs["value"] = float(np.rint(np.float32(v) / np.float32(scale)) + zp)
             return attrs
@@ -64,15 +66,15 @@ def _moved_axis(n: Node, a: int) -> int | None:
     land whole (sliced, merged by a reshape) or the op is not one that keeps dims."""
     rank_in, rank_out = n.inputs[0].type.rank, n.outputs[0].type.rank
     if n.op == "transpose":
-        return list(n.attrs["perm"]).index(a)  # type: ignore[arg-type]
+        return n.attrs.ints("perm").index(a)
     if n.op == "unsqueeze":
-        added = {int(x) % rank_out for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        added = {x % rank_out for x in n.attrs.ints("axes")}
         return [i for i in range(rank_out) if i not in added][a]
     if n.op == "squeeze":
-        gone = {int(x) % rank_in for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        gone = {x % rank_in for x in n.attrs.ints("axes")}
         return None if a in gone else a - sum(1 for g in gone if g < a)
     if n.op == "slice":
-        cut = {int(x) % rank_in for x in n.attrs["axes"]}  # type: ignore[union-attr]
+        cut = {x % rank_in for x in n.attrs.ints("axes")}
         return None if a in cut else a
     return None
 
@@ -86,13 +88,13 @@ def sink_dequantize(m: Match, bb: RewriteBuilder) -> Value | None:
     axis = dq.axis if dq.per_tensor else _moved_axis(n, dq.axis)
     if axis is None:
         return None
-    attrs = _moved_attrs(n, dq.s, dq.z) if dq.per_tensor else dict(n.attrs)
-    if attrs is None or (n.op == "pad" and not _ok_range(dq.q.dtype, float(attrs.get("value", 0)))):  # type: ignore[arg-type]
+    attrs: dict[str, Any] | None = _moved_attrs(n, dq.s, dq.z) if dq.per_tensor else dict(n.attrs)
+    if attrs is None or (n.op == "pad" and not _ok_range(dq.q.dtype, float(attrs.get("value", 0)))):
         return None
     src = m.ed.producer[n.inputs[0]]
     arr = m.const_of(dq.q)
     if arr is not None:  # a weight: fold the layout op into the constant
-        (out,) = OPS[n.op].eval([arr, *(m.const_of(v) for v in n.inputs[1:])], Attrs(attrs))  # type: ignore[misc]
+        (out,) = OPS[n.op].eval([arr, *(m.ed.consts[v] for v in n.inputs[1:])], Attrs(attrs))
         return _dq(bb, bb.const(out, hint=dq.q.hint), src, axis)
     return _dq(bb, bb.emit(n.op, dq.q, *n.inputs[1:], **attrs), src, axis)
 
@@ -110,7 +112,7 @@ def hoist_quantize(m: Match, bb: RewriteBuilder) -> Value | None:
     attrs = _moved_attrs(n, float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]), hoist=True)
     if attrs is None:
         return None
-    if n.op == "pad" and not _ok_range(qn.outputs[0].dtype, float(attrs["value"])):  # type: ignore[arg-type]
+    if n.op == "pad" and not _ok_range(qn.outputs[0].dtype, float(attrs["value"])):
         attrs["value"] = float(np.clip(attrs["value"], *int_range(qn.outputs[0].dtype)))  # saturates
     q = bb.emit("quantize_linear", y, qn.inputs[1], qn.inputs[2], **qn.attrs)
     return bb.emit(n.op, q, *n.inputs[1:], **attrs)
@@ -119,14 +121,14 @@ def hoist_quantize(m: Match, bb: RewriteBuilder) -> Value | None:
 @rule(P.op("concat", any_inputs=True, name="op"))
 def sink_concat(m: Match, bb: RewriteBuilder) -> Value | None:
     n = m.node("op")
-    dqs = [dequantized(m, v) for v in n.inputs]
-    if any(d is None or not d.per_tensor for d in dqs):
+    found = [dequantized(m, v) for v in n.inputs]
+    dqs = [d for d in found if d is not None and d.per_tensor]
+    if len(dqs) != len(found):
         return None
     first = dqs[0]
-    assert first is not None
-    if any(d.s != first.s or d.z != first.z or d.q.dtype != first.q.dtype for d in dqs):  # type: ignore[union-attr]
+    if any(d.s != first.s or d.z != first.z or d.q.dtype != first.q.dtype for d in dqs):
         return None
-    moved = bb.emit("concat", *(d.q for d in dqs), **n.attrs)  # type: ignore[union-attr]
+    moved = bb.emit("concat", *(d.q for d in dqs), **n.attrs)
     return _dq(bb, moved, m.ed.producer[n.inputs[0]], first.axis)
 
 

@@ -73,7 +73,7 @@ def dequantized(m: Match, v: Value, *, weight: bool = False) -> QParams | None:
     scale, zp = got
     if (scale < 0).any() or (not weight and (scale == 0).any()):
         return None
-    axis = int(n.attrs["axis"]) % max(n.inputs[0].type.rank, 1)  # type: ignore[arg-type]
+    axis = n.attrs.int("axis") % max(n.inputs[0].type.rank, 1)
     return QParams(n.inputs[0], scale, zp, axis)
 
 
