@@ -53,6 +53,7 @@ test-fast: $(STAMP)
 # ruff (with the private-import rule), the package layers (import-linter, pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check vcompile tests
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 clean:
