@@ -140,7 +140,7 @@ def main() -> int:
         fns[f"{case[0]} fp32"], fns[f"{case[0]} int8"] = vm_call(mf, xf), vm_call(mi, xi)
         rows.append((case[0], gop))
     t = time_interleaved(fns, warmup=3, repeat=args.repeat)
-    from vcompile.codegen.schedules import int8
+    from vcompile.codegen.cpu.schedules import int8
     lines = ["# int8 kernels against fp32 kernels (same compiler, -O2)", "",
              f"Median ms over {args.repeat} interleaved runs, {args.threads} threads "
              f"(TVM_NUM_THREADS), {os.uname().machine}; int8 = qlinear/qconv2d + requantize as one "

@@ -4,7 +4,7 @@ Ruff's PLC2701 (on in `make lint`) skips imports that stay inside one top-level 
 so `from vcompile.a import _x` in vcompile.b passes it; this test covers that case:
 `from M import _x` (relative imports too) and `M._x` through an imported module, for
 every module under vcompile/. What several modules share gets a public name (see
-ir/ops/windows.py, ir/ops/ranges.py, codegen/emit_common.py, files.py).
+ir/ops/windows.py, ir/ops/ranges.py, codegen/emit/common.py, files.py).
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def pocl_device() -> Any:
 def scheduled_module(g: Any, target_name: str) -> tuple[Any, Any]:
     from vcompile.codegen import gpu, targets
     from vcompile.codegen.build import fusion_mode, io_names
-    from vcompile.codegen.relax import to_relax
+    from vcompile.codegen.emit.relax import to_relax
     target = targets.resolve(target_name)
     fusion = fusion_mode(g, "tvm")
     mod = to_relax(g, io_names(g)[0], None, one_kernel_per_node=fusion == "vcompile")

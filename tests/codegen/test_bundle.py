@@ -89,7 +89,7 @@ def test_runner_rejects_wrong_inputs(host_bundle: tuple[Path, Path], tmp_path: P
 
 
 def test_altered_bundle_is_refused(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
-    from vcompile.codegen.bundle import BundleError, verify_bundle
+    from vcompile.codegen.deploy.bundle import BundleError, verify_bundle
     _, b = host_bundle
     copy = tmp_path / "copy"
     shutil.copytree(b, copy, symlinks=True)
@@ -108,7 +108,7 @@ def test_altered_bundle_is_refused(host_bundle: tuple[Path, Path], tmp_path: Pat
 def test_bundle_errors(host_bundle: tuple[Path, Path], tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
     from vcompile.cli import main
-    from vcompile.codegen.bundle import BundleError, write_bundle
+    from vcompile.codegen.deploy.bundle import BundleError, write_bundle
     lib, _ = host_bundle
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -167,7 +167,7 @@ def test_timm_model_arm64_bundle_matches_x86(name: str, tmp_path: Path) -> None:
 
 def test_bundle_without_cross_compiler_ships_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import vcompile
-    from vcompile.codegen.bundle import verify_bundle, write_bundle
+    from vcompile.codegen.deploy.bundle import verify_bundle, write_bundle
     lib = vcompile.compile(str(tiny_onnx(tmp_path / "tiny.onnx")), target="arm64").export(tmp_path / "m.so")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no aarch64-linux-gnu-g++
     summary = write_bundle(lib, tmp_path / "b")
@@ -194,7 +194,7 @@ def test_bundle_cmakelists_builds_the_runner(host_bundle: tuple[Path, Path], tmp
 
 
 def test_runner_and_runtime_library_errors(host_bundle: tuple[Path, Path], tmp_path: Path) -> None:
-    from vcompile.codegen.runtime_libs import RuntimeLibError, download_wheel, runtime_libs
+    from vcompile.codegen.deploy.runtime_libs import RuntimeLibError, download_wheel, runtime_libs
     _, b = host_bundle
     copy = tmp_path / "copy"
     shutil.copytree(b, copy)

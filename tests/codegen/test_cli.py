@@ -167,7 +167,7 @@ def test_wrong_input_shape_at_run_time(built: tuple[Path, Path], tmp_path: Path)
 
 
 def test_metadata_is_embedded(built: tuple[Path, Path]) -> None:
-    from vcompile.runtime import artifact
+    from vcompile.codegen.deploy import artifact
     meta = artifact.read(built[1])
     assert meta["inputs"] == [{"name": "x", "shape": [1, 3, 8, 8], "dtype": "f32"}]
     assert meta["target"] == "host" and meta["opt_level"] == 2

@@ -100,7 +100,7 @@ def test_every_integer_op_is_bit_exact(opt_level: int) -> None:
 
 
 def test_every_integer_op_has_a_rule() -> None:
-    from vcompile.codegen.relax import EMIT, to_relax  # noqa: F401  (registers the rules)
+    from vcompile.codegen.emit.relax import EMIT, to_relax  # noqa: F401  (registers the rules)
     assert sorted(INTEGER_OPS - set(EMIT)) == []
 
 
@@ -245,7 +245,7 @@ def test_isqrt_is_the_exact_floor() -> None:
     import tvm
     from tvm import te
 
-    from vcompile.codegen.emit_int import isqrt
+    from vcompile.codegen.emit.int import isqrt
     k = np.random.default_rng(1).integers(0, 3037000499, 3000, dtype=np.int64)
     v = np.concatenate([np.arange(0, 5000), k * k, k * k - 1, k * k + 1,
                         np.array([2 ** 62, 2 ** 63 - 1, 2 ** 63 - 2])]).astype(np.int64)
@@ -266,7 +266,7 @@ NEEDS_QEMU = pytest.mark.skipif(
 @NEEDS_QEMU
 def test_arm64_int8_graph_matches_x86_bit_for_bit(tmp_path: Path) -> None:
     import vcompile
-    from vcompile.codegen.bundle import write_bundle
+    from vcompile.codegen.deploy.bundle import write_bundle
     bb = Builder("int8_arm")
     x = bb.input((1, 3, 8, 8), "i8", hint="x")
     c = _requant(bb, bb.emit("qconv2d", x, bb.const(i8(4, 3, 3, 3)), bb.const(i32(4)), strides=(2, 2),
@@ -297,9 +297,9 @@ def test_vnni_kernels_are_tensorized(kind: str) -> None:
     """On an AVX-512 VNNI target the contraction's inner 16x4 loops become `vpdpbusd`."""
     from tvm import te
 
-    from vcompile.codegen.schedules import int8 as I
-    from vcompile.codegen.schedules import schedule
-    from vcompile.codegen.schedules.tiles import CpuTiles
+    from vcompile.codegen.cpu.schedules import schedule
+    from vcompile.codegen.cpu.schedules.tiles import CpuTiles
+    from vcompile.codegen.emit import vnni as I
     comp = te.placeholder((32,), "int32", "comp")
     if kind == "qlinear":
         x, wp = te.placeholder((1, 30, 40), "int8", "x"), te.placeholder((1, 2, 10, 16, 4), "int8", "wp")

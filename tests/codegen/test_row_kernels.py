@@ -29,7 +29,7 @@ def f(*shape: int) -> np.ndarray:
 def _traces(g: Any) -> list[str]:
     import tvm
 
-    from vcompile.codegen.schedules import schedule
+    from vcompile.codegen.cpu.schedules import schedule
     mod, tiles = _fused_funcs(g)
     return [str(schedule(fn, tiles).trace) for _, fn in mod.functions_items()
             if isinstance(fn, tvm.tirx.PrimFunc)]
@@ -90,7 +90,7 @@ def _allocations(g: Any, kernel: str) -> tuple[dict[str, tuple[int, ...]], Any]:
     import tvm
     from tvm import s_tir
 
-    from vcompile.codegen.schedules import schedule_func
+    from vcompile.codegen.cpu.schedules import schedule_func
     mod, tiles = _fused_funcs(g)
     (fn,) = [fn for gv, fn in mod.functions_items()
              if isinstance(fn, tvm.tirx.PrimFunc) and kernel in gv.name_hint]

@@ -85,7 +85,7 @@ def test_gemm_with_transpose_alpha_beta() -> None:
 
 def _fused_funcs(g: Any) -> tuple[Any, Any]:
     from vcompile.codegen import targets
-    from vcompile.codegen.schedules import cpu_tiles
+    from vcompile.codegen.cpu.schedules import cpu_tiles
     from vcompile.codegen.tune import fused_module
     t = targets.resolve("host")
     return fused_module(g, t, cpu_tiles(t)), cpu_tiles(t)
@@ -94,7 +94,7 @@ def _fused_funcs(g: Any) -> tuple[Any, Any]:
 def test_conv_schedule_tiles_and_vectorizes() -> None:
     import tvm
 
-    from vcompile.codegen.schedules import schedule_func
+    from vcompile.codegen.cpu.schedules import schedule_func
     mod, tiles = _fused_funcs(_conv_graph(16, 32, (14, 14), 3, pads=(1, 1, 1, 1)))
     convs = [fn for gv, fn in mod.functions_items()
              if isinstance(fn, tvm.tirx.PrimFunc) and "conv2d" in gv.name_hint]
@@ -111,9 +111,11 @@ def test_every_kernel_of_resnet18_scheduled() -> None:
     from tests.models import onnx_model
     from vcompile.api import optimize, to_graph
     from vcompile.codegen import targets
-    from vcompile.codegen.build import fusion_mode, fusion_passes, io_names
-    from vcompile.codegen.relax import to_relax
-    from vcompile.codegen.schedules import ScheduleCPU, cpu_tiles
+    from vcompile.codegen.cpu.schedules import ScheduleCPU, cpu_tiles
+    from vcompile.codegen.emit.relax import to_relax
+    from vcompile.codegen.options import fusion_mode
+    from vcompile.codegen.pipelines import fusion_passes
+    from vcompile.ir.graph import io_names
     g, _ = optimize(to_graph(str(onnx_model("resnet18", "legacy"))), 2)
     t = targets.resolve("host")
     tiles = cpu_tiles(t)
@@ -137,7 +139,7 @@ def test_rules_vectorize_for_each_isa(target: str, opcode: str) -> None:
     import tvm
 
     from vcompile.codegen import targets
-    from vcompile.codegen.schedules import cpu_tiles, schedule_func
+    from vcompile.codegen.cpu.schedules import cpu_tiles, schedule_func
     from vcompile.codegen.tune import fused_module
     # arm64 as the issue names it; building to assembly needs no cross toolchain
     t = (tvm.target.Target({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"],
@@ -260,7 +262,7 @@ def test_transpose_tiles_match_interpreter(case: str) -> None:
     rows is split next to the vectorized output loop); the result is exact."""
     import tvm
 
-    from vcompile.codegen.schedules import schedule
+    from vcompile.codegen.cpu.schedules import schedule
     shape, perm = TRANSPOSES[case]
     bb = Builder("t")
     y = bb.emit("relu", bb.emit("transpose", bb.input(shape, hint="x"), perm=perm))
@@ -281,7 +283,7 @@ def test_group_norm_long_rows_sum_in_lanes(groups: int) -> None:
     not one scalar chain, and the result matches the interpreter."""
     import tvm
 
-    from vcompile.codegen.schedules import schedule
+    from vcompile.codegen.cpu.schedules import schedule
     bb = Builder("gn")
     x = bb.input((1, 32, 24, 24), hint="x")
     y = bb.emit("group_norm", x, bb.const(f(32)), bb.const(f(32)), num_groups=groups)

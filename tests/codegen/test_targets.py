@@ -117,7 +117,7 @@ def _elf_machine(path: Path) -> int:
 def test_arm_libraries_build(target: str, tiny: Path, tmp_path: Path) -> None:
     lib = _build(tiny, target, tmp_path / "m.so", mcpu="cortex-a76")
     assert _elf_machine(lib) == 183  # EM_AARCH64
-    from vcompile.runtime import artifact
+    from vcompile.codegen.deploy import artifact
     assert "cortex-a76" in artifact.read(lib)["tvm_target"]
 
 
@@ -167,6 +167,6 @@ def test_suite_model_builds_for_arm64(name: str, tmp_path: Path) -> None:
     m = vcompile.compile(str(onnx_model(name)), target="arm64", mcpu="cortex-a76")
     lib = Path(m.export(tmp_path / f"{name}.so"))
     assert _elf_machine(lib) == 183 and m.meta["kernels"] > 10
-    from vcompile.runtime import artifact
+    from vcompile.codegen.deploy import artifact
     meta = artifact.read(lib)
     assert meta["target"] == "arm64" and "aarch64-linux-gnu" in meta["tvm_target"]

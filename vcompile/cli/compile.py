@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         m.export(out)
         if args.bundle:
             say("writing the bundle")
-            from vcompile.codegen.bundle import write_bundle
+            from vcompile.codegen.deploy.bundle import write_bundle
             report = write_bundle(out, args.bundle)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
     if args.bundle:

@@ -2,7 +2,7 @@
 
     build(g, "cuda", arch="sm_90") => VM executable whose library embeds sm_90 cubin
 
-The CPU kernels of `codegen.schedules` are for llvm targets; GPU kernels get dlight's
+The CPU kernels of `codegen.cpu.schedules` are for llvm targets; GPU kernels get dlight's
 rules (Matmul, GEMV, Reduction, GeneralReduction, Fallback) after the same fusion
 passes as the CPU build (our fusion groups stay one kernel each).
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vcompile.cache import cache_dir
+from vcompile.codegen.pipelines import count_kernels, fusion_passes
 from vcompile.errors import VcompileError
 
 CUDA_ERROR_NO_DEVICE = 100
@@ -41,8 +42,6 @@ def gpu_pipeline(target: Any, fusion: str = "tvm", kernels: list[int] | None = N
     """TVM's generic GPU pipeline with vcompile's fusion passes in place of its legalize list."""
     import tvm
     from tvm.relax.backend.gpu_generic import pipeline as gpu
-
-    from vcompile.codegen.build import count_kernels
 
     @tvm.transform.module_pass(opt_level=0, name="vcompile.GpuPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
@@ -59,8 +58,6 @@ def schedule_gpu(mod: Any, target: Any, fusion: str = "tvm") -> Any:
     """Legalize, fuse and schedule with dlight: `main` calls one scheduled PrimFunc per kernel."""
     import tvm
     from tvm.s_tir import dlight as dl
-
-    from vcompile.codegen.build import fusion_passes
     rules = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction()]
     with target:
         apply = dl.ApplyDefaultSchedule(*[_declining(r) for r in rules], dl.gpu.Fallback())

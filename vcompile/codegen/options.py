@@ -17,7 +17,7 @@ class CodegenOptions:
     mcpu: str | None = None          # CPU targets: LLVM's -mcpu
     arch: str | None = None          # CUDA targets: sm_XX
     api_level: int | None = None     # Android targets
-    # CPU targets: packed kernels (`emit_tiled`) and the rule-based schedules; off, TVM's
+    # CPU targets: packed kernels (`emit.tiled`) and the rule-based schedules; off, TVM's
     # plain unscheduled TIR (-O0)
     schedules: bool = True
     # who makes kernels of the ops outside `fuse` groups: "tvm" (TVM's FuseOps) or "none"

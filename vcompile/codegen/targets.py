@@ -8,30 +8,26 @@ TVM only logs and falls back to a generic CPU on an unknown `mcpu`, so every mcp
 checked against the target's list and LLVM's CPU list for the triple, and the host's
 detected CPU must not imply ISA features the kernel hides from us (a VM may mask
 AVX-512 while LLVM's cpuid-based name says znver5): then a lower x86-64 level is used.
-GPU targets (`kind` cuda/opencl) name a CPU target for their host code. Listing
-targets needs no TVM; resolving one imports it.
+GPU targets (`kind` cuda/opencl) name a CPU target for their host code. What depends on
+the kind (the TVM pipeline, the device, the toolchain every target of the kind needs,
+whether code runs here, what a bundle ships) is the kind's `codegen.backends.Backend`.
+Listing targets needs no TVM; resolving one imports it.
 """
 from __future__ import annotations
 
-import ctypes.util
-import importlib.util
 import os
 import platform
 import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from vcompile.codegen import backends
+from vcompile.codegen.backends import Backend, Tool
 from vcompile.errors import VcompileError
 
 
 class TargetError(VcompileError, ValueError):
     """An unknown target name, a bad mcpu/arch/API level, or a missing toolchain."""
-
-
-@dataclass(frozen=True)
-class Tool:
-    exe: str
-    package: str  # the Debian package that installs it
 
 
 ARM_CPUS = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a73", "cortex-a75",
@@ -42,14 +38,13 @@ ANDROID_API = range(21, 36)
 _ARM64 = dict(triple="aarch64-linux-gnu", mattr=("+neon",), cc="aarch64-linux-gnu-gcc",
               link_options=("-lm",), mcpus=ARM_CPUS,
               needs=(Tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),))
-_NVCC = Tool("nvcc", "nvidia-cuda-toolkit")  # or NVIDIA's CUDA toolkit
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
     description: str
-    kind: str = "llvm"  # llvm | cuda | opencl
+    kind: str = "llvm"  # the TVM target kind, whose `Backend` builds it: llvm | cuda | opencl
     triple: str | None = None  # None: the host's; "{api}" is the Android API level
     mcpu: str | None = None  # None: detect the host's
     mcpus: tuple[str, ...] = ()  # the accepted --mcpu values (empty: any CPU LLVM knows)
@@ -57,7 +52,7 @@ class TargetSpec:
     cc: str | None = None  # cross compiler for export_library; None: the host's cc
     cc_options: tuple[str, ...] = ()  # "{api}" is the Android API level
     link_options: tuple[str, ...] = ()
-    needs: tuple[Tool, ...] = ()
+    needs: tuple[Tool, ...] = ()  # beyond the tools of its kind (`Backend.tools`)
     host: str | None = None  # GPU targets: the named CPU target of the host code
     device: str | None = None  # OpenCL device key (mali, adreno)
     arch: str | None = None  # CUDA default arch
@@ -66,9 +61,14 @@ class TargetSpec:
     platform: str | None = None  # the machine the code runs on: x86_64 | aarch64
     qemu: bool = False  # its CPU code runs here under qemu-user
 
+    @property
+    def backend(self) -> Backend:
+        """What its kind does: pipeline, device, kind-wide toolchain, run check, bundle."""
+        return backends.for_kind(self.kind)
+
     def toolchain(self) -> tuple[Tool, ...]:
-        """Every tool the build needs: its own and its host target's."""
-        return self.needs + (TARGETS[self.host].toolchain() if self.host else ())
+        """Every tool the build needs: its kind's, its own and its host target's."""
+        return self.backend.tools + self.needs + (TARGETS[self.host].toolchain() if self.host else ())
 
     def missing(self) -> list[Tool]:
         return [t for t in self.toolchain() if shutil.which(t.exe) is None]
@@ -81,25 +81,11 @@ class TargetSpec:
     @property
     def runs_here(self) -> bool:
         """Whether a model built for it runs in this process (TVM's runtime, this machine)."""
-        if self.kind == "cuda":
-            return self.cpu.runs_here and ctypes.util.find_library("cuda") is not None
-        if self.kind == "opencl":
-            return False  # TVM's wheel has no OpenCL runtime; the kernels run through PoCL
-        return self.platform in (None, platform.machine())
+        return self.backend.runs_here(self)
 
     def run_note(self) -> str:
         """How (or whether) its code runs on this machine, for `vcompile targets`."""
-        if self.runs_here:
-            return "yes"
-        if self.kind == "opencl":
-            ok = importlib.util.find_spec("pyopencl") is not None
-            return "kernels on the CPU through PoCL" if ok else "no (pyopencl missing)"
-        if self.kind == "cuda":
-            return "no (needs an NVIDIA GPU and driver)"
-        if self.qemu:
-            ok = shutil.which("qemu-aarch64") is not None
-            return "under qemu-aarch64 (bundle runner, RPC)" if ok else "no (install qemu-user)"
-        return "no (needs an Android device)"
+        return "yes" if self.runs_here else self.backend.run_note(self)
 
 
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in [
@@ -114,10 +100,9 @@ TARGETS: dict[str, TargetSpec] = {t.name: t for t in [
                cc_options=("--target=aarch64-linux-android{api}", "-fuse-ld=lld", "-nostdlib"),
                needs=(Tool("clang", "clang"), Tool("ld.lld", "lld"))),
     TargetSpec("cuda", "NVIDIA GPU, cubin embedded (--arch sm_80|sm_86|sm_87|sm_89|sm_90)",
-               kind="cuda", host="x86_64", arch="sm_80", arches=CUDA_ARCHES, needs=(_NVCC,)),
+               kind="cuda", host="x86_64", arch="sm_80", arches=CUDA_ARCHES),
     TargetSpec("jetson-orin", "NVIDIA Jetson Orin: CUDA sm_87 with an arm64 (cortex-a78) host",
-               kind="cuda", host="arm64", arch="sm_87", arches=("sm_87",), mcpu="cortex-a78",
-               needs=(_NVCC,)),
+               kind="cuda", host="arm64", arch="sm_87", arches=("sm_87",), mcpu="cortex-a78"),
     TargetSpec("opencl-mali", "Arm Mali GPU through OpenCL, arm64 Linux host",
                kind="opencl", host="arm64", device="mali", mcpu="cortex-a55"),
     TargetSpec("opencl-adreno", "Qualcomm Adreno GPU through OpenCL, Android arm64 host",
@@ -235,18 +220,17 @@ def target_dict(name: str, mcpu: str | None = None, num_cores: int | None = None
     if s.host is None:
         return cpu_dict(s, mcpu, num_cores, api_level)
     host = cpu_dict(s.cpu, mcpu or s.mcpu, num_cores, api_level)
-    if s.kind == "cuda":
-        return {"kind": "cuda", "arch": arch or s.arch, "host": host}
-    return {"kind": "opencl", "device": s.device, "host": host}
+    return {"kind": s.kind, **s.backend.target_attrs(s, arch), "host": host}
 
 
 def require_toolchain(name: str) -> None:
-    missing = spec(name).missing()
+    s = spec(name)
+    missing = s.missing()
     if missing:
         pkgs = " ".join(t.package for t in missing)
-        cuda = " (or NVIDIA's CUDA toolkit, with its bin/ on PATH)" if "nvcc" in pkgs else ""
+        hint = s.backend.tool_hint if set(missing) & set(s.backend.tools) else ""
         raise TargetError(f"target {name!r} needs {', '.join(t.exe for t in missing)} on PATH; "
-                          f"install the Debian package {pkgs}{cuda}: apt-get install {pkgs}")
+                          f"install the Debian package {pkgs}{hint}: apt-get install {pkgs}")
 
 
 def resolve(name: str, mcpu: str | None = None, num_cores: int | None = None,

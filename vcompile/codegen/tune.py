@@ -4,7 +4,7 @@
     build(g, CodegenOptions("host", tuning_db=...))     => records applied, rules for the rest
 
 The tasks are the PrimFuncs of the model after TVM's FuseOps/FuseTIR, in the packed
-layouts `emit_tiled` chose, so the search starts from the rule-based kernels' layouts.
+layouts `emit.tiled` chose, so the search starts from the rule-based kernels' layouts.
 Before searching, each new task's rule-based schedule is measured by the same runner and
 committed as a record: the database's best record for a task is therefore never slower
 than the rule-based fallback, and a task the search did not improve keeps its rule.
@@ -22,36 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcompile.cache import cache_dir
-from vcompile.errors import VcompileError
+from vcompile.codegen.cpu.database import TuneError, default_db_dir, open_db
 
 DEFAULT_TRIALS = 512  # -O3 without --tune-trials: about 10 minutes for a small CNN on 2 cores
 Progress = Callable[[str], None]
-
-
-class TuneError(VcompileError, RuntimeError):
-    """Tuning could not run (bad database directory, builder or runner failure)."""
-
-
-def default_db_dir() -> Path:
-    """$VCOMPILE_TUNING_DB, else `tuning/` in vcompile's cache (`vcompile.cache`)."""
-    if os.environ.get("VCOMPILE_TUNING_DB"):
-        return Path(os.environ["VCOMPILE_TUNING_DB"])
-    return cache_dir() / "tuning"
-
-
-def open_db(db_dir: str | os.PathLike[str]) -> Any:
-    from tvm.s_tir import meta_schedule as ms
-    d = Path(db_dir)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TuneError(f"cannot use tuning database {d}: {e.strerror}; pass --tuning-db DIR") from e
-    if not os.access(d, os.W_OK):
-        raise TuneError(f"cannot use tuning database {d}: not writable; pass --tuning-db DIR")
-    return ms.database.JSONDatabase(path_workload=str(d / "workloads.json"),
-                                    path_tuning_record=str(d / "records.json"),
-                                    module_equality="structural")
 
 
 def build_without_intrinsics(mod: Any, target: Any, _params: Any) -> Any:
@@ -86,9 +60,10 @@ def fused_module(g: Any, target: Any, tiles: Any, fusion: str = "tvm") -> Any:
     options say, `fuse` groups kept): what gets scheduled or tuned."""
     import tvm
 
-    from vcompile.codegen.build import fusion_passes, io_names
+    from vcompile.codegen.emit.relax import to_relax
     from vcompile.codegen.options import fusion_mode
-    from vcompile.codegen.relax import to_relax
+    from vcompile.codegen.pipelines import fusion_passes
+    from vcompile.ir.graph import io_names
     fusion = fusion_mode(g, fusion)
     mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
     with target:
@@ -141,7 +116,7 @@ def _seed_rule_records(tasks: list[Any], target: Any, tiles: Any, db: Any, build
     """Measure each task's rule-based schedule and commit it as a tuning record."""
     from tvm.s_tir import meta_schedule as ms
 
-    from vcompile.codegen.schedules import schedule
+    from vcompile.codegen.cpu.schedules import schedule
     for t in tasks:
         mod = t.dispatched[0]
         try:
@@ -180,7 +155,7 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
     from tvm.s_tir import meta_schedule as ms
 
     from vcompile.codegen import targets
-    from vcompile.codegen.schedules import cpu_tiles
+    from vcompile.codegen.cpu.schedules import cpu_tiles
     say = progress or (lambda s: None)
     target = targets.resolve(target_name, mcpu=mcpu)
     tiles = cpu_tiles(target)

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from vcompile.codegen.deploy import artifact
 from vcompile.errors import VcompileError
 from vcompile.files import atomic_path
 from vcompile.ir.types import TensorType
-from vcompile.runtime import artifact
 from vcompile.runtime.tvm_import import import_tvm
 
 

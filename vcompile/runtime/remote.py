@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from vcompile.codegen.deploy import artifact
 from vcompile.errors import VcompileError
-from vcompile.runtime import artifact
 from vcompile.runtime.bench import Timing
 from vcompile.runtime.tvm_import import import_tvm
 

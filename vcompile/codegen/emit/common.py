@@ -18,7 +18,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from vcompile.codegen.relax import TVM_DTYPE, Ctx
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx
 from vcompile.ir.graph import Node
 
 LAYOUT = {1: ("NCW", "OIW"), 2: ("NCHW", "OIHW"), 3: ("NCDHW", "OIDHW")}

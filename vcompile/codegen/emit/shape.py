@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from tvm import relax, topi
 
-from vcompile.codegen.emit_common import typed_scalar
-from vcompile.codegen.relax import TVM_DTYPE, Ctx, np_const, rule
+from vcompile.codegen.emit.common import typed_scalar
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 
 R = relax.op

@@ -6,7 +6,7 @@
 Every rule follows the numpy eval step by step in int64 (shifts arithmetic, `//` floor
 division; on vector CPUs the two per-element divisions go through an exact f64 floor,
 see `floordiv`). `isqrt` is integer Newton iteration from a power of two above the root.
-The contractions (qconv2d, qlinear, qmatmul) are in `emit_int_linalg`.
+The contractions (qconv2d, qlinear, qmatmul) are in `emit.int_linalg`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from tvm import te, tirx
 
-from vcompile.codegen.emit_common import attr_int, static_shape
-from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
+from vcompile.codegen.emit.common import attr_int, static_shape
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.integer import exp2_poly
 from vcompile.ir.ops.ranges import int_range
@@ -61,7 +61,7 @@ def isqrt(v: te.Tensor) -> te.Tensor:
     a block of its own, kept out of inlining: an expression that uses x three times per
     step would grow 3^6-fold inlined (and TVM's simplifier stalls on the Let form).
     """
-    from vcompile.codegen.schedules.generic import KEEP
+    from vcompile.codegen.emit.kernels import KEEP
     shape, keep = list(v.shape), {KEEP: 1}
 
     def step(fn: Callable[..., Any], name: str) -> te.Tensor:

@@ -7,7 +7,7 @@
 
 Resize weights are the numpy reference's own helper evaluated at compile time on
 static dims, so every resize mode follows `interp` by construction. Pooling is in
-`emit_pool`.
+`emit.pool`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
-from vcompile.codegen.emit_common import LAYOUT, attr_ints, compute_dtype, from_compute, to_compute
-from vcompile.codegen.relax import TVM_DTYPE, Ctx, np_const, rule
+from vcompile.codegen.emit.common import LAYOUT, attr_ints, compute_dtype, from_compute, to_compute
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops import resize as resize_ops
 from vcompile.ir.ops.windows import layer_span

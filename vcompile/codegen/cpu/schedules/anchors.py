@@ -1,4 +1,4 @@
-"""Rules for the contraction kernels of `codegen.kernels`: gemm, conv2d, depthwise_conv2d,
+"""Rules for the contraction kernels of `codegen.emit.kernels`: gemm, conv2d, depthwise_conv2d,
 attention.
 
 Each rule claims the blocks of one name, tiles them for registers and moves the block's
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcompile.codegen import kernels
-from vcompile.codegen.schedules import generic
-from vcompile.codegen.schedules.common import (
+from vcompile.codegen.cpu.schedules import generic
+from vcompile.codegen.cpu.schedules.common import (
     Sch,
     ScheduleError,
     block_named,
@@ -23,7 +22,8 @@ from vcompile.codegen.schedules.common import (
     try_,
     vectorize_lanes,
 )
-from vcompile.codegen.schedules.tiles import CpuTiles
+from vcompile.codegen.cpu.schedules.tiles import CpuTiles
+from vcompile.codegen.emit import kernels
 
 
 def _packed_block(sch: Sch, block: Any, rank: int) -> int:

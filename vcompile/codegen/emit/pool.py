@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tvm import relax, topi
 
-from vcompile.codegen.emit_common import LAYOUT, compute_dtype, from_compute, to_compute, typed_scalar
-from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
+from vcompile.codegen.emit.common import LAYOUT, compute_dtype, from_compute, to_compute, typed_scalar
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.ops.windows import PoolWindow, flat_strides
 

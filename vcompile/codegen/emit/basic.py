@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tvm import relax, te, tirx
 
-from vcompile.codegen.relax import TVM_DTYPE, Ctx, rule
+from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
 
 R = relax.op

@@ -4,13 +4,15 @@
       => IRModule{ main(inputs...) -> (outputs...) }   one dataflow block, one binding per node
 
 `EMIT[op](ctx, node, args) -> relax.Expr | tuple[relax.Expr, ...]` (a tuple for a node
-with several outputs). Rules live in `emit_basic` (elementwise, linalg), `emit_shape`
-(data movement), `emit_nn` (conv, normalization, resize, quantization) and `emit_pool`;
-importing this module registers them all. Constants become `relax.const` (their bytes end up in the library).
+with several outputs). Rules live in `emit.basic` (elementwise, linalg), `emit.shape`
+(data movement), `emit.nn` (conv, normalization, resize, quantization), `emit.pool` and
+`emit.int`/`emit.int_linalg`; importing the `emit` package (and so this module) registers
+them all, and this module imports none of them. Constants become `relax.const` (their
+bytes end up in the library).
 Symbolic dims become one `tirx.Var` per name, shared by every shape that names it.
 `main` always returns a tuple, so the runtime sees a list of outputs whatever the count.
 
-With CPU tiles, `emit_tiled.TILED` rules are tried first and fall back to `EMIT`.
+With CPU tiles, `emit.tiled`'s `TILED` rules are tried first and fall back to `EMIT`.
 
 Precondition: a verified graph whose ops are all in `vcompile.ir.ops.OPS`, or fused
 nodes (with a `region`) whose bodies are. Each fused node becomes a private Relax
@@ -63,7 +65,7 @@ class Ctx:
     """What a rule needs besides its node: the block builder and the symbol table."""
     bb: relax.BlockBuilder
     syms: dict[str, tirx.Var] = field(default_factory=dict)
-    tiles: Any = None  # schedules.tiles.CpuTiles: emit the tiled CPU kernels (emit_tiled)
+    tiles: Any = None  # cpu.schedules.tiles.CpuTiles: emit the tiled CPU kernels (emit.tiled)
     regions: dict[int, Any] = field(default_factory=dict)  # id(fused node) -> its GlobalVar
 
     def dim(self, d: Dim) -> Any:
@@ -176,21 +178,12 @@ def to_relax(g: Graph, input_names: list[str] | None = None, tiles: Any = None,
              one_kernel_per_node: bool = False) -> tvm.IRModule:
     """The Relax module whose `main` computes `g` (inputs in order; returns a tuple).
 
-    With `tiles` (a `schedules.tiles.CpuTiles`), convs and matmuls become the packed,
-    tiled kernels of `emit_tiled` that the CPU schedules claim. With
+    With `tiles` (a `cpu.schedules.tiles.CpuTiles`), convs and matmuls become the packed,
+    tiled kernels of `emit.tiled` that the CPU schedules claim. With
     `one_kernel_per_node`, every single-output node that is not a view becomes a
     `Primitive` function as fused nodes do, so that it is one kernel too (an op such as
     linear otherwise emits a contraction and a bias add that TVM would launch apart).
     """
-    from vcompile.codegen import (  # noqa: F401  (register rules)
-        emit_basic,
-        emit_int,
-        emit_int_linalg,
-        emit_nn,
-        emit_pool,
-        emit_shape,
-        emit_tiled,
-    )
     ctx = Ctx(relax.BlockBuilder(), tiles=tiles)
     for i, n in enumerate(g.nodes):
         if n.region is not None:

@@ -16,9 +16,10 @@ from typing import Any
 
 from tvm import te, tirx
 
-from vcompile.codegen.emit_common import attr_int, static_shape
-from vcompile.codegen.emit_int import I32
-from vcompile.codegen.relax import Ctx, rule
+from vcompile.codegen.emit import vnni
+from vcompile.codegen.emit.common import attr_int, static_shape
+from vcompile.codegen.emit.int import I32
+from vcompile.codegen.emit.relax import Ctx, rule
 from vcompile.ir.graph import Node
 
 
@@ -28,8 +29,7 @@ def _shifted(v: Any, zp: int) -> Any:
 
 @rule("qlinear")
 def _qlinear(ctx: Ctx, n: Node, a: list) -> Any:
-    from vcompile.codegen.schedules import int8
-    fast = int8.emit_qlinear(ctx, n, a)
+    fast = vnni.emit_qlinear(ctx, n, a)
     if fast is not None:
         return fast
     out, zp = static_shape(n), attr_int(n, "x_zp")
@@ -47,8 +47,7 @@ def _qlinear(ctx: Ctx, n: Node, a: list) -> Any:
 
 @rule("qmatmul")
 def _qmatmul(ctx: Ctx, n: Node, a: list) -> Any:
-    from vcompile.codegen.schedules import int8
-    fast = int8.emit_qmatmul(ctx, n, a)
+    fast = vnni.emit_qmatmul(ctx, n, a)
     if fast is not None:
         return fast
     out, rank = static_shape(n), n.output.type.rank
@@ -76,8 +75,7 @@ def _bcast_batch(t: te.Tensor, rank: int) -> Callable[..., Any]:
 
 @rule("qconv2d")
 def _qconv2d(ctx: Ctx, n: Node, a: list) -> Any:
-    from vcompile.codegen.schedules import int8
-    fast = int8.emit_qconv2d(ctx, n, a)
+    fast = vnni.emit_qconv2d(ctx, n, a)
     if fast is not None:
         return fast
     out, zp, groups = static_shape(n), attr_int(n, "x_zp"), attr_int(n, "groups")

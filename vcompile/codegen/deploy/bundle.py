@@ -4,12 +4,13 @@
                                          runner.cc, CMakeLists.txt, include/..., runner, manifest.json}
 
 The runner's source and CMakeLists are rendered from the jinja2 templates in
-`codegen/templates/`; the runner is built with the target's C++ compiler when it is
+`codegen/deploy/templates/`; the runner is built with the target's C++ compiler when it is
 installed (g++ for the host, aarch64-linux-gnu-g++ for arm64) and can be rebuilt on the
 device with CMake. manifest.json lists inputs and outputs (names, shapes, numpy
 dtypes), the target, the vcompile/TVM versions, the passes run and the sha256 of every
 other file; the runner refuses to run when any file differs. The bundle is assembled
-in a temporary directory beside `dest` and renamed into place.
+in a temporary directory beside `dest` and renamed into place. Which TVM runtime libraries
+ship, and whether a target can be bundled at all, is its kind's `Backend.bundle_libs`.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from vcompile.codegen import targets
+from vcompile.codegen.deploy import artifact
 from vcompile.errors import VcompileError
 from vcompile.ir.types import DTYPES
-from vcompile.runtime import artifact
 from vcompile.version import __version__
 
 LIBRARY = "model.so"
@@ -47,7 +48,7 @@ def _numpy_name(dtype: str) -> str:
 def bundle_platform(target_name: str) -> str:
     """The machine the target's code runs on, as the runtime wheels name it."""
     s = targets.spec(target_name)
-    if s.kind != "llvm":
+    if not s.backend.bundle_libs:
         raise BundleError(f"--bundle supports CPU targets (host, x86_64, arm64), not {target_name!r}: "
                           "its runner would need TVM's GPU runtime; copy the library and run it "
                           "with TVM on the device")
@@ -60,7 +61,7 @@ def bundle_platform(target_name: str) -> str:
 
 def _render(name: str, **ctx: Any) -> str:
     import jinja2
-    env = jinja2.Environment(loader=jinja2.PackageLoader("vcompile.codegen", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("vcompile.codegen.deploy", "templates"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.get_template(name).render(**ctx)
 
@@ -91,13 +92,13 @@ def _build_runner(root: Path, plat: str, includes: list[Path]) -> str | None:
 
 def write_bundle(library: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
     """Write the bundle of a compiled library into `dest`; returns a one-line summary."""
-    from vcompile.codegen.runtime_libs import include_dirs, runtime_libs, versions
+    from vcompile.codegen.deploy.runtime_libs import include_dirs, runtime_libs, versions
     meta = artifact.read(library)
     plat = bundle_platform(meta["target"])
     dest = Path(dest).absolute()
     if dest.exists() and not (dest / "manifest.json").exists() and any(dest.iterdir()):
         raise BundleError(f"{dest} exists and is not a vcompile bundle; give an empty or new directory")
-    libs = runtime_libs(plat)
+    libs = runtime_libs(plat, targets.spec(meta["target"]).backend.bundle_libs)
     dest.parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=".vcompile-bundle-", dir=dest.parent))
     try:

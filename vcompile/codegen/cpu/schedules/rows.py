@@ -23,8 +23,8 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
-from vcompile.codegen.schedules import generic
-from vcompile.codegen.schedules.common import (
+from vcompile.codegen.cpu.schedules import generic
+from vcompile.codegen.cpu.schedules.common import (
     Sch,
     ScheduleError,
     extent,
@@ -35,7 +35,7 @@ from vcompile.codegen.schedules.common import (
     try_,
     vectorize_lanes,
 )
-from vcompile.codegen.schedules.tiles import CpuTiles
+from vcompile.codegen.cpu.schedules.tiles import CpuTiles
 
 MIN_ROWS = 16  # fewer rows than this: the generic rules split the rows themselves
 MAX_ROW = 8192  # a longer row's statistics do not stay in L1 between the passes

@@ -17,7 +17,7 @@ from typing import Any
 
 from tvm import tirx
 
-from vcompile.codegen.schedules.common import (
+from vcompile.codegen.cpu.schedules.common import (
     Sch,
     extent,
     iter_kinds,
@@ -27,7 +27,8 @@ from vcompile.codegen.schedules.common import (
     try_,
     vectorize_lanes,
 )
-from vcompile.codegen.schedules.tiles import CpuTiles
+from vcompile.codegen.cpu.schedules.tiles import CpuTiles
+from vcompile.codegen.emit.kernels import KEEP
 
 # Below this many iterations a nest runs on one thread.
 PARALLEL_MIN = 4096
@@ -180,8 +181,6 @@ def _costly_broadcast(sch: Sch, block: Any, consumers: list[Any]) -> bool:
     text = str(sch.get(block).body)
     return any(c in text for c in _COSTLY)
 
-
-KEEP = "vcompile.keep"
 
 
 def _kept(sch: Sch, block: Any) -> bool:

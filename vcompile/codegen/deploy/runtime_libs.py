@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -53,8 +54,17 @@ def _installed() -> dict[str, Path]:
             "libtvm_ffi.so": Path(tvm_ffi.__file__).parent / "lib" / "libtvm_ffi.so"}
 
 
-def runtime_libs(plat: str) -> dict[str, Path]:
-    """Paths of libtvm_runtime.so and libtvm_ffi.so for `plat` (x86_64 or aarch64)."""
+def runtime_libs(plat: str, names: Iterable[str] = tuple(LIBS)) -> dict[str, Path]:
+    """Paths of the runtime libraries `names` (of libtvm_runtime.so and libtvm_ffi.so) for
+    `plat` (x86_64 or aarch64)."""
+    wanted = list(names)
+    unknown = [n for n in wanted if n not in LIBS]
+    if unknown:
+        raise RuntimeLibError(f"no TVM runtime library {', '.join(unknown)}; known: {', '.join(LIBS)}")
+    return {n: p for n, p in _runtime_libs(plat).items() if n in wanted}
+
+
+def _runtime_libs(plat: str) -> dict[str, Path]:
     if plat == platform.machine():
         return _installed()
     if plat not in PLATFORM_TAGS:

@@ -12,7 +12,7 @@
 
 A rule returns None when it does not apply (a non-float32 or dynamic shape, a weight
 that is not a constant, a grouped conv whose groups do not fill a vector): the generic
-rule in `emit_basic`/`emit_nn` then emits the node. These rules run only when the build
+rule in `emit.basic`/`emit.nn` then emits the node. These rules run only when the build
 has CPU tiles (`Ctx.tiles`, from `schedules.tiles.cpu_tiles`); their kernels are in
 `kernels`, and their block names are what `schedules` claims.
 """
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from tvm import relax, te, tirx, topi
 
-from vcompile.codegen import kernels
-from vcompile.codegen.emit_common import attr_ints, const_value
-from vcompile.codegen.relax import TILED, Ctx, Emitted, np_const
+from vcompile.codegen.emit import kernels
+from vcompile.codegen.emit.common import attr_ints, const_value
+from vcompile.codegen.emit.relax import TILED, Ctx, Emitted, np_const
 from vcompile.ir.graph import Node
 
 R = relax.op

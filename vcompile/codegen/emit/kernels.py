@@ -17,8 +17,9 @@ turns [K, N] into [N/nb, K, nb] (zero-filled), `pack_conv_weight` turns OIHW int
 [O/ob, I, KH, KW, ob]. Activations used as the right operand of a matmul (attention) are
 packed at run time by a block of their own ("gemm_pack_b").
 
-Block names are the contract with `codegen/schedules/`: a rule claims the blocks named
-"gemm", "conv2d", "depthwise_conv2d", "depthwise_conv2d_nhwc" and "attention_out".
+Block names are the contract with `codegen/cpu/schedules/`: a rule claims the blocks named
+"gemm", "conv2d", "depthwise_conv2d", "depthwise_conv2d_nhwc" and "attention_out"; a
+block annotated `KEEP` is never inlined by the generic rules.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tvm import te, tirx
 GEMM_BLOCK, CONV_BLOCK, DW_BLOCK = "gemm", "conv2d", "depthwise_conv2d"
 ATTN_BLOCK = "attention_out"
 DW_NHWC_BLOCK = "depthwise_conv2d_nhwc"
+KEEP = "vcompile.keep"  # block annotation: the schedules place it, never inline it
 
 
 def ceil_to(n: int, m: int) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 import tvm
 from tvm import s_tir, tirx
 
-from vcompile.codegen.schedules import anchors, generic, int8, rows
-from vcompile.codegen.schedules.common import root_blocks
-from vcompile.codegen.schedules.tiles import CpuTiles, cpu_tiles
+from vcompile.codegen.cpu.schedules import anchors, generic, int8, rows
+from vcompile.codegen.cpu.schedules.common import root_blocks
+from vcompile.codegen.cpu.schedules.tiles import CpuTiles, cpu_tiles
 
 __all__ = ["CpuTiles", "ScheduleCPU", "cpu_tiles", "schedule", "schedule_func"]
 log = logging.getLogger(__name__)
