@@ -16,7 +16,7 @@ from vcompile.ir.builder import Builder
 from vcompile.ir.graph import Graph
 from vcompile.passes.infra.registry import register, unregister
 from vcompile.passes.infra.spec import PassSpec, PipelineError, format_pipeline, parse_pipeline
-from vcompile.plan import CompileOptions, plan
+from vcompile.planner import CompileOptions, plan
 
 
 def test_levels_are_the_written_out_tables() -> None:
@@ -91,7 +91,7 @@ def test_printed_plans_parse_back_to_the_same_plan(items: list[str], layout: str
     opts = CompileOptions(opt_level=level, passes=",".join(items) if items else None,
                           attn_layout=layout, quantize="int8" if int8 else None)
     p = plan(opts)
-    again = plan(opts.replace(passes=p.pipeline_text(), attn_layout=None, quantize=None))
+    again = plan(opts.replace(passes=p.pipeline_text() or None, attn_layout=None, quantize=None))
     assert again.passes == p.passes  # the printed pipeline is the plan's, option for option
     assert parse_pipeline(format_pipeline(p.lowering)) == p.lowering
 
@@ -154,3 +154,27 @@ def test_the_plan_prints_what_runs() -> None:
     assert "quantize: int8, minmax ranges, calibration synthetic" in text
     assert "lowering: lower-integer,canonicalize,dce,fuse" in text
     assert "codegen:  target host, schedules rule-based" in text
+
+
+@pytest.mark.tvm
+def test_the_artifact_records_the_plan(tmp_path) -> None:
+    import numpy as np
+
+    import vcompile
+    bb = Builder("tiny")
+    g = bb.build(bb.emit("relu", bb.emit("neg", bb.input((2, 3), hint="x"))))
+    opts = CompileOptions(opt_level=1, passes="canonicalize,dce")
+    m = vcompile.compile(g, options=opts)
+    assert m.meta["plan"] == plan(opts).describe()
+    assert m.meta["plan"]["passes"] == "canonicalize,dce" and m.meta["fusion"] == "none"
+    loaded = vcompile.load(m.export(tmp_path / "tiny.so"))
+    assert loaded.meta["plan"] == m.meta["plan"]
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
+    np.testing.assert_array_equal(loaded(x)[0], np.maximum(-x, 0))
+
+
+def test_vcompile_plan_is_the_function_after_any_import() -> None:
+    import vcompile
+    import vcompile.api  # noqa: F401  (imports the planner module)
+    assert callable(vcompile.plan) and vcompile.plan is plan
+    assert vcompile.CompileOptions is CompileOptions

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vcompile.api import compile, load
-    from vcompile.plan import CompileOptions, Plan, plan
+    from vcompile.planner import CompileOptions, Plan, plan
 
 from vcompile.version import __version__ as __version__
 
@@ -20,6 +20,6 @@ def __getattr__(name: str) -> Any:
         from vcompile import api
         return getattr(api, name)
     if name in ("CompileOptions", "Plan", "plan"):
-        from vcompile import plan as plan_module
-        return getattr(plan_module, name)
+        from vcompile import planner
+        return getattr(planner, name)
     raise AttributeError(f"module 'vcompile' has no attribute {name!r}")

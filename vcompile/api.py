@@ -18,7 +18,7 @@ from typing import Any
 from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
 from vcompile.passes.infra.spec import PassSpec
-from vcompile.plan import CompileOptions, Plan, plan
+from vcompile.planner import CompileOptions, Plan, plan
 from vcompile.runtime.module import CompiledModel
 from vcompile.runtime.module import load as load
 
@@ -118,7 +118,7 @@ def compile(model: Any, target: str = "host", opt_level: int | str = 2,  # noqa:
     `model` is an .onnx path, an onnx.ModelProto, an ir.Graph, an nn.Module (with
     `example_inputs=(x,)`), 'timm:NAME' or 'pkg.module:factory' (with `input_shapes`).
     The keyword arguments are the fields of `vcompile.CompileOptions`; `options` gives
-    them all at once instead. What runs is `vcompile.plan(options)` (see vcompile.plan).
+    them all at once instead. What runs is `vcompile.plan(options)` (see vcompile.planner).
 
     At -O1 and -O2 kernels get the rule-based CPU schedules. At -O3 the kernels missing
     from the tuning database (`tuning_db`, default `codegen.tune.default_db_dir()`) are

@@ -276,7 +276,7 @@ def test_compile_cli_rejects_a_bad_layout_before_loading(capsys: pytest.CaptureF
 def test_o3_leaves_attention_to_conv_off_everywhere() -> None:
     """The per-model -O3 table is gone (every entry was off): -O3 on any target has no
     attention-to-conv unless --attn-layout asks for it."""
-    from vcompile.plan import CompileOptions, plan
+    from vcompile.planner import CompileOptions, plan
     for target in ("host", "arm64", "cuda"):
         names = [s.name for s in plan(CompileOptions(target=target, opt_level=3)).passes]
         assert "attention-to-conv" not in names

@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.cli.quantopts import check_args, one_line_warnings
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     from vcompile.runtime.inputs import random_inputs
     check_args(args)
     p = plan(compile_options(args))

@@ -19,7 +19,7 @@ def main_remote(args: argparse.Namespace) -> int:
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     from vcompile.runtime import remote
     from vcompile.runtime.inputs import random_inputs
     targets.check_options(args.target, args.mcpu)

@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.progress import steps
     from vcompile.cli.quantopts import check_args, one_line_warnings
     from vcompile.codegen import targets
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     out = args.output or os.path.splitext(args.model)[0] + ".so"
     # bad options and missing toolchains fail before any import of the model
     check_args(args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vcompile.plan import CompileOptions
+from vcompile.planner import CompileOptions
 
 
 def split_names(items: list[str] | None) -> list[str]:

@@ -26,7 +26,7 @@ from vcompile.errors import VcompileError
 from vcompile.ir.graph import Graph
 from vcompile.passes.infra.manager import PassStat
 from vcompile.passes.infra.spec import PassSpec, parse_pipeline
-from vcompile.plan import CompileOptions, plan
+from vcompile.planner import CompileOptions, plan
 
 
 def add_pass_arguments(p: argparse.ArgumentParser) -> None:

@@ -41,7 +41,7 @@ def load_or_compile(args: argparse.Namespace, say: object) -> object:
         return load(args.model)
     from vcompile.api import compile_plan
     from vcompile.cli.options import compile_options
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     # profiling times the database's kernels as they are: it tunes nothing
     return compile_plan(args.model, plan(compile_options(args, tune_trials=0)),
                         progress=say)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     spec = targets.spec(args.target)
     rpc = None
     if args.rpc_tracker or args.rpc_key:

@@ -1,4 +1,4 @@
-"""What codegen is told to do: the codegen half of a compile plan (`vcompile.plan`).
+"""What codegen is told to do: the codegen half of a compile plan (`vcompile.planner`).
 
 Codegen decides nothing from the opt level on its own: the plan sets each field, and
 `build`, `tune` and the report read them. Importing this module imports no TVM.

@@ -2,7 +2,7 @@
 
     rewrites (the -O list without fuse) => calibrate => insert QDQ
         => lower-integer, canonicalize, dce => fuse (unless -O0/-O1) => codegen
-    (the split is `passes.infra.pipeline.int8_split`; `vcompile.plan` records both halves)
+    (the split is `passes.infra.pipeline.int8_split`; `vcompile.planner` records both halves)
 
     g_qdq = quantize(g, calib="calib.npz", method="percentile")   # QDQ form (interpretable)
     g_int, ran = run_int8(g_float, before, after, calib=...)      # the whole flow, passes run

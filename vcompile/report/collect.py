@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcompile.errors import VcompileError
-from vcompile.plan import CompileOptions
+from vcompile.planner import CompileOptions
 
 STAGES = ("import", "passes", "fusion", "build", "profile", "benchmark")
 Say = Callable[..., None]  # say(step) or say(step, done, total): see cli.progress

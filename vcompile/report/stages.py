@@ -38,7 +38,7 @@ def stage_import(opts: Options, rep: Report, state: dict[str, Any]) -> str:
 def stage_passes(opts: Options, rep: Report, state: dict[str, Any]) -> str:
     from vcompile.api import run_passes
     from vcompile.passes import PassManager
-    from vcompile.plan import plan
+    from vcompile.planner import plan
     p = state["plan"] = plan(opts.compile)
     rep.plan = p.format()
     stats: list[Any] = []

@@ -25,7 +25,7 @@ from vcompile.codegen.options import CodegenOptions
 from vcompile.errors import VcompileError
 from vcompile.ir.types import Dim
 from vcompile.passes.infra.pipeline import int8_split, pipeline, with_attn_layout
-from vcompile.passes.infra.spec import PassSpec, format_pipeline, parse_pipeline
+from vcompile.passes.infra.spec import PassSpec, PipelineError, format_pipeline, parse_pipeline
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,13 @@ class CompileOptions:
 
     def __post_init__(self) -> None:
         if self.passes is not None:
-            object.__setattr__(self, "passes", parse_pipeline(self.passes))
+            given = self.passes
+            object.__setattr__(self, "passes", parse_pipeline(given))
+            if not self.passes and _is_text(given):
+                # `-p ""` (or ",") would otherwise run nothing without a word; `passes=[]`
+                # from the API still means "no passes" (a graph optimized already)
+                raise PipelineError("--passes is empty; give pass names, or drop --passes "
+                                    "for the -O pipeline")
         if isinstance(self.disabled_passes, str):
             object.__setattr__(self, "disabled_passes", (self.disabled_passes,))
         object.__setattr__(self, "disabled_passes",
@@ -161,6 +167,12 @@ def plan(options: CompileOptions) -> Plan:
                              schedules=level != 0, fusion="none" if level in (0, 1) else "tvm",
                              tuning_db=tuning_db, tune_trials=trials, opt_level=level)
     return Plan(options, tuple(specs), tuple(lowering), codegen)
+
+
+def _is_text(passes: Any) -> bool:
+    """Pipeline text: a string, or a sequence holding some string."""
+    return isinstance(passes, str) or (
+        not isinstance(passes, PassSpec) and any(isinstance(p, str) for p in passes))
 
 
 def _level(opt_level: int | str) -> int:
