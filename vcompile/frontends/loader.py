@@ -68,15 +68,21 @@ def load_model(spec: Any, input_shapes: Shapes | None = None,
 
 def _is_vir_path(spec: Any) -> bool:
     return isinstance(spec, str | os.PathLike) and os.fspath(spec).endswith(".vir") \
-        and _existing_file(os.fspath(spec))
+        and _existing_file(os.fspath(spec), ".vir")
 
 
-def _existing_file(path: str) -> bool:
+def _existing_file(path: str, kind: str = ".onnx") -> bool:
     if not os.path.exists(path):
         raise ModelSpecError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelSpecError(f"{path} is a directory; give {_a(kind)} file")
     if not os.path.isfile(path):
-        raise ModelSpecError(f"{path}: not a file")
+        raise ModelSpecError(f"{path}: not a file; give {_a(kind)} file")
     return True
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind == ".onnx" else f"a {kind}"
 
 
 def _is_onnx_path(spec: Any) -> bool:
@@ -85,6 +91,9 @@ def _is_onnx_path(spec: Any) -> bool:
     path = os.fspath(spec)
     if path.endswith(".onnx"):
         return _existing_file(path)
+    if os.path.isdir(path):
+        raise ModelSpecError(f"{path} is a directory; give an .onnx file (or 'timm:NAME' or "
+                             "'pkg.module:factory')")
     if os.path.exists(path):
         raise ModelSpecError(f"cannot load {path}: expected an .onnx file, 'timm:NAME' or "
                              "'pkg.module:factory'")

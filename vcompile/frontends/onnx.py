@@ -68,6 +68,7 @@ def load(path_or_model: str | os.PathLike[str] | onnx.ModelProto,
          input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Import an ONNX model (a path or a ModelProto) as a canonical vcompile Graph."""
     model = _read(path_or_model)
+    _check_strings(model)
     opset = _check_opset(model)
     model = _fix_input_shapes(model, dict(input_shapes or {}))  # before the checker, which
     _check(model)                                               # insists on input shapes
@@ -85,18 +86,54 @@ def _read(src: Any) -> onnx.ModelProto:
         model.CopyFrom(src)
         return model
     path = Path(src)
+    if path.is_dir():
+        raise NotOnnx(f"{str(path)!r} is a directory; give an .onnx file")
     if not path.is_file():
         raise ModelNotFound(f"ONNX model not found: {str(path)!r}")
+    if path.stat().st_size == 0:
+        raise NotOnnx(f"{str(path)!r} is empty (0 bytes), not an ONNX model; give a model "
+                      "written by onnx.save or torch.onnx.export")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as e:  # noqa: BLE001  (protobuf raises several kinds)
         raise NotOnnx(f"{str(path)!r} is not an ONNX model: {type(e).__name__}: "
                       f"{_one_line(e)}") from None
+    if not model.HasField("graph") and not model.opset_import:
+        raise NotOnnx(f"{str(path)!r} is not an ONNX model: it parses, but holds no graph and "
+                      "no opset; give a model written by onnx.save or torch.onnx.export")
+    return model
 
 
 def _one_line(e: BaseException) -> str:
     lines = [s.strip() for s in str(e).splitlines() if s.strip()]
     return lines[0][:300] if lines else type(e).__name__
+
+
+def _check_strings(model: onnx.ModelProto) -> None:
+    """Refuse a name or other string field that is not valid UTF-8 (protobuf hands such a
+    field back as bytes, which nothing downstream expects)."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    def walk(msg: Any, where: str) -> None:
+        for f in msg.DESCRIPTOR.fields:
+            repeated = (f.is_repeated if hasattr(f, "is_repeated")  # protobuf >= 6
+                        else f.label == FieldDescriptor.LABEL_REPEATED)
+            if f.type == FieldDescriptor.TYPE_STRING:
+                vals = list(getattr(msg, f.name)) if repeated else [getattr(msg, f.name)]
+                for i, v in enumerate(vals):
+                    if isinstance(v, bytes):
+                        at = f"{where}.{f.name}" + (f"[{i}]" if repeated else "")
+                        raise InvalidModel(f"{at} is not valid UTF-8 ({v[:40]!r}); "
+                                           "ONNX names are UTF-8 strings: fix the name (set it "
+                                           "with the onnx package and onnx.save the model)")
+            elif f.type == FieldDescriptor.TYPE_MESSAGE:
+                if repeated:
+                    for i, m in enumerate(getattr(msg, f.name)):
+                        walk(m, f"{where}.{f.name}[{i}]")
+                elif msg.HasField(f.name):
+                    walk(getattr(msg, f.name), f"{where}.{f.name}")
+
+    walk(model, "model")
 
 
 def _check_opset(model: onnx.ModelProto) -> int:
@@ -152,12 +189,24 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, Sequence[int]]) 
                                   f"{tuple(given)}, but the model says rank {len(dims)} "
                                   f"{_dims_text(dims)}")
         for i, (d, g) in enumerate(zip(dims, given, strict=True)):
-            if d.HasField("dim_value") and d.dim_value != int(g):
+            if isinstance(g, str):
+                if d.HasField("dim_value") and d.dim_value >= 0:
+                    raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, "
+                                          f"but the model fixes dim {i} to {d.dim_value} "
+                                          f"{_dims_text(dims)}; give a size, not a name")
+                continue
+            if int(g) < 0:
+                raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}: dim "
+                                      f"{i} is {int(g)}; sizes are >= 0")
+            if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != int(g):
                 raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, but "
                                       f"the model fixes dim {i} to {d.dim_value} "
                                       f"{_dims_text(dims)}")
         for d, g in zip(dims, given, strict=True):
-            d.dim_value = int(g)
+            if isinstance(g, str):
+                d.dim_param = g  # a symbolic dim (clears a negative dim_value)
+            else:
+                d.dim_value = int(g)
     return model
 
 
@@ -209,6 +258,9 @@ def _key(n: onnx.NodeProto) -> str:
 # ---- conversion ---------------------------------------------------------------------------
 
 def _ir_dtype(elem_type: int, what: str) -> str:
+    if elem_type not in onnx.TensorProto.DataType.values():
+        raise UnsupportedType(f"{what} has data_type {elem_type}, which is no ONNX tensor type; "
+                              f"fix the model (vcompile supports: {', '.join(DTYPES)})")
     name = onnx.TensorProto.DataType.Name(elem_type)
     try:
         dt = dtype_of(helper.tensor_dtype_to_np_dtype(elem_type))
@@ -228,6 +280,10 @@ def _input_type(vi: onnx.ValueInfoProto) -> TensorType:
     dims: list[Dim] = []
     for i, d in enumerate(t.tensor_type.shape.dim):
         if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise InvalidModel(f"input {vi.name!r} has dim {i} = {d.dim_value} in the model "
+                                   f"{_dims_text(t.tensor_type.shape.dim)}; dims are >= 0: "
+                                   f"give its shape with input_shapes (--input {vi.name}=...)")
             dims.append(int(d.dim_value))
         else:
             dims.append(sanitize(d.dim_param) if d.dim_param else f"{sanitize(vi.name)}_{i}")
