@@ -17,18 +17,44 @@ class VerifyError(VcompileError, ValueError):
     """A malformed graph. The message shows the offending node and where it came from."""
 
 
-def _where(n: Node, names: dict[Value, str]) -> str:
-    return f"\n  in: {print_node(n, names)}" + (f"\n  from source node {n.loc!r}" if n.loc else "")
+class _Names:
+    """The printed names of a graph's values, computed on first use: only a failing check
+    formats anything, so verifying a valid graph stays linear in its size."""
+
+    def __init__(self, g: Graph) -> None:
+        self._g = g
+        self._names: dict[Value, str] | None = None
+
+    def get(self) -> dict[Value, str]:
+        if self._names is None:
+            self._names = value_names(self._g)
+        return self._names
+
+    def __getitem__(self, v: Value) -> str:
+        return self.get()[v]
+
+    def name(self, v: Value) -> str:
+        return self.get().get(v, "?")
+
+
+def _where(n: Node, names: _Names) -> str:
+    """The offending node's text and source location, for a message (errors only: this
+    prints the node, which costs time proportional to the graph's names)."""
+    return (f"\n  in: {print_node(n, names.get())}"
+            + (f"\n  from source node {n.loc!r}" if n.loc else ""))
 
 
 def verify(g: Graph) -> Graph:
-    """Return `g` unchanged if it is well-formed; raise VerifyError otherwise."""
-    names = value_names(g)
+    """Return `g` unchanged if it is well-formed; raise VerifyError otherwise.
+
+    Linear in the size of `g`: names and node text are formatted only for an error."""
+    names = _Names(g)
     defined: set[Value] = set()
 
-    def define(v: Value, what: str, where: str = "") -> None:
+    def define(v: Value, what: str, node: Node | None = None) -> None:
         if v in defined:
-            raise VerifyError(f"value %{names.get(v, '?')} is defined twice (again as {what}); "
+            where = _where(node, names) if node is not None else ""
+            raise VerifyError(f"value %{names.name(v)} is defined twice (again as {what}); "
                               f"each SSA value has exactly one definition{where}")
         defined.add(v)
 
@@ -43,15 +69,15 @@ def verify(g: Graph) -> Graph:
     for n in g.nodes:
         _check_node(n, defined, names)
         for v in n.outputs:
-            define(v, f"an output of {n.op}", _where(n, names))
+            define(v, f"an output of {n.op}", n)
     for v in g.outputs:
         if v not in defined:
-            raise VerifyError(f"graph output %{names.get(v, '?')} ({v.type}) is not defined by "
+            raise VerifyError(f"graph output %{names.name(v)} ({v.type}) is not defined by "
                               "any input, constant or node of the graph")
     return g
 
 
-def _check_node(n: Node, defined: set[Value], names: dict[Value, str]) -> None:
+def _check_node(n: Node, defined: set[Value], names: _Names) -> None:
     for i, v in enumerate(n.inputs):
         if v not in defined:
             raise VerifyError(f"input {i} of {n.op} ({v.type}) is used before it is defined; "
