@@ -9,12 +9,18 @@ ops, gather, pad, resize).
 NOTE: biases of conv and gemm are not counted (they are under 0.1% of a conv net and
 the usual convention, e.g. resnet18 = 1.82 G multiply-adds = 3.64 GFLOP, leaves them
 out). Symbolic dims count as 1, so FLOPs of a graph with a batch `N` are per N = 1.
-The parameter count is the number of elements of the float constants the graph uses.
+The parameter count is the number of elements of the float constants the graph uses,
+those inside fused nodes' regions included (fusion moves weights into regions), each
+array counted once: passes that only move or re-lay weights keep it, and folding a
+BatchNorm into a conv removes the BatchNorm's own 4 x C (scale, shift, mean, variance)
+while the conv keeps its weight and bias.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from vcompile.ir.graph import Graph, Node, op_counts, used_consts
 from vcompile.ir.ops import OPS
@@ -64,13 +70,30 @@ def all_nodes(g: Graph) -> list[Node]:
     return out
 
 
+def param_arrays(g: Graph) -> list[np.ndarray]:
+    """The float constants `g` uses, at top level and in every region, each array once
+    (a weight shared by several nodes or regions is one parameter tensor)."""
+    seen: dict[int, np.ndarray] = {}
+
+    def collect(h: Graph) -> None:
+        for v, a in used_consts(h).items():
+            if v.dtype in FLOAT_DTYPES:
+                seen.setdefault(id(a), a)
+        for n in h.nodes:
+            if n.region is not None:
+                collect(n.region)
+
+    collect(g)
+    return list(seen.values())
+
+
 def graph_stats(g: Graph) -> Stats:
     """Op counts, parameters and FLOPs of `g` (nodes inside fused regions count as theirs)."""
     nodes = all_nodes(g)
     flops: dict[str, int] = {}
     for n in nodes:
         flops[n.op] = flops.get(n.op, 0) + node_flops(n)
-    params = [a for v, a in used_consts(g).items() if v.dtype in FLOAT_DTYPES]
+    params = param_arrays(g)
     types = [v.type for v in g.inputs] + [v.type for n in nodes for v in n.outputs]
     symbols = sorted({d for t in types for d in t.shape if isinstance(d, str)})
     return Stats(name=g.name, op_counts=op_counts(g.replace(nodes=tuple(nodes))),
