@@ -60,8 +60,6 @@ def test_cli_comma_only_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err == f"vcompile: error: {EMPTY}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="vcompile/cli/options.py passes `get('passes') or None`: "
-                   "the CLI turns -p '' into no --passes before CompileOptions sees it")
 def test_cli_empty_string_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(_onnx(tmp_path / "m.onnx")), "-p", ""]) == 1
     assert capsys.readouterr().err == f"vcompile: error: {EMPTY}\n"

@@ -2,11 +2,10 @@
 interpreter computes (an empty [0, N]), the shapes onnxruntime gives; the compiled model
 returns [0, N] too.
 
-At -O1/-O2 codegen fails today (reported in issue 25): with CPU tiles, the tiled gemm /
-linear rule (`codegen/emit/tiled.py: _dense`) runs before the empty-result shortcut of
-`codegen/emit/relax.py: _emit_node` and emits `R.reshape(x, [1, 0, 256])`, in which Relax
-reads the 0 as "copy the input's dim 1" (256). The fix belongs in codegen (the shortcut
-first, before the TILED rules); the compiled test is a strict xfail at -O1/-O2 until then.
+At -O1/-O2 codegen used to fail (issue 25): with CPU tiles, the tiled gemm / linear rule
+(`codegen/emit/tiled.py: _dense`) ran before the empty-result shortcut of
+`codegen/emit/relax.py: _emit_node` and emitted `R.reshape(x, [1, 0, 256])`, in which Relax
+reads the 0 as "copy the input's dim 1" (256). The shortcut now comes first.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vcompile.api import optimize
-from vcompile.errors import VcompileError
 from vcompile.frontends.onnx import load
 from vcompile.ir import Graph, interp
 
@@ -120,15 +118,8 @@ def _all(g: Graph) -> list:
     return [m for n in g.nodes for m in (_all(n.region) if n.region is not None else [n])]
 
 
-_CODEGEN = pytest.mark.xfail(
-    strict=True, raises=VcompileError,
-    reason="codegen: the tiled gemm/linear rule emits R.reshape(x, [1, 0, K]) (Relax reads "
-           "0 as 'copy the input dim') before _emit_node's empty-result shortcut")
-
-
 @pytest.mark.tvm
-@pytest.mark.parametrize("level", [0, pytest.param(1, marks=_CODEGEN),
-                                   pytest.param(2, marks=_CODEGEN)])
+@pytest.mark.parametrize("level", [0, 1, 2])
 def test_compiled_zero_batch_matches_onnxruntime(level: int) -> None:
     import vcompile
     m = _fc()

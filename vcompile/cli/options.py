@@ -31,7 +31,7 @@ def compile_options(args: argparse.Namespace, default_level: int | None = 2,
                  "calib_method": get("calib_method", "minmax"), "percentile": get("percentile", 99.99)}
     fields: dict[str, Any] = dict(
         target=get("target", "host"), mcpu=get("mcpu"), arch=get("arch"), api_level=get("api_level"),
-        opt_level=None if level is None else int(level), passes=get("passes") or None,
+        opt_level=None if level is None else int(level), passes=get("passes"),
         disabled_passes=tuple(split_names(get("disable_pass"))), attn_layout=get("attn_layout"),
         tune_trials=get("tune_trials"), tuning_db=get("tuning_db"),
         input_shapes=parse_input_specs(get("input")), **quant)

@@ -121,17 +121,18 @@ def _emit_node(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Expr, .
         # the one-node region holds its constants; pass each other input once
         args = [a for a in dict(zip(n.inputs, args, strict=True)).values() if not _is_const(a)]
         return _call_region(ctx, n, ctx.regions[id(n)], args)
-    if ctx.tiles is not None and n.op in TILED:
-        out = _guarded(TILED[n.op], ctx, n, args)
-        if out is not None:
-            return _check_arity(n, out)
     if n.op not in EMIT:
         raise CodegenError(f"no Relax emission rule for op {n.op!r}"
                            + (f" (source node {n.loc!r})" if n.loc else ""))
     if all(v.type.is_static and v.type.size == 0 for v in n.outputs):
-        # NOTE: empty results need no computation, and several Relax ops reject them.
+        # NOTE: empty results need no computation, and several Relax ops reject them (the
+        # packed kernels' reshapes too: Relax reads a 0 in a reshape as "keep this dim")
         return tuple(ctx.emit(relax.op.zeros(ctx.shape(v.shape), TVM_DTYPE[v.dtype]))
                      for v in n.outputs)
+    if ctx.tiles is not None and n.op in TILED:
+        out = _guarded(TILED[n.op], ctx, n, args)
+        if out is not None:
+            return _check_arity(n, out)
     return _check_arity(n, _guarded(EMIT[n.op], ctx, n, args))
 
 
