@@ -9,7 +9,7 @@ one kernel) or a plain node; views (reshape, squeeze, unsqueeze, identity) launc
 nothing and are left out. The table goes into an artifact's metadata so that a loaded
 library can be profiled without its IR (codegen writes it, the report reads it).
 Codegen names a group's Relax function `fused_<kernel>_<node index>`
-(`codegen.relax._emit_region`); `profile` uses that to match timed calls to rows.
+(`codegen.emit.relax._emit_region`); `profile` uses that to match timed calls to rows.
 """
 from __future__ import annotations
 

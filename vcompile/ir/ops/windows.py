@@ -93,7 +93,7 @@ def pad_spatial(x: np.ndarray, begins: Sequence[int], ends: Sequence[int],
 
 class PoolWindow:
     """The resolved geometry of one pooling call, per spatial axis (the interpreter's and
-    the emitter's: `codegen.emit_pool` evaluates it on static dims)."""
+    the emitter's: `codegen.emit.pool` evaluates it on static dims)."""
 
     def __init__(self, op: str, in_sp: Sequence[int], a: Attrs) -> None:
         nd = len(in_sp)
