@@ -5,6 +5,7 @@
     vcompile run model.so --input x.npy
     vcompile bench MODEL.onnx --target host --against onnxruntime
     vcompile targets
+    vcompile --version
 
 Each subcommand is a module in this package with `add_arguments(parser)` and
 `main(args) -> int`; the default action is the `compile` module. A
@@ -41,8 +42,34 @@ def _load(name: str):  # type: ignore[no-untyped-def]
         raise
 
 
+def version_text() -> str:
+    """`vcompile 0.1.0 (TVM 0.27.0.post1)`: from the package metadata, without importing TVM."""
+    from importlib import metadata
+
+    from vcompile.version import __version__
+    tvm = "not installed"
+    for dist in ("apache-tvm", "tvm"):
+        try:
+            tvm = metadata.version(dist)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    return f"vcompile {__version__} (TVM {tvm})"
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vcompile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action=_Version, help="print vcompile's and TVM's versions")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         mod = _load(name)

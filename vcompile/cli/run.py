@@ -1,12 +1,17 @@
 """`vcompile run model.so [--input x.npy ...] [--output y.npy]`.
 
 Runs a compiled library. Without --input, random inputs of the right shapes and dtypes
-are used (symbolic dims need --input). Prints each output's name, type and a summary;
-with --output, saves the first output (or all of them to an .npz).
+are used (symbolic dims need --input). --input takes .npy files, one per input in the
+model's input order, or one .npz holding every input under its name (np.savez(f, x=...);
+positional arr_0, arr_1, ... keys from np.savez(f, a, b) are taken in order). Big-endian
+arrays are converted. Prints each output's name, type and a summary; with --output,
+saves the first output (or all of them to an .npz).
 """
 from __future__ import annotations
 
 import argparse
+import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -18,17 +23,62 @@ from vcompile.runtime.inputs import random_inputs
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("library", help="a library written by `vcompile MODEL -o FILE`")
     p.add_argument("--input", action="append", metavar="FILE.npy",
-                   help="an input array, in the model's input order (repeatable)")
+                   help="an input array, in the model's input order (repeatable); or one .npz "
+                        "with every input under its name")
     p.add_argument("--output", metavar="FILE", help="save the output (.npy: first output; .npz: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--threads", type=int, help="worker threads for the kernels (default: all cores)")
 
 
-def _read_npy(path: str) -> np.ndarray:
+def _load(path: str) -> Any:
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise VcompileError(f"cannot read input {path}: {e}") from e
+    except EOFError as e:
+        raise VcompileError(f"cannot read input {path}: the file is empty or cut short "
+                            "(expected a .npy array)") from e
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise VcompileError(f"cannot read input {path}: {detail}") from e
+
+
+def _from_npz(path: str, npz: Any, names: list[str]) -> list[np.ndarray]:
+    """The model's inputs from one .npz: keyed by input name, or arr_0.. in order."""
+    keys = list(npz.files)
+    positional = [f"arr_{i}" for i in range(len(keys))]
+    if keys and sorted(keys) == sorted(positional) and not set(keys) & set(names):
+        keys = positional
+        if len(keys) != len(names):
+            raise VcompileError(f"{path} holds {len(keys)} unnamed array(s) (arr_0, ...); the "
+                                f"model takes {len(names)} input(s): {', '.join(names)}")
+        return [_npz_item(path, npz, k) for k in keys]
+    missing = [n for n in names if n not in keys]
+    extra = [k for k in keys if k not in names]
+    if missing or extra:
+        say = [f"lacks {', '.join(missing)}" if missing else "",
+               f"has unknown {', '.join(extra)}" if extra else ""]
+        raise VcompileError(f"{path} {' and '.join(x for x in say if x)}: an .npz input holds "
+                            f"one array per model input, named {', '.join(names)}")
+    return [_npz_item(path, npz, n) for n in names]
+
+
+def _npz_item(path: str, npz: Any, key: str) -> np.ndarray:
+    try:
+        return np.asarray(npz[key])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise VcompileError(f"cannot read {key!r} from {path}: {e}") from e
+
+
+def read_inputs(paths: list[str], names: list[str]) -> list[np.ndarray]:
+    """The arrays named by --input: .npy files in input order, or one .npz by name."""
+    loaded = [(p, _load(p)) for p in paths]
+    npz = [p for p, a in loaded if not isinstance(a, np.ndarray)]
+    if not npz:
+        return [a for _, a in loaded]
+    if len(loaded) > 1:
+        raise VcompileError(f"{npz[0]} is an .npz archive: give it as the only --input (it holds "
+                            "every input by name), or give one .npy file per input")
+    with loaded[0][1] as f:
+        return _from_npz(npz[0], f, names)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
         set_threads(args.threads)  # before the library starts TVM's thread pool
     from vcompile.runtime.module import load
     m = load(args.library)
-    xs = [_read_npy(p) for p in args.input] if args.input else random_inputs(m, args.seed)
+    xs = read_inputs(args.input, m.input_names) if args.input else random_inputs(m, args.seed)
     ys = m(*xs)
     for name, y in zip(m.output_names, ys, strict=False):
         stats = (f"mean={float(y.mean()):.6g} std={float(y.std()):.6g}"
