@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
-
 from vcompile.cli.compile import add_target_arguments
-from vcompile.errors import VcompileError
 
 CONTENDERS = ("onnxruntime",)
 
@@ -63,21 +60,10 @@ def main(args: argparse.Namespace) -> int:
             fns[name] = lambda s=sess, f=feed: s.run(None, f)  # type: ignore[attr-defined]
     with steps(f"timing {', '.join(fns)}") as say:
         res = time_interleaved(fns, args.warmup, args.repeat, progress=say)
+    from vcompile.runtime.bench import max_rel_err
     err = max_rel_err(m(*xs), sess.run(None, feed)) if sess is not None else None  # type: ignore[attr-defined]
     _print(res, args, err, m.meta)
     return 0
-
-
-def max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Largest |a - b| / max|b| over paired outputs (vcompile vs onnxruntime; also bench --rpc)."""
-    if len(a) != len(b):
-        raise VcompileError(f"vcompile gives {len(a)} outputs, onnxruntime {len(b)}")
-    worst = 0.0
-    for x, y in zip(a, b, strict=False):
-        y = np.asarray(y)
-        scale = max(float(np.abs(y).max()) if y.size else 0.0, 1e-12)
-        worst = max(worst, float(np.abs(x.astype(np.float64) - y).max()) / scale if y.size else 0.0)
-    return worst
 
 
 def _print(res: dict, args: argparse.Namespace, err: float | None, meta: dict) -> None:

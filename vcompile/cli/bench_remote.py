@@ -15,12 +15,12 @@ from vcompile.errors import VcompileError
 
 def main_remote(args: argparse.Namespace) -> int:
     from vcompile.api import compile_plan
-    from vcompile.cli.bench import max_rel_err
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
     from vcompile.planner import plan
     from vcompile.runtime import remote
+    from vcompile.runtime.bench import max_rel_err
     from vcompile.runtime.inputs import random_inputs
     targets.check_options(args.target, args.mcpu)
     if args.rpc_key and not args.rpc_tracker:

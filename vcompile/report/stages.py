@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vcompile.report.collect import Options, Report
+if TYPE_CHECKING:  # collect runs the stages: a type-only import keeps the two acyclic
+    from vcompile.report.collect import Options, Report
 
 
 def _svg(g: Any) -> tuple[str, str]:

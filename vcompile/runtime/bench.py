@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vcompile.errors import VcompileError
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -68,3 +70,15 @@ def onnxruntime_session(model: object, threads: int) -> object:
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = model if isinstance(model, str | bytes) else model.SerializeToString()  # type: ignore[attr-defined]
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def max_rel_err(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest |a - b| / max|b| over paired outputs (vcompile vs onnxruntime; also bench --rpc)."""
+    if len(a) != len(b):
+        raise VcompileError(f"vcompile gives {len(a)} outputs, onnxruntime {len(b)}")
+    worst = 0.0
+    for x, y in zip(a, b, strict=False):
+        y = np.asarray(y)
+        scale = max(float(np.abs(y).max()) if y.size else 0.0, 1e-12)
+        worst = max(worst, float(np.abs(x.astype(np.float64) - y).max()) / scale if y.size else 0.0)
+    return worst
