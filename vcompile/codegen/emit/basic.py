@@ -33,12 +33,47 @@ def _dt(n: Node, i: int = 0) -> str:
     return n.inputs[i].type.dtype
 
 
+_FLOATS = ("f16", "bf16", "f32", "f64")
+
+# NaN: TVM's tir max/min lower to `a > b ? a : b`, which drops a NaN in `a`
+# (max(NaN, 0) = 0: Relu(NaN) was 0, Clip(NaN) its lower bound). The selects below
+# propagate a NaN from either operand, as numpy and onnxruntime do; a clamp by a constant
+# costs the same one compare and select as max did.
+
+
+def nan_max(x: Any, y: Any) -> Any:
+    """max(x, y) that is NaN when x or y is (floats)."""
+    return tirx.Select(tirx.isnan(y), y, tirx.Select(x < y, y, x))
+
+
+def nan_min(x: Any, y: Any) -> Any:
+    """min(x, y) that is NaN when x or y is (floats)."""
+    return tirx.Select(tirx.isnan(y), y, tirx.Select(y < x, y, x))
+
+
+def _clamp_te(x: te.Tensor, lo: float, hi: float, name: str) -> te.Tensor:
+    def f(*i: Any) -> Any:
+        v = x(*i)
+        if lo != -np.inf:
+            v = tirx.Select(v < tirx.const(lo, x.dtype), tirx.const(lo, x.dtype), v)
+        if hi != np.inf:
+            v = tirx.Select(v > tirx.const(hi, x.dtype), tirx.const(hi, x.dtype), v)
+        return v
+    return te.compute(x.shape, f, name=name)
+
+
 @rule(*_UNARY)
 def _unary(ctx: Ctx, n: Node, a: list) -> Any:
     if n.op == "relu" and _dt(n) not in ("f16", "f32", "f64"):
         return ctx.emit(R.maximum(a[0], ctx.const(0, _dt(n))))
     if n.op == "abs" and _dt(n)[0] in "ub":
         return a[0]
+    if n.op == "relu":  # NaN stays NaN (R.nn.relu is max(x, 0))
+        return ctx.emit_te(_clamp_te, a[0], 0.0, np.inf, "relu", primfunc_name_hint="relu")
+    if n.op == "tanh" and _dt(n) in _FLOATS:  # tanh(-0.0) is -0.0 (TVM's expansion gives +0)
+        return ctx.emit_te(lambda x: te.compute(x.shape, lambda *i: tirx.Select(
+            x(*i) == tirx.const(0, x.dtype), x(*i), tirx.tanh(x(*i))), name="tanh"), a[0],
+            primfunc_name_hint="tanh")
     return ctx.emit(_UNARY[n.op](a[0]))
 
 
@@ -68,6 +103,10 @@ def _clamp(ctx: Ctx, x: Any, dt: str, lo: float, hi: float) -> Any:
         info = np.iinfo(TVM_DTYPE[dt])
         lo = info.min if lo == -np.inf else int(max(lo, info.min))
         hi = info.max if hi == np.inf else int(min(hi, info.max))
+    if dt in _FLOATS:  # NaN stays NaN
+        if lo == -np.inf and hi == np.inf:
+            return x
+        return ctx.emit_te(_clamp_te, x, lo, hi, "clip", primfunc_name_hint="clip")
     if lo != -np.inf:
         x = ctx.emit(R.maximum(x, ctx.const(lo, dt)))
     if hi != np.inf:
@@ -186,7 +225,12 @@ def _nary(ctx: Ctx, n: Node, a: list) -> Any:
     fn = R.maximum if n.op == "max" else R.minimum
     acc = a[0]
     for x in a[1:]:
-        acc = ctx.emit(fn(acc, x))
+        if _dt(n) in _FLOATS:  # NaN in any input gives NaN
+            pick = nan_max if n.op == "max" else nan_min
+            acc = ctx.emit_te(lambda p, q, pick=pick: _ewise2(p, q, pick, n.op), acc, x,
+                              primfunc_name_hint=n.op)
+        else:
+            acc = ctx.emit(fn(acc, x))
     return acc
 
 
@@ -257,9 +301,41 @@ def _reduce(ctx: Ctx, n: Node, a: list) -> Any:
         return a[0]
     if t.is_static and t.size == 0:  # reducing nothing gives the reduction's identity
         return _filled(ctx, n, _IDENTITY[n.op])
+    if n.op in ("reduce_max", "reduce_min") and t.dtype in _FLOATS:
+        return ctx.emit_te(nan_reduce, a[0], axes, bool(n.attrs["keepdims"]), n.op == "reduce_max",
+                           primfunc_name_hint=n.op)
     x = ctx.emit(R.astype(a[0], "int8")) if t.dtype == "bool" else a[0]
     y = ctx.emit(_REDUCE[n.op](x, axes, bool(n.attrs["keepdims"])))
     return ctx.emit(R.astype(y, "bool")) if t.dtype == "bool" else y
+
+
+def nan_reducer(is_max: bool) -> Any:
+    """A max (min) reducer whose identity is -inf (+inf), not the dtype's lowest finite
+    value (a row of -inf reduced to -3.4e38), and whose result is NaN when any element is."""
+    def combine(acc: Any, v: Any) -> Any:
+        better = v > acc if is_max else v < acc
+        return tirx.Select(tirx.Or(better, tirx.isnan(v)), v, acc)
+
+    def identity(dt: Any) -> Any:
+        return tirx.const(-np.inf if is_max else np.inf, dt)
+    return te.comm_reducer(combine, identity, name="nan_max" if is_max else "nan_min")
+
+
+def nan_reduce(x: te.Tensor, axes: list[int] | None, keepdims: bool, is_max: bool) -> te.Tensor:
+    """reduce_max / reduce_min of a float tensor over `axes` (None: all) with `nan_reducer`."""
+    rank = len(x.shape)
+    red = sorted({int(k) % rank for k in axes}) if axes else list(range(rank))
+    rk = {k: te.reduce_axis((0, x.shape[k]), name=f"r{k}") for k in red}
+    shape = [1 if k in rk else x.shape[k] for k in range(rank)] if keepdims else \
+        [x.shape[k] for k in range(rank) if k not in rk]
+    reducer = nan_reducer(is_max)
+
+    def body(*i: Any) -> Any:
+        it = iter(i)
+        idx = [rk[k] if k in rk else next(it) for k in range(rank)] if not keepdims else \
+            [rk[k] if k in rk else i[k] for k in range(rank)]
+        return reducer(x(*idx), axis=[rk[k] for k in red])
+    return te.compute(shape, body, name="reduce_max" if is_max else "reduce_min")
 
 
 def _filled(ctx: Ctx, n: Node, value: float) -> Any:

@@ -45,9 +45,27 @@ def _max_pool(ctx: Ctx, n: Node, a: list) -> Any:
     w = _window(n)
     lowest = -np.inf if dt[0] == "f" else int(np.iinfo(TVM_DTYPE[dt]).min)
     x = _pre_pad(ctx, n, a[0], w, typed_scalar(lowest, dt))
+    if dt[0] == "f":
+        # NaN: R.nn.max_pool's reducer drops NaN and starts from the lowest finite value
+        # (a window of -inf gave -3.4e38); this one propagates NaN and starts from -inf.
+        return ctx.emit_te(lambda t: _nan_max_pool(t, w), x, primfunc_name_hint=n.op)
     fn = {1: R.nn.max_pool1d, 2: R.nn.max_pool2d, 3: R.nn.max_pool3d}[len(w.k)]
     return ctx.emit(fn(x, list(w.k), list(w.s), [0] * 2 * len(w.k), list(w.d),
                        layout=LAYOUT[len(w.k)][0]))
+
+
+def _nan_max_pool(x: Any, w: Any) -> Any:
+    """Max over each window of the already padded `x` (stride, dilation, no padding)."""
+    from tvm import te
+
+    from vcompile.codegen.emit.basic import nan_reducer
+    rk = [te.reduce_axis((0, k), name=f"k{i}") for i, k in enumerate(w.k)]
+    red = nan_reducer(True)
+
+    def body(nb: Any, ch: Any, *o: Any) -> Any:
+        sp = [o[i] * w.s[i] + rk[i] * w.d[i] for i in range(len(w.k))]
+        return red(x[(nb, ch, *sp)], axis=rk)
+    return te.compute([x.shape[0], x.shape[1], *w.out], body, name="max_pool")
 
 
 @rule("avg_pool1d", "avg_pool2d", "avg_pool3d")
@@ -84,12 +102,17 @@ def _max_pool_indices(ctx: Ctx, n: Node, a: list) -> Any:
     kk, plane_size = int(np.prod(w.k)), int(np.prod(w.in_sp))
     sent = tirx.const(1 << 30, "int64")
 
+    def lowest(dt: Any) -> Any:  # -inf for floats: an out-of-bounds tap never beats one
+        return tirx.const(-np.inf, dt) if str(dt).startswith(("float", "bfloat")) else tirx.min_value(dt)
+
     def combine(x: Any, y: Any) -> Any:
-        take = tirx.Or(y[0] > x[0], tirx.And(y[0] == x[0], y[1] < x[1]))
+        # the first in-bounds tap is taken whatever its value (-inf, NaN), as `interp`
+        first = tirx.And(x[1] == sent, y[1] != sent)
+        take = tirx.Or(first, tirx.Or(y[0] > x[0], tirx.And(y[0] == x[0], y[1] < x[1])))
         return tirx.Select(take, y[0], x[0]), tirx.Select(take, y[1], x[1])
 
     def identity(t0: Any, t1: Any) -> Any:
-        return tirx.min_value(t0), tirx.const(1 << 30, t1)
+        return lowest(t0), tirx.const(1 << 30, t1)
     argmax = te.comm_reducer(combine, identity, name="argmax_tap")
 
     def coords(o: Any, tap: Any) -> tuple[list[Any], Any]:
@@ -108,7 +131,7 @@ def _max_pool_indices(ctx: Ctx, n: Node, a: list) -> Any:
         def body(nb: Any, ch: Any, *o: Any) -> Any:
             cs, ok = coords(o, rk)
             safe = [tirx.max(tirx.min(c, w.in_sp[i] - 1), 0) for i, c in enumerate(cs)]
-            v = tirx.if_then_else(ok, x[(nb, ch, *safe)], tirx.min_value(x.dtype))
+            v = tirx.if_then_else(ok, x[(nb, ch, *safe)], lowest(x.dtype))
             return argmax((v, tirx.Select(ok, tirx.Cast("int64", rk), sent)), axis=rk)
         shape = [x.shape[0], x.shape[1], *w.out]
         val, tap = te.compute(shape, body, name="max_pool_argmax")

@@ -138,9 +138,15 @@ def _f32_unary(n: Node) -> bool:
     return n.inputs[0].dtype == "f32"
 
 
+def _fast_erf(x: Any) -> Any:
+    """topi.fast_erf, NaN kept (its clamp to [-4, 4] turned NaN into 1)."""
+    e = topi.fast_erf(x)
+    return te.compute(x.shape, lambda *i: tirx.Select(tirx.isnan(x(*i)), x(*i), e(*i)), name="erf")
+
+
 @tiled("erf")
 def _erf(ctx: Ctx, n: Node, a: list) -> Emitted | None:
-    return ctx.emit_te(topi.fast_erf, a[0], primfunc_name_hint="erf") if _f32_unary(n) else None
+    return ctx.emit_te(_fast_erf, a[0], primfunc_name_hint="erf") if _f32_unary(n) else None
 
 
 @tiled("gelu")
@@ -149,7 +155,7 @@ def _gelu(ctx: Ctx, n: Node, a: list) -> Emitted | None:
         return None
 
     def gelu(x: Any) -> Any:
-        e = topi.fast_erf(topi.multiply(x, tirx.const(0.7071067811865476, "float32")))
+        e = _fast_erf(topi.multiply(x, tirx.const(0.7071067811865476, "float32")))
         return te.compute(x.shape, lambda *i: x(*i) * tirx.const(0.5, "float32") * (
             tirx.const(1.0, "float32") + e(*i)), name="gelu")
     return ctx.emit_te(gelu, a[0], primfunc_name_hint="gelu")
