@@ -10,14 +10,17 @@ saves the first output (or all of them to an .npz).
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import zipfile
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
 
 from vcompile.errors import VcompileError
 from vcompile.files import atomic_path
-from vcompile.runtime.inputs import random_inputs
+from vcompile.runtime.inputs import human_bytes, random_inputs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,13 +35,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _load(path: str) -> Any:
     try:
+        _check_npy_size(path)
         return np.load(path, allow_pickle=False)
     except EOFError as e:
         raise VcompileError(f"cannot read input {path}: the file is empty or cut short "
                             "(expected a .npy array)") from e
+    except MemoryError as e:
+        raise VcompileError(f"cannot read input {path}: the array it holds does not fit in "
+                            "this machine's memory") from e
+    except (SyntaxError, TokenError) as e:  # numpy's header parser lets these through
+        raise VcompileError(f"cannot read input {path}: its .npy header is not a valid header "
+                            "dict (the file is corrupt); save the array again with np.save") from e
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise VcompileError(f"cannot read input {path}: {detail}") from e
+        if isinstance(e, OSError) and e.strerror:
+            raise VcompileError(f"cannot read input {path}: {e.strerror}") from e
+        detail = " ".join(str(e).split()) or type(e).__name__  # numpy's can span lines
+        raise VcompileError(f"cannot read input {path}: {detail} (expected a .npy array written "
+                            "by np.save)") from e
+
+
+def _check_npy_size(path: str) -> None:
+    """Refuse, before numpy allocates the array, an .npy file whose header (shape, dtype)
+    asks for more data than the file holds: a file cut short or a corrupt header (numpy
+    would first allocate what the header says, terabytes for a wrong shape)."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        if f.read(6) != fmt.MAGIC_PREFIX:
+            return  # an .npz, or not numpy's: np.load says what it is
+        f.seek(0)
+        read_header = {(1, 0): fmt.read_array_header_1_0,
+                       (2, 0): fmt.read_array_header_2_0}.get(fmt.read_magic(f))
+        if read_header is None:
+            return
+        shape, _, dtype = read_header(f)
+        held = os.fstat(f.fileno()).st_size - f.tell()
+    if dtype.hasobject:
+        return  # refused by allow_pickle=False
+    if any(d < 0 for d in shape):
+        raise ValueError(f"its header gives shape {shape}; dims are >= 0")
+    need = math.prod(shape) * dtype.itemsize
+    if need > held:
+        raise ValueError(f"its header says {dtype} {shape} ({human_bytes(need)}), but the file "
+                         f"holds {human_bytes(held)} of data: it is cut short or its header is "
+                         "wrong")
 
 
 def _from_npz(path: str, npz: Any, names: list[str]) -> list[np.ndarray]:

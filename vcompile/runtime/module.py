@@ -231,10 +231,17 @@ def load(path: str | os.PathLike[str]) -> CompiledModel:
     _check_meta(path, meta)
     check_platform(path, meta)
     tvm = import_tvm()
+    if meta.get("device") == "cuda" and not tvm.cuda().exist:
+        raise artifact.ArtifactError(
+            f"{path} was built for a CUDA GPU (target {meta.get('target', '?')!r}) and this machine "
+            "has no CUDA device TVM can use; run it on a machine with an NVIDIA GPU or rebuild "
+            "it with --target host")
     try:
         with artifact.quiet_stderr():
             mod = tvm.runtime.load_module(path)
+            return CompiledModel(mod, meta, path=path)  # makes a VM: a bad module fails here
+    except VcompileError:
+        raise
     except Exception as e:
         lines = str(e).strip().splitlines()
         raise artifact.ArtifactError(f"cannot load {path}: {lines[-1] if lines else type(e).__name__}") from e
-    return CompiledModel(mod, meta, path=path)

@@ -101,13 +101,16 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         blob = f.read(n)
     try:
         meta = json.loads(blob)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise ArtifactError(f"{path} is corrupt: its metadata is not valid JSON") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ArtifactError(f"{path} has metadata format {found!r}; "
                             f"this vcompile reads {FORMAT!r}: rebuild it")
-    elf = int(meta.get("elf_size", -1))
+    elf = meta.get("elf_size")
+    if not isinstance(elf, int) or isinstance(elf, bool):
+        raise ArtifactError(f"{path} is corrupt: its metadata's elf_size is {elf!r:.40}, not a "
+                            "byte count; rebuild it")
     if elf != size - _TAIL.size - n:
         raise ArtifactError(f"{path} is truncated or corrupt: library part is "
                             f"{size - _TAIL.size - n} bytes, metadata says {elf}")
