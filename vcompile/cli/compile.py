@@ -1,7 +1,10 @@
 """`vcompile MODEL.onnx --target host -O2 -o model.so [--input name=1x3x224x224] [--int8]`.
 
 Compiles a model to one shared library. The output is written under a temporary name
-and renamed into place, so a failed compile never leaves a partial or stale file.
+and renamed into place, so a failed compile never leaves a partial or stale file; SIGTERM
+cleans up as Ctrl-C does. `--bundle DIR` is checked before compiling (a new or empty
+directory, or an earlier vcompile bundle); `--sign KEY` writes OUTPUT.sig (and, with
+--bundle, DIR/manifest.json.sig): see `codegen.deploy.signing`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", metavar="DIR",
                    help="also write a deployment bundle: library, TVM runtime libraries, C++ "
                         "runner (source, CMakeLists, cross-built binary) and manifest.json")
+    p.add_argument("--sign", metavar="KEY",
+                   help="sign the library (OUTPUT.sig) and the bundle's manifest with an Ed25519 "
+                        "private key, PEM (openssl genpkey -algorithm ed25519 -out key.pem)")
     from vcompile.cli.passopts import add_attn_layout_argument
     add_attn_layout_argument(p)
     add_tuning_arguments(p)
@@ -47,26 +53,78 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from vcompile.files import terminate_as_exit
+    with terminate_as_exit():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from vcompile.cli.options import compile_options
     from vcompile.cli.progress import steps
     from vcompile.cli.quantopts import check_args, one_line_warnings
     from vcompile.codegen import targets
     from vcompile.planner import plan
     out = args.output or os.path.splitext(args.model)[0] + ".so"
-    # bad options and missing toolchains fail before any import of the model
+    # bad options, keys, bundle directories and missing toolchains fail before any import of the model
     check_args(args)
     p = plan(compile_options(args))
     targets.require_toolchain(args.target)
-    with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
-        from vcompile.api import compile_plan
-        m = compile_plan(args.model, p, progress=say)
-        say("exporting")
-        m.export(out)
-        if args.bundle:
-            say("writing the bundle")
-            from vcompile.codegen.deploy.bundle import write_bundle
-            report = write_bundle(out, args.bundle)
-    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    key = None
+    if args.sign:
+        from vcompile.codegen.deploy.signing import load_private_key
+        key = load_private_key(args.sign)
+    made = None
+    if args.bundle:
+        from vcompile.codegen.deploy.bundle import bundle_platform, check_destination, check_output
+        bundle_platform(args.target)
+        check_output(out, args.bundle)
+        check_destination(args.bundle)
+        made = _make_output_dir(out, args.bundle)
+    try:
+        with one_line_warnings(), steps(f"compiling {args.model} for {args.target}") as say:
+            from vcompile.api import compile_plan
+            m = compile_plan(args.model, p, progress=say)
+            say("exporting")
+            m.export(out)
+            if key is not None:
+                from vcompile.codegen.deploy.signing import sign_file
+                sign_file(out, key)
+            if args.bundle:
+                say("writing the bundle")
+                from vcompile.codegen.deploy.bundle import write_bundle
+                report = write_bundle(out, args.bundle, sign=key)
+    except BaseException:
+        if made is not None:
+            _remove_empty(made)
+        raise
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)" + (f", signed: {out}.sig" if key else ""))
     if args.bundle:
         print(f"wrote bundle {args.bundle}: {report}")
     return 0
+
+
+def _make_output_dir(out: str, bundle: str) -> str | None:
+    """`-o DIR/lib.so --bundle DIR` with DIR new: create DIR (returned, to remove if the
+    compile fails) so the library can be written into it."""
+    parent = os.path.dirname(os.path.abspath(out))
+    root = os.path.abspath(bundle)
+    if os.path.exists(parent) or not (parent == root or parent.startswith(root + os.sep)):
+        return None
+    first = parent
+    while not os.path.exists(os.path.dirname(first)):
+        first = os.path.dirname(first)
+    try:
+        os.makedirs(parent)
+    except OSError as e:
+        from vcompile.errors import VcompileError
+        raise VcompileError(f"cannot create {parent}: {e.strerror or e}") from e
+    return first
+
+
+def _remove_empty(top: str) -> None:
+    """Remove the directories under `top` (and `top`) that a failed compile left empty."""
+    for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "with every input under its name")
     p.add_argument("--output", metavar="FILE", help="save the output (.npy: first output; .npz: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p.add_argument("--verify-key", metavar="PUB",
+                   help="refuse the library unless LIBRARY.sig verifies with this Ed25519 public "
+                        "key, PEM (checked before the library is loaded)")
     p.add_argument("--threads", type=int, help="worker threads for the kernels (default: all cores)")
 
 
@@ -127,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         from vcompile.runtime.bench import set_threads
         set_threads(args.threads)  # before the library starts TVM's thread pool
     from vcompile.runtime.module import load
-    m = load(args.library)
+    m = load(args.library, verify_key=args.verify_key)
     xs = read_inputs(args.input, m.input_names) if args.input else random_inputs(m, args.seed)
     ys = m(*xs)
     for name, y in zip(m.output_names, ys, strict=False):

@@ -9,11 +9,17 @@ backend and records. The artifact is a single file: the library TVM exports (ker
 VM bytecode, weights) followed by the vcompile metadata trailer that
 `codegen.deploy.artifact` defines. The file is written under a temporary name in the
 destination directory and renamed into place (`vcompile.files.atomic_path`), so a failed
-export never leaves a partial or stale file.
+export never leaves a partial or stale file. TVM's intermediate objects (lib0.o, as big as
+the library) go to a workspace we own (`vcompile-export-HOST-PID-*` in the system temporary
+directory), removed when the export ends however it ends; a killed run's workspace and
+temporary library are swept by the next export (`vcompile.files.sweep_stale`), and the
+linker a failed or interrupted export started is stopped so it cannot write after us.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from vcompile.codegen import targets
@@ -21,7 +27,7 @@ from vcompile.codegen.deploy import artifact
 from vcompile.codegen.emit.relax import to_relax
 from vcompile.codegen.options import CodegenOptions, fusion_mode
 from vcompile.errors import VcompileError
-from vcompile.files import atomic_path
+from vcompile.files import atomic_path, sweep_stale, temp_prefix
 from vcompile.ir.graph import Graph, io_names
 from vcompile.version import __version__
 
@@ -88,14 +94,48 @@ def export(ex: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> str:
         raise BuildError(f"cannot write {path}: directory {dest} does not exist")
     if not os.access(dest, os.W_OK):
         raise BuildError(f"cannot write {path}: directory {dest} is not writable")
+    sweep_stale(tempfile.gettempdir(), "export")
     with atomic_path(path, mode=0o755, error=BuildError) as tmp:
+        before = _children()
+        try:
+            work = tempfile.mkdtemp(prefix=temp_prefix("export", hidden=False))
+        except OSError as e:
+            raise BuildError(f"cannot export {path}: no temporary directory ({e.strerror or e})") from e
         try:
             with artifact.quiet_stderr():
-                ex.export_library(str(tmp), fcompile=targets.fcompile(
+                ex.export_library(str(tmp), workspace_dir=work, fcompile=targets.fcompile(
                     meta["target"], (meta.get("target_options") or {}).get("api_level")))
             artifact.append_metadata(str(tmp), meta)
         except VcompileError:
             raise
         except Exception as e:
             raise BuildError(f"exporting {path} failed: {type(e).__name__}: {e}") from e
+        except BaseException:  # Ctrl-C, SIGTERM: stop the linker before the files go
+            _stop_new_children(before)
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def _children() -> set[int]:
+    try:
+        import psutil
+        return {c.pid for c in psutil.Process().children(recursive=True)}
+    except Exception:  # psutil missing or /proc unreadable: nothing to stop later
+        return set()
+
+
+def _stop_new_children(before: set[int]) -> None:
+    """Terminate the processes this export started (the compiler TVM runs): left alone, a
+    linker outlives us and writes the temporary library after it was removed."""
+    try:
+        import psutil
+        new = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+        for c in new:
+            c.terminate()
+        _, alive = psutil.wait_procs(new, timeout=5)
+        for c in alive:
+            c.kill()
+    except Exception:
+        pass

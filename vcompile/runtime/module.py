@@ -224,9 +224,14 @@ def _check_meta(path: str, meta: dict[str, Any]) -> None:
                                              f"is not a valid tensor description: {d!r:.120}")
 
 
-def load(path: str | os.PathLike[str]) -> CompiledModel:
-    """Load a library written by `vcompile ... -o` or `CompiledModel.export`."""
+def load(path: str | os.PathLike[str], verify_key: str | os.PathLike[str] | None = None) -> CompiledModel:
+    """Load a library written by `vcompile ... -o` or `CompiledModel.export`. With
+    `verify_key` (an Ed25519 public key, PEM), PATH.sig must verify before anything else
+    reads the file or the loader maps it (`codegen.deploy.signing`)."""
     path = os.fspath(path)
+    if verify_key is not None:
+        from vcompile.codegen.deploy import signing
+        signing.verify_file(path, verify_key)
     meta = artifact.read(path)
     _check_meta(path, meta)
     check_platform(path, meta)
