@@ -28,7 +28,7 @@ from vcompile.codegen.emit.relax import to_relax
 from vcompile.codegen.options import CodegenOptions, fusion_mode
 from vcompile.errors import VcompileError
 from vcompile.files import atomic_path, sweep_stale, temp_prefix
-from vcompile.ir.graph import Graph, io_names
+from vcompile.ir.graph import Graph, Node, Value, io_names
 from vcompile.version import __version__
 
 
@@ -71,7 +71,8 @@ def build(g: Graph, options: CodegenOptions | str = "host", *,
     backend = targets.spec(target_name).backend
     tiles = backend.emit_tiles(target, opts)
     fusion = fusion_mode(g, opts.fusion)
-    mod = to_relax(g, io_names(g)[0], tiles, one_kernel_per_node=fusion == "vcompile")
+    mod = to_relax(bound_kernel_args(g), io_names(g)[0], tiles,
+                   one_kernel_per_node=fusion == "vcompile")
     kernels: list[int] = []
     try:
         ex = backend.compile(mod, target, tiles=tiles, fusion=fusion, tuning_db=opts.tuning_db,
@@ -84,6 +85,86 @@ def build(g: Graph, options: CodegenOptions | str = "host", *,
     meta.update(fusion=fusion, kernels=kernels[0] if kernels else None,
                 target_options=opts.target_options(), device=backend.device)
     return ex, meta
+
+
+# A kernel's entry unpacks and checks every argument; LLVM's time on that entry grows
+# with the square of the argument count (128 arguments: 5 s, 256: 23 s), so no kernel
+# gets more than MAX_KERNEL_ARGS (issue 25: a Concat of 1,000 branches took minutes).
+MAX_KERNEL_ARGS = 32
+CONCAT_FANIN = 16  # a wider Concat becomes a tree of Concats of at most this many inputs
+
+
+def bound_kernel_args(g: Graph) -> Graph:
+    """`g` with no kernel of more than MAX_KERNEL_ARGS arguments, computing the same values
+    bit for bit (only data movement changes): a fused node with more inputs and constants
+    than that is split back into its nodes (one kernel each), and a Concat of more than
+    CONCAT_FANIN inputs becomes a tree of Concats, each its own kernel. Then code size and
+    compile time grow linearly with the width of the graph; the copies grow as
+    log_FANIN(width)."""
+    if not any(_wide(n) for n in g.nodes):
+        return g
+    consts = dict(g.consts)
+    nodes: list[Node] = []
+    for n in g.nodes:
+        for m in _dissolve(n, consts) if n.region is not None and _wide(n) else [n]:
+            if m.op == "concat" and m.region is None and len(m.inputs) > CONCAT_FANIN:
+                nodes.extend(_concat_tree(m, consts))
+            else:
+                nodes.append(m)
+    return Graph(g.name, g.inputs, tuple(nodes), g.outputs, consts)
+
+
+def _wide(n: Node) -> bool:
+    if n.region is not None:
+        return len(set(n.inputs)) + len(n.region.consts) > MAX_KERNEL_ARGS
+    return n.op == "concat" and len(n.inputs) > CONCAT_FANIN
+
+
+def _dissolve(n: Node, consts: dict[Value, Any]) -> list[Node]:
+    """A fused node's body as plain nodes over the outer values (its constants move out)."""
+    body = n.region
+    assert body is not None
+    produced = {v for m in body.nodes for v in m.outputs}
+    if not all(v in produced for v in body.outputs) or len(set(body.outputs)) != len(body.outputs):
+        return [n]  # an output that is an input or a constant: keep the node as it is
+    env: dict[Value, Value] = dict(zip(body.inputs, n.inputs, strict=True))
+    env.update(zip(body.outputs, n.outputs, strict=True))
+    consts.update(body.consts)
+    return [Node(m.op, tuple(env.get(v, v) for v in m.inputs),
+                 tuple(env.get(v, v) for v in m.outputs), m.attrs, m.loc, m.region)
+            for m in body.nodes]
+
+
+def _concat_tree(n: Node, consts: dict[Value, Any]) -> list[Node]:
+    """`n` (a Concat) as Concats of at most CONCAT_FANIN inputs, the last writing n's output;
+    each is a one-node fused node, so that TVM's fusion cannot join them into one kernel."""
+    from vcompile.ir.builder import infer_node
+    out: list[Node] = []
+    level = list(n.inputs)
+    while len(level) > CONCAT_FANIN:
+        nxt = []
+        for i in range(0, len(level), CONCAT_FANIN):
+            chunk = level[i:i + CONCAT_FANIN]
+            if len(chunk) == 1:
+                nxt.append(chunk[0])
+                continue
+            attrs, (t,) = infer_node("concat", chunk, n.attrs)
+            v = Value(t, n.outputs[0].hint or "concat")
+            out.append(_one_node_region(Node("concat", tuple(chunk), (v,), attrs, n.loc), consts))
+            nxt.append(v)
+        level = nxt
+    out.append(_one_node_region(Node("concat", tuple(level), n.outputs, n.attrs, n.loc), consts))
+    return out
+
+
+def _one_node_region(n: Node, consts: dict[Value, Any]) -> Node:
+    """`n` as a fused node of its own (constant inputs move inside)."""
+    ins = [v for v in dict.fromkeys(n.inputs) if v not in consts]
+    fresh = {v: Value(v.type, v.hint) for v in ins}
+    inner = Node(n.op, tuple(fresh.get(v, v) for v in n.inputs), n.outputs, n.attrs, n.loc)
+    body = Graph(n.op, tuple(fresh[v] for v in ins), (inner,), n.outputs,
+                 {v: consts[v] for v in n.inputs if v in consts})
+    return Node("fused", tuple(ins), n.outputs, {"kernel": n.op}, n.loc, body)
 
 
 def export(ex: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> str:

@@ -12,7 +12,9 @@ import os
 import platform
 import shutil
 import struct
+import tempfile
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -78,6 +80,27 @@ class CompiledModel:
             self._local.vm = vm
             main = self._local.main = vm["main"]
         return main
+
+    @classmethod
+    def from_executable(cls, executable: Any, meta: dict[str, Any], graph: Any = None) -> CompiledModel:
+        """A freshly built executable, generated into a library once: exported to a private
+        temporary file (`codegen.build.export`, the file `export` then copies) and loaded
+        from there. Running it through TVM's JIT instead would generate the code twice
+        when the model is exported too (issue 25: at 500 kernels, tens of seconds each)."""
+        from vcompile.codegen.build import export
+        work = tempfile.mkdtemp(prefix="vcompile-model-")
+        try:
+            path = export(executable, meta, os.path.join(work, "model.so"))
+            tvm = import_tvm()
+            with artifact.quiet_stderr():
+                module = tvm.runtime.load_module(path)
+            model = cls(module, meta, graph=graph, executable=executable, path=path)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        # the library stays mapped after the file goes; the file goes with the model
+        weakref.finalize(model, shutil.rmtree, work, True)
+        return model
 
     # ---- description ------------------------------------------------------------------
     @property
@@ -153,11 +176,12 @@ class CompiledModel:
 
     # ---- saving -----------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str]) -> str:
-        """Write the model as one library file (atomically)."""
-        if self._executable is not None:
+        """Write the model as one library file (atomically): a copy of the library it
+        was loaded from when there is one (no code generated again), else exported."""
+        if self._path is None or not os.path.isfile(self._path):
             from vcompile.codegen.build import export
+            assert self._executable is not None
             return export(self._executable, self.meta, path)
-        assert self._path is not None
         dest = os.fspath(path)
         with atomic_path(dest, error=RunError) as tmp:
             shutil.copyfile(self._path, tmp)
