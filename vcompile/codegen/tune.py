@@ -11,7 +11,10 @@ than the rule-based fallback, and a task the search did not improve keeps its ru
 
 The database (MetaSchedule's JSON files) is keyed by workload (the PrimFunc's structural
 hash) and target. A task already in it is not tuned again, so a second compile of a model,
-or of another model sharing kernel shapes, tunes only what is new.
+or of another model sharing kernel shapes, tunes only what is new. The search writes into
+a private in-memory database; its records are added to the shared one at the end (also
+when the search fails or is interrupted) by `cpu.database.commit`, under the database's
+file lock, so runs tuning into one database at once do not corrupt it.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcompile.codegen.cpu.database import TuneError, default_db_dir, open_db
+from vcompile.codegen.cpu.database import TuneError, commit, default_db_dir, open_db
 
 DEFAULT_TRIALS = 512  # -O3 without --tune-trials: about 10 minutes for a small CNN on 2 cores
 Progress = Callable[[str], None]
@@ -151,7 +154,6 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
          rpc: tuple[str, int, str] | None = None, fusion: str = "tvm") -> TuneReport:
     """Tune the kernels of `g` that the database does not hold yet; returns a report.
     With `rpc` (tracker host, port, device key) candidates are measured on that device."""
-    import tvm
     from tvm.s_tir import meta_schedule as ms
 
     from vcompile.codegen import targets
@@ -161,7 +163,8 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
     tiles = cpu_tiles(target)
     if tiles is None:
         raise TuneError(f"tuning is for CPU targets; {target_name} is {target.kind.name}")
-    db = open_db(db_dir or default_db_dir())
+    where = Path(db_dir or default_db_dir())
+    db = open_db(where)  # what is tuned already (a bad database fails here, before any work)
     start = time.monotonic()
     say("extracting kernels")
     mod = fused_module(g, target, tiles, fusion)
@@ -170,29 +173,45 @@ def tune(g: Any, target_name: str = "host", *, trials: int = DEFAULT_TRIALS,
     new = [t for t in tasks if not db.has_workload(t.dispatched[0])]
     report.new = len(new)
     if new and trials > 0:
-        builder, runner = _builder_runner(rpc, cross="aarch64" in str(target.attrs.get("mtriple", "")))
-        say(f"measuring the rule-based schedules of {len(new)} new kernels")
-        _seed_rule_records(new, target, tiles, db, builder, runner, report)
-        _drop_unnamed_handlers("tvm.s_tir.meta_schedule")
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            new, work_dir=str(Path(db_dir or default_db_dir()) / "logs"), seed=seed)
-        contexts, weights = _searchable(contexts, weights, new, report)
-        cb = _ProgressCallback(trials, say, report)
-        if contexts:
-            with tvm.transform.PassContext(opt_level=3):
-                ms.tune.tune_tasks(
-                    tasks=contexts, task_weights=weights,
-                    work_dir=str(Path(db_dir or default_db_dir()) / "logs"),
-                    max_trials_global=trials, num_trials_per_iter=min(64, max(4, trials // max(1, len(new)))),
-                    builder=builder, runner=runner, database=db, cost_model="xgb",
-                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), cb],
-                    task_scheduler="gradient")
+        # the search writes to a private database, committed to the shared one under its
+        # lock at the end (also when interrupted): concurrent runs cannot interleave
+        private = ms.database.MemoryDatabase(module_equality="structural")
+        try:
+            _search(new, target, tiles, private, trials, rpc, say, report, where, seed)
+        finally:
+            commit(where, private.get_all_tuning_records())
+        db = open_db(where)
     for t in tasks:
         rec = db.query_tuning_record(t.dispatched[0], target, "main")
         if rec is not None and rec.run_secs:
             report.best_ms[t.task_name] = float(min(float(s) for s in rec.run_secs)) * 1e3
     report.seconds = time.monotonic() - start
     return report
+
+
+def _search(new: list[Any], target: Any, tiles: Any, db: Any, trials: int,
+            rpc: tuple[str, int, str] | None, say: Progress, report: TuneReport,
+            db_dir: Path, seed: int) -> None:
+    """Seed `db` with the rule-based schedules of the `new` tasks, then search."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+    builder, runner = _builder_runner(rpc, cross="aarch64" in str(target.attrs.get("mtriple", "")))
+    say(f"measuring the rule-based schedules of {len(new)} new kernels")
+    _seed_rule_records(new, target, tiles, db, builder, runner, report)
+    _drop_unnamed_handlers("tvm.s_tir.meta_schedule")
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        new, work_dir=str(db_dir / "logs"), seed=seed)
+    contexts, weights = _searchable(contexts, weights, new, report)
+    if not contexts:
+        return
+    cb = _ProgressCallback(trials, say, report)
+    with tvm.transform.PassContext(opt_level=3):
+        ms.tune.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(db_dir / "logs"),
+            max_trials_global=trials, num_trials_per_iter=min(64, max(4, trials // max(1, len(new)))),
+            builder=builder, runner=runner, database=db, cost_model="xgb",
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), cb],
+            task_scheduler="gradient")
 
 
 def _searchable(contexts: list[Any], weights: list[Any], tasks: list[Any],
