@@ -88,7 +88,10 @@ class CompiledModel:
         from there. Running it through TVM's JIT instead would generate the code twice
         when the model is exported too (issue 25: at 500 kernels, tens of seconds each)."""
         from vcompile.codegen.build import export
-        work = tempfile.mkdtemp(prefix="vcompile-model-")
+        from vcompile.files import sweep_stale, temp_prefix
+        # pid-tagged, so that the next run removes what a killed one left (SIGKILL)
+        sweep_stale(tempfile.gettempdir(), "model")
+        work = tempfile.mkdtemp(prefix=temp_prefix("model", hidden=False))
         try:
             path = export(executable, meta, os.path.join(work, "model.so"))
             tvm = import_tvm()
