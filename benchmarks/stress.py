@@ -2,6 +2,13 @@
 
     .venv/bin/python benchmarks/stress.py threads [--threads 8] [--calls 200] [--model NAME|FILE]
                                                   [--rounds 1]
+    .venv/bin/python benchmarks/stress.py tune [--procs 4] [--rounds 10] [--measure real|instant]
+    .venv/bin/python benchmarks/stress.py scaling [--sizes 125,250,500,1000,2000] [--kinds wide,chain]
+
+`tune` (stress_tune.py): K concurrent `vcompile tune` processes into one database, R rounds;
+after each the database loads and an -O3 compile of every model matches the interpreter.
+`scaling` (stress_scaling.py): compile + export time of wide (N branches into one Concat)
+and chain graphs against N, with the fitted log-log exponent; writes stress_scaling.md.
 
 `threads`: N Python threads x M calls against ONE `CompiledModel` (a library compiled
 with -O2 and loaded with `vcompile.load`, as a server would), with every output compared
@@ -238,6 +245,12 @@ def write_section(part: str, text: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("tune", "scaling"):  # the parts that live in their own scripts
+        sys.path.insert(0, str(HERE))
+        import stress_scaling
+        import stress_tune
+        return int((stress_tune if argv[0] == "tune" else stress_scaling).main(argv[1:]) or 0)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="part", required=True)
     t = sub.add_parser("threads", help="N threads x M calls against one model")

@@ -71,14 +71,14 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="125,250,500,1000,2000")
     ap.add_argument("--kinds", default="wide,chain")
     ap.add_argument("-O", dest="opt_level", type=int, default=2)
     ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(HERE / "stress_scaling.md"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.opt_level)))
         return

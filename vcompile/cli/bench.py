@@ -41,9 +41,9 @@ def main(args: argparse.Namespace) -> int:
     from vcompile.runtime.bench import onnxruntime_session, set_threads, time_interleaved
     set_threads(args.threads)  # before TVM's thread pool exists
     from vcompile.api import compile_plan
-    from vcompile.cli.options import compile_options
+    from vcompile.cli.options import compile_options, one_line_warnings
     from vcompile.cli.progress import steps
-    from vcompile.cli.quantopts import check_args, one_line_warnings
+    from vcompile.cli.quantopts import check_args
     from vcompile.planner import plan
     from vcompile.runtime.inputs import random_inputs
     check_args(args)

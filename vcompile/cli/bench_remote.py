@@ -26,7 +26,8 @@ def main_remote(args: argparse.Namespace) -> int:
     if args.rpc_key and not args.rpc_tracker:
         raise VcompileError("--rpc-key goes with --rpc-tracker HOST:PORT")
     where = args.rpc or f"{args.rpc_tracker} (key {args.rpc_key})"
-    from vcompile.cli.quantopts import check_args, one_line_warnings
+    from vcompile.cli.options import one_line_warnings
+    from vcompile.cli.quantopts import check_args
     check_args(args)
     p = plan(compile_options(args))
     sess = remote.connect(args.rpc, args.rpc_tracker, args.rpc_key)  # fail before compiling

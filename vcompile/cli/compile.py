@@ -59,9 +59,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from vcompile.cli.options import compile_options
+    from vcompile.cli.options import compile_options, one_line_warnings
     from vcompile.cli.progress import steps
-    from vcompile.cli.quantopts import check_args, one_line_warnings
+    from vcompile.cli.quantopts import check_args
     from vcompile.codegen import targets
     from vcompile.planner import plan
     out = args.output or os.path.splitext(args.model)[0] + ".so"

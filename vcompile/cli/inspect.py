@@ -92,8 +92,9 @@ def _draw(args: argparse.Namespace, g: Graph) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    from vcompile.cli.options import one_line_warnings
     from vcompile.cli.progress import steps
-    from vcompile.cli.quantopts import check_args, one_line_warnings
+    from vcompile.cli.quantopts import check_args
     check_args(args)
     with one_line_warnings(), steps(f"inspecting {args.model}") as say:
         say("importing")

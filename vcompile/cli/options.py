@@ -7,8 +7,13 @@ Each subcommand declares the flags it takes (`cli.compile.add_target_arguments`,
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from vcompile.errors import VcompileWarning
 from vcompile.planner import CompileOptions
 
 
@@ -37,3 +42,20 @@ def compile_options(args: argparse.Namespace, default_level: int | None = 2,
         input_shapes=parse_input_specs(get("input")), **quant)
     fields.update(overrides)
     return CompileOptions(**fields)
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Our warnings (`errors.VcompileWarning`: synthetic calibration data, a repaired
+    tuning database) print as `vcompile: warning: ...`, one line, like our errors."""
+    with warnings.catch_warnings():  # restores showwarning on exit
+        warnings.simplefilter("always", VcompileWarning)
+        default = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if issubclass(category, VcompileWarning):
+                print(f"vcompile: warning: {message}", file=sys.stderr)
+            else:
+                default(message, category, *rest, **kw)
+        warnings.showwarning = show
+        yield

@@ -9,11 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from vcompile.errors import VcompileError
 
@@ -39,20 +34,3 @@ def check_args(args: argparse.Namespace) -> None:
     check_method(args.calib_method, args.percentile)
     if not args.int8 and (args.calib is not None or args.calib_method != "minmax"):
         raise VcompileError("--calib and --calib-method apply to --int8; add --int8")
-
-
-@contextmanager
-def one_line_warnings() -> Iterator[None]:
-    """Our CalibrationWarning prints as `vcompile: warning: ...`, like our errors."""
-    from vcompile.quant import CalibrationWarning
-    with warnings.catch_warnings():  # restores showwarning on exit
-        warnings.simplefilter("always", CalibrationWarning)
-        default = warnings.showwarning
-
-        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
-            if issubclass(category, CalibrationWarning):
-                print(f"vcompile: warning: {message}", file=sys.stderr)
-            else:
-                default(message, category, *rest, **kw)
-        warnings.showwarning = show
-        yield

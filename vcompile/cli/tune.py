@@ -9,11 +9,6 @@ a database line torn by a killed run is dropped with a one-line warning.
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from vcompile.errors import VcompileError
 
@@ -33,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from vcompile.cli.options import compile_options
+    from vcompile.cli.options import compile_options, one_line_warnings
     from vcompile.cli.progress import steps
     from vcompile.codegen import targets
     from vcompile.planner import plan
@@ -58,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
     # the -O3 plan: its passes make the kernels the -O3 build will look up
     p = plan(compile_options(args, opt_level=3, tune_trials=trials))
     db = p.codegen.tuning_db
-    with _one_line_db_warnings(), steps(f"tuning {args.model} for {args.target}") as say:
+    with one_line_warnings(), steps(f"tuning {args.model} for {args.target}") as say:
         say("importing")
         g, _ = run_passes(to_graph(args.model, p.options.input_shapes), p)
         report = T.tune(g, args.target, trials=trials, db_dir=db, mcpu=args.mcpu, progress=say,
@@ -69,20 +64,3 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {name:40s} {report.best_ms[name]:9.3f} ms" +
               (f"  (rule-based {rule:.3f} ms)" if rule is not None else ""))
     return 0
-
-
-@contextmanager
-def _one_line_db_warnings() -> Iterator[None]:
-    """The database's TuningDatabaseWarning (a torn line dropped) as `vcompile: warning: ...`."""
-    from vcompile.codegen.cpu.database import TuningDatabaseWarning
-    with warnings.catch_warnings():  # restores showwarning on exit
-        warnings.simplefilter("always", TuningDatabaseWarning)
-        default = warnings.showwarning
-
-        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
-            if issubclass(category, TuningDatabaseWarning):
-                print(f"vcompile: warning: {message}", file=sys.stderr)
-            else:
-                default(message, category, *rest, **kw)
-        warnings.showwarning = show
-        yield

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vcompile.errors import VcompileWarning
 from vcompile.ir.graph import Graph, Value, io_names
 from vcompile.quant.qdq import QuantizeError
 
@@ -28,7 +29,7 @@ SYNTHETIC_WARNING = ("int8 without calibration data: scales come from random nor
                      "or --calib DIR of .npy files (calib= in the Python API)")
 
 
-class CalibrationWarning(UserWarning):
+class CalibrationWarning(VcompileWarning):
     """Quantization went ahead on inputs that do not represent the model's data."""
 
 

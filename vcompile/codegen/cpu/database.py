@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from vcompile.cache import cache_dir
-from vcompile.errors import VcompileError
+from vcompile.errors import VcompileError, VcompileWarning
 
 WORKLOADS, RECORDS, LOCK = "workloads.json", "records.json", ".lock"
 
@@ -43,7 +43,7 @@ class TuneError(VcompileError, RuntimeError):
     """Tuning could not run (bad database directory, builder or runner failure)."""
 
 
-class TuningDatabaseWarning(UserWarning):
+class TuningDatabaseWarning(VcompileWarning):
     """The tuning database was repaired (a torn last line dropped) while loading it."""
 
 
