@@ -208,6 +208,29 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(_to_json(obj), separators=(",", ":")).encode()
 
 
+def _serialized(records: Sequence[Any]) -> tuple[list[Any], list[tuple[int, Any]]]:
+    """The records' workloads and records as MetaSchedule's own JSON writer spells them
+    (its C++ serializer handles every trace attribute, an IndexMap of a layout rewrite
+    too, which the Python `as_json` cannot): written into a scratch JSONDatabase, read
+    back as (workload JSON list, [(scratch workload index, record JSON)])."""
+    import tempfile
+
+    from tvm.s_tir import meta_schedule as ms
+    with tempfile.TemporaryDirectory(prefix="vcompile-db-") as tmp:
+        wl_path, rec_path = os.path.join(tmp, WORKLOADS), os.path.join(tmp, RECORDS)
+        scratch = ms.database.JSONDatabase(path_workload=wl_path, path_tuning_record=rec_path,
+                                           module_equality="structural")
+        for rec in records:
+            wl = scratch.commit_workload(rec.workload.mod)
+            scratch.commit_tuning_record(ms.database.TuningRecord(
+                rec.trace, wl, rec.run_secs, rec.target, rec.args_info))
+        with open(wl_path) as f:
+            wls = [json.loads(line) for line in f if line.strip()]
+        with open(rec_path) as f:
+            recs = [(int(r[0]), r[1]) for r in (json.loads(line) for line in f if line.strip())]
+    return wls, recs
+
+
 def commit(db_dir: str | os.PathLike[str], records: Sequence[Any]) -> int:
     """Append MetaSchedule tuning records (of any database) to the one in `db_dir`, under
     its lock: each record's workload is found in workloads.json as it is now, or appended,
@@ -224,20 +247,24 @@ def commit(db_dir: str | os.PathLike[str], records: Sequence[Any]) -> int:
             by_hash.setdefault(shash, []).append(i)
         new_wls: list[bytes] = []
         new_recs: list[bytes] = []
-        for rec in records:
-            wl = rec.workload
-            shash, _mod = wl_json = _to_json(wl.as_json())
+        scratch_wls, scratch_recs = _serialized(records)
+        shared_of: dict[int, int] = {}  # scratch workload index -> index in the shared file
+        for k, wl_json in enumerate(scratch_wls):
+            shash = wl_json[0]
             line = _dumps(wl_json)
             i = index.get(line)
             if i is None:  # not this exact JSON: a structurally equal module with its hash?
+                mod = ms.database.Workload.from_json(wl_json).mod
                 i = next((j for j in by_hash.get(shash, ())
                           if tvm.ir.structural_equal(ms.database.Workload.from_json(wls[j]).mod,
-                                                     wl.mod)), None)
+                                                     mod)), None)
                 if i is None:
                     i = len(wl_lines) + len(new_wls)
                     new_wls.append(line)
                 index[line] = i
-            new_recs.append(_dumps([i, rec.as_json()]))
+            shared_of[k] = i
+        for k, rec_json in scratch_recs:
+            new_recs.append(_dumps([shared_of[k], rec_json]))
         _append(d / WORKLOADS, new_wls)
         _append(d / RECORDS, new_recs)
         return len(new_wls)
