@@ -1,14 +1,27 @@
 """What the interleaved suite benchmarks share: timing options, thread setup and the
 per-model loop that prints a line and rewrites the table after every model (so an
-interrupted run still leaves a table of what it measured)."""
+interrupted run still leaves a table of what it measured), and the CPU's name."""
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
+
+
+def cpu_model() -> str:
+    """/proc/cpuinfo's model name: every table names the CPU it ran on."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return m.group(1).strip() if m else platform.machine()
 
 
 def timing_args(p: argparse.ArgumentParser, models: str, warmup: int = 2, repeat: int = 10,
