@@ -159,7 +159,7 @@ def compile_plan(model: Any, p: Plan, *, example_inputs: Sequence[Any] | None = 
     ex, meta = build(g, p, ran)
     if not targets.spec(p.codegen.target).runs_here:
         return _Unrunnable(ex, meta, g)  # type: ignore[return-value]
-    return CompiledModel.from_executable(ex, meta, graph=g)
+    return CompiledModel(ex, meta, graph=g, executable=ex)
 
 
 class _Unrunnable:

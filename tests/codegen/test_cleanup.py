@@ -1,8 +1,8 @@
 """No litter from a killed compile (issue 25, item 7): SIGTERM while the library is being
 generated removes the temporary library and TVM's workspace (lib0.o) as Ctrl-C does; after
 SIGKILL, the next run removes what the dead run left (its pid is in the names). A live
-writer's files stay. The library is generated once, into a private temporary directory
-(`CompiledModel.from_executable`), and `-o` copies it: the temporaries to catch are there.
+writer's files stay. The temporaries to catch: the hidden library beside `-o` and TVM's
+export workspace in the temporary directory.
 """
 from __future__ import annotations
 

@@ -86,10 +86,13 @@ def test_compile_then_export_generates_the_library_once(tmp_path, monkeypatch):
     g = wide(20)
     x = np.random.default_rng(2).standard_normal((1, 16)).astype(np.float32)
     m = vcompile.compile(g, target="host", opt_level=2)
-    out = m(x)[0]
-    path = m.export(tmp_path / "m.so")
-    m.export(tmp_path / "again.so")
+    path = m.export(tmp_path / "m.so")  # as `vcompile MODEL -o`: generated here, once
+    m.export(tmp_path / "again.so")     # a copy
+    out = m(x)[0]                       # runs the library just written: nothing generated
     assert len(calls) == 1 and calls[0] != "jit", calls  # one generation, no JIT
+    m2 = vcompile.compile(g, target="host", opt_level=2)
+    m2(x)
+    assert calls[1:] == ["jit"]  # a model that is only run: one in-process generation
     assert (tmp_path / "m.so").read_bytes() == (tmp_path / "again.so").read_bytes()
     np.testing.assert_array_equal(vcompile.load(path)(x)[0], out)
     np.testing.assert_array_equal(out, interp.run(g, x)[0])

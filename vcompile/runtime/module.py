@@ -12,9 +12,7 @@ import os
 import platform
 import shutil
 import struct
-import tempfile
 import threading
-import weakref
 from typing import Any
 
 import numpy as np
@@ -62,13 +60,18 @@ class CompiledModel:
         cuda = meta.get("device") == "cuda"
         self._device = tvm.cuda() if cuda else tvm.cpu()
         self._module = module
-        # An Executable is JIT-linked once here; every VM then shares the linked module.
-        self._runnable = module.jit() if isinstance(module, tvm.runtime.Executable) else module
+        # A fresh Executable generates its code only when first needed (issue 25: `vcompile
+        # m.onnx -o m.so` never runs the model, and used to generate it twice): the first
+        # call JIT-links it once (or loads the library `export` wrote, if it came first);
+        # every VM then shares that module.
+        fresh = isinstance(module, tvm.runtime.Executable)
+        self._runnable: Any = None if fresh else module
+        self._link_lock = threading.Lock()
         self._make_vm = relax.VirtualMachine
         self._local = threading.local()
         self._lock: threading.Lock | None = threading.Lock() if cuda else None
         self._shared_main = self._entry() if cuda else None
-        if not cuda:
+        if not cuda and not fresh:
             self._entry()  # a broken module fails here, in the thread that loads it
         self._tensor = tvm.runtime.tensor
 
@@ -76,34 +79,14 @@ class CompiledModel:
         """This thread's VM entry point (`main`), made on the thread's first call."""
         main = getattr(self._local, "main", None)
         if main is None:
+            if self._runnable is None:
+                with self._link_lock:
+                    if self._runnable is None:
+                        self._runnable = self._link()
             vm = self._make_vm(self._runnable, self._device)
             self._local.vm = vm
             main = self._local.main = vm["main"]
         return main
-
-    @classmethod
-    def from_executable(cls, executable: Any, meta: dict[str, Any], graph: Any = None) -> CompiledModel:
-        """A freshly built executable, generated into a library once: exported to a private
-        temporary file (`codegen.build.export`, the file `export` then copies) and loaded
-        from there. Running it through TVM's JIT instead would generate the code twice
-        when the model is exported too (issue 25: at 500 kernels, tens of seconds each)."""
-        from vcompile.codegen.build import export
-        from vcompile.files import sweep_stale, temp_prefix
-        # pid-tagged, so that the next run removes what a killed one left (SIGKILL)
-        sweep_stale(tempfile.gettempdir(), "model")
-        work = tempfile.mkdtemp(prefix=temp_prefix("model", hidden=False))
-        try:
-            path = export(executable, meta, os.path.join(work, "model.so"))
-            tvm = import_tvm()
-            with artifact.quiet_stderr():
-                module = tvm.runtime.load_module(path)
-            model = cls(module, meta, graph=graph, executable=executable, path=path)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        # the library stays mapped after the file goes; the file goes with the model
-        weakref.finalize(model, shutil.rmtree, work, True)
-        return model
 
     # ---- description ------------------------------------------------------------------
     @property
@@ -178,13 +161,26 @@ class CompiledModel:
         return self._module
 
     # ---- saving -----------------------------------------------------------------------
+    def _link(self) -> Any:
+        """The fresh executable's code, generated once: the library an earlier `export`
+        wrote if it is still there (loaded, nothing generated), else TVM's in-process JIT."""
+        if self._path is not None and os.path.isfile(self._path):
+            tvm = import_tvm()
+            with artifact.quiet_stderr():
+                return tvm.runtime.load_module(self._path)
+        return self._module.jit()
+
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write the model as one library file (atomically): a copy of the library it
-        was loaded from when there is one (no code generated again), else exported."""
+        was loaded from or last exported to when that file is still there (no code
+        generated again), else exported. A model called before its first export generated
+        its code for the call (JIT) and generates it again here."""
         if self._path is None or not os.path.isfile(self._path):
             from vcompile.codegen.build import export
             assert self._executable is not None
-            return export(self._executable, self.meta, path)
+            written = export(self._executable, self.meta, path)
+            self._path = os.path.abspath(written)
+            return written
         dest = os.fspath(path)
         with atomic_path(dest, error=RunError) as tmp:
             shutil.copyfile(self._path, tmp)
