@@ -140,13 +140,13 @@ def selected(model: onnx.ModelProto) -> bool:
     return not names & EXCLUDED_TYPES
 
 
-def _to_numpy(x: Any) -> Any:
+def to_numpy(x: Any) -> Any:
     if isinstance(x, onnx.TensorProto):
         return onnx.numpy_helper.to_array(x)
     if isinstance(x, np.generic):
         return np.asarray(x)
     if isinstance(x, list):
-        return [_to_numpy(e) for e in x]
+        return [to_numpy(e) for e in x]
     return x
 
 
@@ -160,8 +160,8 @@ def _collect() -> list[tuple[str, bytes, list, list, float, float]]:
         if c.model is None or not selected(c.model):
             continue
         (ins, outs), = c.data_sets  # every node test has one data set
-        out.append((c.name, c.model.SerializeToString(), [_to_numpy(x) for x in ins],
-                    [_to_numpy(x) for x in outs], float(c.rtol), float(c.atol)))
+        out.append((c.name, c.model.SerializeToString(), [to_numpy(x) for x in ins],
+                    [to_numpy(x) for x in outs], float(c.rtol), float(c.atol)))
     return sorted(out)
 
 

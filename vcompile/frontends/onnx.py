@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from vcompile.frontends import FrontendError, UnsupportedOp
+from vcompile.frontends import FrontendError, UnsupportedOp, onnx_functions
 from vcompile.frontends.onnx_ctx import ConversionError, Ctx, V, sanitize, short_hint
 from vcompile.frontends.onnx_ops import CONVERTERS, Node
 from vcompile.ir.graph import Graph, Value
@@ -74,6 +74,7 @@ def load(path_or_model: str | os.PathLike[str] | onnx.ModelProto,
     _check(model)                                               # insists on input shapes
     model = _infer_shapes(model)
     model = _cleanup(model)
+    model = onnx_functions.expand(model, lambda n: _key(n) in CONVERTERS)
     _check_supported(model.graph)
     return _convert(model.graph, opset)
 

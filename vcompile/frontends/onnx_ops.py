@@ -241,4 +241,12 @@ def zeros(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape, dtype=DTYPES[dtype])
 
 
-from vcompile.frontends import onnx_nn, onnx_quant, onnx_quant_ms, onnx_shape  # noqa: E402,F401  (register converters)
+from vcompile.frontends import (  # noqa: E402,F401  (register converters)
+    onnx_index,
+    onnx_math,
+    onnx_nn,
+    onnx_quant,
+    onnx_quant_ms,
+    onnx_rnn,
+    onnx_shape,
+)

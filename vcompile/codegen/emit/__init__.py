@@ -9,10 +9,13 @@ pipeline (`codegen.gpu`) read the block names `kernels` defines.
 """
 from vcompile.codegen.emit import (  # noqa: F401  (register rules)
     basic,
+    index,
     int,
     int_linalg,
+    math,
     nn,
     pool,
+    recurrent,
     shape,
     tiled,
 )

@@ -8,7 +8,19 @@ gemm, einsum, reductions, softmax), `nn` (conv, pooling, normalization, resize)
 Each entry declares its traits (category, view, selection, flops; see `registry`), and
 the sets here are read off the table, so adding an op edits only its own entry.
 """
-from vcompile.ir.ops import elementwise, integer, linalg, nn, pool, quant, resize, shape  # noqa: F401  (registers ops)
+from vcompile.ir.ops import (  # noqa: F401  (registers ops)
+    elementwise,
+    index,
+    integer,
+    linalg,
+    math,
+    nn,
+    pool,
+    quant,
+    recurrent,
+    resize,
+    shape,
+)
 from vcompile.ir.ops.registry import (
                                       CATEGORIES,
                                       OPS,
