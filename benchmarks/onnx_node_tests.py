@@ -32,7 +32,7 @@ import onnx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.onnx_node_cases import to_numpy, freeze_static_inputs  # noqa: E402
+from tests.onnx_node_cases import freeze_static_inputs, to_numpy  # noqa: E402
 
 CACHE = ROOT / ".cache" / "onnx-node-tests" / f"all-onnx-{onnx.__version__}.pkl"
 
