@@ -79,9 +79,7 @@ def _f(name: str, shape: tuple[int, ...] | list[Any]) -> Any:
 
 
 def _c(name: str, a: Any) -> Any:
-    a = np.asarray(a)
-    dt = TensorProto.FLOAT if a.dtype == np.float32 else TensorProto.INT64
-    return helper.make_tensor(name, dt, list(a.shape), a.reshape(-1).tolist())
+    return onnx.numpy_helper.from_array(np.asarray(a), name)  # float32, int64, int8, uint8
 
 
 class Family:
@@ -262,7 +260,39 @@ ORACLE = {
 }
 
 
-FAMILIES = {f.name: f for f in (_unary(), _binary(), _reduce(), _pool(), _linalg())}
+def _attention() -> Family:
+    """softmax(q kT * scale + bias) v, which -O1 and up compile as one attention kernel
+    (keys padded to whole vectors: 10 -> 16): a fully masked row, a NaN and an Inf."""
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((1, 2, 8, 16)).astype(np.float32)
+    k = rng.standard_normal((1, 2, 10, 16)).astype(np.float32)
+    v = rng.standard_normal((1, 2, 10, 16)).astype(np.float32)
+    q[0, 0, 4, 2], q[0, 1, 5, 1] = NAN, INF
+    bias = np.zeros((1, 1, 8, 10), np.float32)
+    bias[0, 0, 1, :] = -INF  # every key masked: onnxruntime gives NaN
+    bias[0, 0, 2, 3:] = -INF
+    f = Family("attention", {"q": q, "k": k, "v": v})
+    kt = f.inner("Transpose", ["k"], "kt", perm=[0, 1, 3, 2])
+    s = f.inner("Mul", [f.inner("MatMul", ["q", kt], "s"), f.const("scale", np.float32(0.25))],
+                "ss")
+    p = f.inner("Softmax", [f.inner("Add", [s, f.const("bias", bias)], "sb")], "p", axis=-1)
+    f.op("Attention", "MatMul", [p, "v"])
+    return f
+
+
+def _quant() -> Family:
+    """QuantizeLinear of NaN and +-Inf saturates (NaN to the type's minimum, as onnxruntime)."""
+    f = Family("quant", {"x": X})
+    s = f.const("qs", np.float32(0.5))
+    for label, zp in (("QuantizeI8", np.int8(3)), ("QuantizeU8", np.uint8(128))):
+        z = f.const(label + "_zp", zp)
+        q = f.op(label, "QuantizeLinear", ["x", s, z], exact=True)
+        f.op(label.replace("Quantize", "Dequantize"), "DequantizeLinear", [q, s, z])
+    return f
+
+
+FAMILIES = {f.name: f for f in (_unary(), _binary(), _reduce(), _pool(), _linalg(), _attention(),
+                                 _quant())}
 
 
 @cache

@@ -250,7 +250,7 @@ def attention(q: te.Tensor, k: te.Tensor, v: te.Tensor, bias: te.Tensor | None, 
         if bias is not None:
             bb = 0 if _int(bias.shape[0]) == 1 else b
             x = x + bias[bb, tirx.min(i, n - 1), tirx.min(j, m - 1)]
-        return tirx.if_then_else(j < m, x, tirx.min_value(dt))
+        return tirx.if_then_else(j < m, x, tirx.const(-np.inf, dt))
     lg = te.compute((g, npad, mpad), logit, name="attn_logit")
     mx = _row_fold(lg, tirx.max, te.max, lanes, "attn_max")
     z = te.compute((g, npad, mpad), lambda b, i, j: lg[b, i, j] - mx[b, i], name="attn_z")

@@ -69,6 +69,7 @@ def _quantize_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]
     q = np.rint(x / _along_axis(scale, x, a)).astype(np.float64)
     q += _along_axis(zp, x, a)
     info = np.iinfo(zp.dtype)
+    q[np.isnan(q)] = info.min  # NaN saturates low, as onnxruntime (and our kernels) do
     return (np.clip(q, info.min, info.max).astype(zp.dtype),)
 
 
