@@ -58,8 +58,11 @@ def case(op_type: str, *, t: int = 5, n: int = 3, i: int = 4, h: int = 3, direct
     feeds = {k: v for k, v in arrays.items() if v is not None}
     ins = [helper.make_tensor_value_info(k, TensorProto.INT32 if k == "sequence_lens" else TensorProto.FLOAT,
                                          v.shape) for k, v in feeds.items()]
+    y = (n, t, d, h) if layout else (t, d, n, h)
+    out_shapes = [y, state, state][:len(outs)]
     graph = helper.make_graph([node], op_type.lower(), ins,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs])
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, s)
+                               for o, s in zip(outs, out_shapes, strict=True)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     ir_attrs: dict[str, Any] = {"hidden_size": h, "direction": direction, "layout": layout,
