@@ -62,11 +62,31 @@ def test_checker_failure():
     _raises(InvalidModel, r"the ONNX checker rejects the model: .*undefined_tensor", m)
 
 
-@pytest.mark.parametrize("opset", [7, 99])
-def test_opset_out_of_range(opset):
+@pytest.mark.parametrize("opset,to", [(1, 7), (6, 7), (29, 28), (99, 28)])
+def test_opset_out_of_range(opset, to):
     m = _relu(opset=opset)
-    _raises(UnsupportedOpset, rf"uses opset {opset} of the default domain; supported opsets: "
-            r"13 to \d+", m)
+    _raises(UnsupportedOpset, rf"^the model uses opset {opset} of the default domain \(ai\.onnx\); "
+            rf"supported opsets: 7 to 28 \(convert it with onnx\.version_converter\."
+            rf"convert_version\(model, {to}\)\)$", m)
+
+
+def test_custom_domain_op_is_listed_with_its_domain():
+    """An op of an unknown domain names the domain, with the other unsupported ops; a model
+    importing only such a domain gets the same listing (not an opset error)."""
+    x = helper.make_tensor_value_info("x", F, [2])
+    y = helper.make_tensor_value_info("y", F, [2])
+    nodes = [helper.make_node("Foo", ["x"], ["a"], name="foo", domain="com.example"),
+             helper.make_node("StringNormalizer", ["a"], ["y"], name="norm")]
+    m = _model(nodes, [x], [y])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    err = _raises(UnsupportedOp, r"^unsupported ONNX op\(s\): StringNormalizer \(nodes: "
+                  r"'norm'\); com\.example\.Foo \(nodes: 'foo'\)\. Supported ONNX ops: ", m)
+    assert err.unsupported == {"StringNormalizer": ["norm"], "com.example.Foo": ["foo"]}
+    only = _model(nodes[:1], [x], [helper.make_tensor_value_info("a", F, [2])])
+    del only.opset_import[:]
+    only.opset_import.append(helper.make_opsetid("com.example", 1))
+    _raises(UnsupportedOp, r"^unsupported ONNX op\(s\): com\.example\.Foo \(nodes: 'foo'\)",
+            only)
 
 
 def test_input_shape_names_unknown_input():
@@ -93,15 +113,18 @@ def test_input_shape_missing_entirely():
 def test_unsupported_ops_listed_together():
     x = helper.make_tensor_value_info("x", F, [2, 2])
     y = helper.make_tensor_value_info("y", F, [2, 2])
-    nodes = [helper.make_node("Celu", ["x"], ["a"], name="celu_1"),
-             helper.make_node("Celu", ["a"], ["b"], name="celu_2"),
-             helper.make_node("Selu", ["b"], ["c"], name="selu"),
+    # NOTE: ops of a made-up domain, which no converter added later will take
+    nodes = [helper.make_node("Foo", ["x"], ["a"], name="foo_1", domain="com.example"),
+             helper.make_node("Foo", ["a"], ["b"], name="foo_2", domain="com.example"),
+             helper.make_node("Bar", ["b"], ["c"], name="bar", domain="com.example"),
              helper.make_node("Relu", ["c"], ["y"], name="relu")]
-    err = _raises(UnsupportedOp, r"unsupported ONNX op\(s\): Celu \(nodes: 'celu_1', "
-                  r"'celu_2'\); Selu \(nodes: 'selu'\)\. Supported ONNX ops: Abs, Add, ",
-                  _model(nodes, [x], [y]))
+    m = _model(nodes, [x], [y])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    err = _raises(UnsupportedOp, r"unsupported ONNX op\(s\): com\.example\.Bar \(nodes: "
+                  r"'bar'\); com\.example\.Foo \(nodes: 'foo_1', 'foo_2'\)\. Supported ONNX ops: "
+                  r"Abs, ", m)
     assert isinstance(err, UnsupportedOp)
-    assert err.unsupported == {"Celu": ["celu_1", "celu_2"], "Selu": ["selu"]}
+    assert err.unsupported == {"com.example.Foo": ["foo_1", "foo_2"], "com.example.Bar": ["bar"]}
     assert "Relu" in err.supported and "Conv" in err.supported
 
 

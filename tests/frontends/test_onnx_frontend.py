@@ -164,9 +164,8 @@ def test_load_from_path(tmp_path):
     assert op_counts(load(p)) == {"reshape": 1}
 
 
-def test_opset_range_covers_13_to_21():
-    lo, hi = OPSET_RANGE
-    assert lo <= 13 and hi >= 21
+def test_opset_range_covers_7_to_28():
+    assert OPSET_RANGE == (7, 28)
 
 
 def test_symbolic_where_equal_expand_as_torch_exports_it():

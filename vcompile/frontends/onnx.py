@@ -33,7 +33,7 @@ __all__ = ["ConversionError", "FrontendError", "InputShapeError", "InvalidModel"
            "NotOnnx", "OPSET_RANGE", "UnsupportedOp", "UnsupportedOpset", "UnsupportedType",
            "load", "supported_ops"]
 
-OPSET_RANGE = (13, 28)  # default-domain opsets whose semantics the converters follow
+OPSET_RANGE = (7, 28)  # default-domain opsets whose semantics the converters follow
 
 
 class ModelNotFound(FrontendError):
@@ -138,16 +138,18 @@ def _check_strings(model: onnx.ModelProto) -> None:
 
 
 def _check_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain opset. A model importing none can hold only ops of other
+    domains (the checker refuses the rest); it converts with the newest opset's rules."""
     versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
-    if not versions:
-        raise UnsupportedOpset("the model imports no default-domain (ai.onnx) opset; "
-                               f"supported opsets: {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
-    v = max(versions)
     lo, hi = OPSET_RANGE
+    if not versions:
+        return hi
+    v = max(versions)
     if not lo <= v <= hi:
-        raise UnsupportedOpset(f"the model uses opset {v} of the default domain; supported "
-                               f"opsets: {lo} to {hi} (convert it with "
-                               "onnx.version_converter.convert_version)")
+        raise UnsupportedOpset(f"the model uses opset {v} of the default domain (ai.onnx); "
+                               f"supported opsets: {lo} to {hi} (convert it with "
+                               f"onnx.version_converter.convert_version(model, "
+                               f"{min(max(v, lo), hi)}))")
     return v
 
 
@@ -169,6 +171,7 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, Sequence[int]]) 
         if name not in inputs:
             raise InputShapeError(f"input_shapes names {name!r}, which is not an input of the "
                                   f"model; its inputs are: {', '.join(inputs) or 'none'}")
+    empty_ok = _declares_empty(model.graph)
     for name, vi in inputs.items():
         t = vi.type
         if t.WhichOneof("value") != "tensor_type":
@@ -182,33 +185,62 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, Sequence[int]]) 
             for d in given:
                 t.tensor_type.shape.dim.add().dim_value = int(d)
             continue
-        if given is None:
-            continue
         dims = t.tensor_type.shape.dim
-        if len(given) != len(dims):
-            raise InputShapeError(f"input_shapes gives {name!r} rank {len(given)} "
-                                  f"{tuple(given)}, but the model says rank {len(dims)} "
-                                  f"{_dims_text(dims)}")
-        for i, (d, g) in enumerate(zip(dims, given, strict=True)):
+        if given is not None:
+            _check_given(name, dims, given, empty_ok)
+        for i, d in enumerate(dims):
+            g = given[i] if given is not None else None
             if isinstance(g, str):
-                if d.HasField("dim_value") and d.dim_value >= 0:
-                    raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, "
-                                          f"but the model fixes dim {i} to {d.dim_value} "
-                                          f"{_dims_text(dims)}; give a size, not a name")
-                continue
-            if int(g) < 0:
-                raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}: dim "
-                                      f"{i} is {int(g)}; sizes are >= 0")
-            if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != int(g):
-                raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, but "
-                                      f"the model fixes dim {i} to {d.dim_value} "
-                                      f"{_dims_text(dims)}")
-        for d, g in zip(dims, given, strict=True):
-            if isinstance(g, str):
-                d.dim_param = g  # a symbolic dim (clears a negative dim_value)
-            else:
+                d.dim_param = g  # a symbolic dim (clears the dim_value)
+            elif g is not None:
                 d.dim_value = int(g)
+            elif not _fixed(d, empty_ok) and not _named(d):
+                d.dim_param = f"{sanitize(name)}_{i}"  # -1, 0, '?' or unset: unknown
     return model
+
+
+def _fixed(d: Any, empty_ok: bool) -> bool:
+    """Whether the model fixes this input dim to a size. Exporters write an unknown dim as
+    -1 (Paddle), or 0 (old exporters); 0 is a size only when the model declares an empty
+    tensor elsewhere (`_declares_empty`)."""
+    return d.HasField("dim_value") and (d.dim_value > 0 or (d.dim_value == 0 and empty_ok))
+
+
+def _named(d: Any) -> bool:
+    """A dim_param that names a dim ('batch', 'unk__12', 'DynamicDimension.0'); '?' and
+    other names without a letter or digit say only 'unknown'."""
+    return d.HasField("dim_param") and bool(sanitize(d.dim_param, "").strip("_"))
+
+
+def _declares_empty(g: onnx.GraphProto) -> bool:
+    """Whether an output, a value_info or an initializer of the model has a dim of 0."""
+    vis = list(g.output) + list(g.value_info)
+    return (any(0 in t.dims for t in g.initializer) or
+            any(d.HasField("dim_value") and d.dim_value == 0
+                for vi in vis if vi.type.WhichOneof("value") == "tensor_type"
+                for d in vi.type.tensor_type.shape.dim))
+
+
+def _check_given(name: str, dims: Any, given: Sequence[Any], empty_ok: bool) -> None:
+    if len(given) != len(dims):
+        raise InputShapeError(f"input_shapes gives {name!r} rank {len(given)} "
+                              f"{tuple(given)}, but the model says rank {len(dims)} "
+                              f"{_dims_text(dims)}")
+    for i, (d, g) in enumerate(zip(dims, given, strict=True)):
+        fixed = _fixed(d, empty_ok)
+        if isinstance(g, str):
+            if fixed:
+                raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, "
+                                      f"but the model fixes dim {i} to {d.dim_value} "
+                                      f"{_dims_text(dims)}; give a size, not a name")
+            continue
+        if int(g) < 0:
+            raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}: dim "
+                                  f"{i} is {int(g)}; sizes are >= 0")
+        if fixed and d.dim_value != int(g):
+            raise InputShapeError(f"input_shapes gives {name!r} shape {tuple(given)}, but "
+                                  f"the model fixes dim {i} to {d.dim_value} "
+                                  f"{_dims_text(dims)}")
 
 
 def _dims_text(dims: Any) -> str:
@@ -280,14 +312,10 @@ def _input_type(vi: onnx.ValueInfoProto) -> TensorType:
                               "are supported")
     dims: list[Dim] = []
     for i, d in enumerate(t.tensor_type.shape.dim):
-        if d.HasField("dim_value"):
-            if d.dim_value < 0:
-                raise InvalidModel(f"input {vi.name!r} has dim {i} = {d.dim_value} in the model "
-                                   f"{_dims_text(t.tensor_type.shape.dim)}; dims are >= 0: "
-                                   f"give its shape with input_shapes (--input {vi.name}=...)")
+        if d.HasField("dim_value") and d.dim_value >= 0:  # _fix_input_shapes named the rest
             dims.append(int(d.dim_value))
         else:
-            dims.append(sanitize(d.dim_param) if d.dim_param else f"{sanitize(vi.name)}_{i}")
+            dims.append(sanitize(d.dim_param) if _named(d) else f"{sanitize(vi.name)}_{i}")
     return TensorType(_ir_dtype(t.tensor_type.elem_type, f"input {vi.name!r}"), tuple(dims))
 
 

@@ -10,11 +10,13 @@ around like numbers; arithmetic on a symbol cannot fold and is an error.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 
 from vcompile.frontends import FrontendError
 from vcompile.ir.builder import Builder, BuildError, infer_node
@@ -51,6 +53,16 @@ def short_hint(name: str, op_type: str) -> str:
     return s
 
 
+@functools.cache
+def since_version(op_type: str, opset: int) -> int:
+    """The version of default-domain `op_type` that a model of `opset` uses: its newest
+    schema at or below `opset` (the opset itself for an op ONNX does not define)."""
+    try:
+        return int(onnx.defs.get_schema(op_type, opset, "").since_version)
+    except onnx.defs.SchemaError:
+        return opset
+
+
 def _known_type(arr: np.ndarray) -> TensorType:
     dt = "i64" if arr.dtype == object else dtype_of(arr)
     return TensorType(dt, tuple(int(d) for d in arr.shape))
@@ -78,6 +90,10 @@ class Ctx:
         self.op_type = ""
         self._consts: dict[int, tuple[np.ndarray, Value]] = {}
         self.const_hints: dict[int, str] = {}  # id(initializer array) -> its sanitized name
+
+    def since(self) -> int:
+        """The schema version of the node being converted (see `since_version`)."""
+        return since_version(self.op_type, self.opset)
 
     # ---- values -------------------------------------------------------------------------
     def value(self, x: V, hint: str = "c") -> Value:

@@ -121,6 +121,8 @@ def _pool(ctx: Ctx, n: Node) -> list[V | None]:
 def _batch_norm(ctx: Ctx, n: Node) -> list[V | None]:
     x, gamma, beta, mean, var = n.inputs[:5]
     eps = float(n.attrs.get("epsilon", 1e-5))
+    if ctx.since() < 14:
+        return _batch_norm_7(ctx, n, eps)
     if not n.attrs.get("training_mode", 0):
         return [ctx.emit("batch_norm", x, gamma, beta, mean, var, epsilon=eps)]  # type: ignore[arg-type]
     # training mode: normalize with the batch statistics and update the running ones
@@ -138,6 +140,25 @@ def _batch_norm(ctx: Ctx, n: Node) -> list[V | None]:
         return ctx.emit("add", ctx.emit("mul", old, ctx.const(m, dt)),
                         ctx.emit("mul", new, ctx.const(1.0 - m, dt)))
     return [y, running(mean, bmean), running(var, bvar)]
+
+
+def _batch_norm_7(ctx: Ctx, n: Node, eps: float) -> list[V | None]:
+    """BatchNormalization-7 and -9 in inference: the optional outputs belong to training;
+    running mean and var pass through, saved_mean/saved_var cannot be given."""
+    x, gamma, beta, mean, var = n.inputs[:5]
+    assert x is not None and gamma is not None and var is not None
+    if any(n.used[3:5]):
+        raise ctx.error("outputs saved_mean/saved_var exist only in training; vcompile "
+                        "imports inference models: export the model in eval mode")
+    if ctx.since() < 9 and not n.attrs.get("spatial", 1) and len(ctx.shape(gamma)) > 1:
+        # spatial=0: statistics per element, params [C, D1, ...] broadcast over the batch
+        dt = ctx.dtype(x)
+        std = ctx.emit("sqrt", ctx.emit("add", var, ctx.const(eps, dt)))
+        y = ctx.emit("sub", x, mean)  # type: ignore[arg-type]
+        y = ctx.emit("add", ctx.emit("mul", y, ctx.emit("div", gamma, std)), beta)  # type: ignore[arg-type]
+    else:
+        y = ctx.emit("batch_norm", x, gamma, beta, mean, var, epsilon=eps)  # type: ignore[arg-type]
+    return [y, mean, var]
 
 
 @converter("InstanceNormalization")
@@ -188,6 +209,8 @@ def _layer_norm(ctx: Ctx, n: Node) -> list[V | None]:
 def _resize(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
+    if ctx.since() < 11:  # Resize-10: (x, scales), as Upsample
+        return [_upsample(ctx, x, ctx.known_floats(n.inputs[1], "the scales"), n.attrs)]
     a, shape = n.attrs, ctx.shape(x)
     r = len(shape)
     roi = ctx.known_floats(n.input(1), "the roi") or []
@@ -227,3 +250,29 @@ def _resize(ctx: Ctx, n: Node) -> list[V]:
                      roi=tuple(full_roi) if roi else (), **mode_attrs,
                      exclude_outside=bool(a.get("exclude_outside", 0)),
                      antialias=bool(a.get("antialias", 0)))]
+
+
+@converter("Upsample")
+def _upsample_op(ctx: Ctx, n: Node) -> list[V]:
+    x = n.inputs[0]
+    assert x is not None
+    scales = (n.attrs.get("scales") if ctx.since() < 9  # Upsample-7: scales is an attr
+              else ctx.known_floats(n.inputs[1], "the scales"))
+    return [_upsample(ctx, x, scales, n.attrs)]
+
+
+def _upsample(ctx: Ctx, x: V, scales: Any, a: dict[str, Any]) -> V:
+    """Upsample-7/9 and Resize-10: out = floor(in * scale), asymmetric coordinates, nearest
+    rounds down (as onnx.version_converter's Resize 10 -> 11 adapter writes it)."""
+    shape, scales = ctx.shape(x), [float(v) for v in scales or ()]
+    if len(scales) != len(shape):
+        raise ctx.error(f"needs one scale per dim of {list(shape)}, got {scales}")
+    sizes = []
+    for d, sc in zip(shape, scales, strict=True):
+        if not isinstance(d, int) and sc != 1.0:
+            raise ctx.error(f"cannot scale symbolic dim {d}; fix it with input_shapes")
+        sizes.append(int(math.floor(d * sc)) if isinstance(d, int) else d)
+    mode = {"bilinear": "linear", "trilinear": "linear"}.get(a.get("mode", "nearest"),
+                                                             a.get("mode", "nearest"))
+    return ctx.emit("resize", x, sizes=tuple(sizes), scales=tuple(scales), mode=mode,
+                    coordinate_transformation_mode="asymmetric", nearest_mode="floor")

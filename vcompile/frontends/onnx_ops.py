@@ -40,8 +40,11 @@ CONVERTERS: dict[str, Converter] = {}
 _REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd")
 STATIC_INPUTS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 2, 3),
-    "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "Resize": (1, 2, 3),
-    "ConstantOfShape": (0,), **{op: (1,) for op in _REDUCE_OPS}}
+    "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+    "ConstantOfShape": (0,), **{op: (1,) for op in _REDUCE_OPS},
+    # quantized ops fold their scales, zero points and weights into integer multipliers
+    "ConvInteger": (1, 2, 3), "MatMulInteger": (2, 3), "QLinearConv": (1, 2, 3, 4, 5, 6, 7),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7)}
 
 
 def converter(*op_types: str) -> Callable[[Converter], Converter]:
@@ -116,6 +119,9 @@ def _leaky_relu(ctx: Ctx, n: Node) -> list[V]:
 def _clip(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
+    if ctx.since() < 11:  # Clip-6: the bounds are attrs (default: the float range)
+        return [ctx.emit("clip", x, min=float(n.attrs.get("min", -np.inf)),
+                         max=float(n.attrs.get("max", np.inf)))]
     lo, hi = n.input(1), n.input(2)
     if ctx.known(lo) is None and lo is not None or ctx.known(hi) is None and hi is not None:
         # bounds computed at run time: max/min with broadcast scalars
@@ -164,8 +170,11 @@ def _dropout(ctx: Ctx, n: Node) -> list[V | None]:
     training = ctx.known(n.input(2))
     if training is not None and bool(np.asarray(training).reshape(())):
         raise ctx.error("training_mode=True is not supported (inference only)")
-    mask = ctx.const(np.ones(ctx.shape(x)), "bool") if len(n.used) > 1 and n.used[1] else None
-    return [x, mask]
+    # before opset 12 Dropout is inference unless trained by a runtime (ratio is an attr);
+    # its mask is bool from Dropout-10 on, of x's type before
+    mask_dtype = "bool" if ctx.since() >= 10 else ctx.dtype(x)
+    used = len(n.used) > 1 and n.used[1]
+    return [x, ctx.const(np.ones(ctx.shape(x)), mask_dtype) if used else None]
 
 
 @converter("Range")
@@ -226,7 +235,18 @@ def _reduce(ctx: Ctx, n: Node) -> list[V]:
 @converter("Softmax", "LogSoftmax")
 def _softmax(ctx: Ctx, n: Node) -> list[V]:
     op = "softmax" if n.proto.op_type == "Softmax" else "log_softmax"
-    return [ctx.emit(op, n.inputs[0], axis=int(n.attrs.get("axis", -1)))]  # type: ignore[arg-type]
+    x = n.inputs[0]
+    assert x is not None
+    if ctx.since() >= 13:
+        return [ctx.emit(op, x, axis=int(n.attrs.get("axis", -1)))]
+    # before opset 13: x seen as 2-D [prod(dims < axis), prod(dims >= axis)], normalized
+    # over the second dim (default axis 1)
+    shape = ctx.shape(x)
+    axis = int(n.attrs.get("axis", 1)) % max(len(shape), 1)
+    if axis >= len(shape) - 1:
+        return [ctx.emit(op, x, axis=-1)]
+    flat = ctx.emit("reshape", x, shape=(*shape[:axis], -1))
+    return [ctx.emit("reshape", ctx.emit(op, flat, axis=-1), shape=tuple(shape))]
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

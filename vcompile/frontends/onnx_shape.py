@@ -133,11 +133,16 @@ def _split(ctx: Ctx, n: Node) -> list[V | None]:
 def _slice(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
-    starts = ctx.known_ints(n.inputs[1], "the starts")
-    ends = ctx.known_ints(n.inputs[2], "the ends")
-    assert starts is not None and ends is not None
-    axes = ctx.known_ints(n.input(3), "the axes") or list(range(len(starts)))
-    steps = ctx.known_ints(n.input(4), "the steps") or [1] * len(starts)
+    if ctx.since() < 10:  # Slice-1: starts, ends and axes are attrs; no steps
+        starts, ends = list(n.attrs["starts"]), list(n.attrs["ends"])
+        axes = list(n.attrs.get("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts = ctx.known_ints(n.inputs[1], "the starts")
+        ends = ctx.known_ints(n.inputs[2], "the ends")
+        assert starts is not None and ends is not None
+        axes = ctx.known_ints(n.input(3), "the axes") or list(range(len(starts)))
+        steps = ctx.known_ints(n.input(4), "the steps") or [1] * len(starts)
     big = 2**62  # ONNX clamps out-of-range starts/ends; python slices do the same
     clamp = [max(min(int(v), big), -big) for v in starts], [max(min(int(v), big), -big) for v in ends]
     return [ctx.emit("slice", x, starts=tuple(clamp[0]), ends=tuple(clamp[1]),
@@ -186,10 +191,12 @@ def _pad(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
     rank = len(ctx.shape(x))
-    pads = ctx.known_ints(n.input(1), "the pads")
-    if pads is None:
-        pads = list(n.attrs.get("pads", [0] * 2 * rank))
-    value = ctx.known_floats(n.input(2), "the constant value")
+    if ctx.since() < 11:  # Pad-2: pads and value are attrs
+        pads, value = list(n.attrs["pads"]), [float(n.attrs.get("value", 0.0))]
+    else:
+        pads = ctx.known_ints(n.input(1), "the pads")
+        value = ctx.known_floats(n.input(2), "the constant value")
+    assert pads is not None
     axes = ctx.known_ints(n.input(3), "the axes")
     if axes is not None:  # pads given for `axes` only: spread over every dim
         full = [0] * (2 * rank)

@@ -25,7 +25,7 @@ from vcompile.ir.types import Dim, TensorType
 
 _MODES = ("nearest", "linear", "cubic")
 _TRANSFORMS = ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
-               "half_pixel_symmetric", "tf_crop_and_resize")
+               "half_pixel_symmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn")
 _NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
@@ -38,6 +38,8 @@ def source_coords(a: Attrs, y: np.ndarray, n_in: int, scale: float,
         return np.zeros(n_out) if width == 1 else y * (n_in - 1) / (width - 1)
     if mode == "asymmetric":
         return y / scale
+    if mode == "tf_half_pixel_for_nn":  # Resize-11 only (tf2onnx's nearest at opset 11-12)
+        return (y + 0.5) / scale
     if mode == "tf_crop_and_resize":
         lo, hi = roi
         if width == 1:
