@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.passes.infra.dims import dim_product, is_static
 from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
 from vcompile.passes.infra.registry import register
 from vcompile.passes.infra.rewriter import GraphEditor
@@ -145,10 +146,11 @@ def _channel_axis_through(chain: list[Node], axis: int) -> int | None:
         if n.op == "transpose":
             axis = n.attrs.ints("perm").index(axis)
             continue
-        if not (n.inputs[0].type.is_static and n.outputs[0].type.is_static):
-            return None
-        before = int(np.prod(src[:axis]))
-        hits = [i for i in range(len(dst)) if int(np.prod(dst[:i])) == before and dst[i] == src[axis]]
+        # NOTE: symbols are opaque factors: a reshape keeps the axis whole when the dims
+        # before it multiply to the same product on both sides, symbols included
+        before = dim_product(src[:axis])
+        hits = [i for i in range(len(dst))
+                if dim_product(dst[:i]) == before and is_static(dst[i]) and dst[i] == src[axis]]
         if not hits:
             return None
         axis = hits[0]

@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from vcompile.ir.graph import Node
+from vcompile.ir.types import Dim
 
 CONV = tuple(f"conv{n}d" for n in (1, 2, 3))
 CONV_T = tuple(f"conv_transpose{n}d" for n in (1, 2, 3))
@@ -28,10 +29,11 @@ def bn_affine(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.nda
     return s, f64(beta) - f64(mean) * s
 
 
-def per_channel(c: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarray | None:
+def per_channel(c: np.ndarray, rank: int, axis: int, channels: Dim) -> np.ndarray | None:
     """The float64 vector of `channels` values that `c` holds along `axis` when broadcast
-    against a rank-`rank` tensor, or None if `c` varies along any other axis."""
-    if c.ndim > rank:
+    against a rank-`rank` tensor, or None if `c` varies along any other axis or the axis
+    is a symbolic dim (its size is known only at run time)."""
+    if c.ndim > rank or not isinstance(channels, int):
         return None
     shape = (1,) * (rank - c.ndim) + c.shape
     axis %= rank

@@ -1,0 +1,164 @@
+"""Passes on graphs with symbolic dims (a batch `N`, a sequence length `S`): every
+registered pass and every -O pipeline runs without raising, keeps `verify` passing and
+keeps the interpreter's outputs at two bindings of the symbols; and the rewrites that
+do not depend on those dims still fire (issue 20, groundwork for dynamic shapes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.strategies import assert_close, seeded_inputs
+from tests.strategies_symbolic import SIZES, cnn_graphs, image_graphs, symbolic_graphs, token_graphs
+from vcompile import passes
+from vcompile.ir import Builder, Graph, interp, verify
+from vcompile.ir.stats import all_nodes
+from vcompile.passes.infra.registry import PASSES
+
+SPECS = sorted(PASSES) + ["O1", "O2", "O3"]
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _spec(name: str) -> str:
+    return ",".join(passes.pipeline(name)) if name.startswith("O") and name[1:].isdigit() else name
+
+
+def _check(g: Graph, spec: str) -> Graph:
+    out = passes.run(g, _spec(spec), verify_each=True)
+    verify(out)
+    for sizes in SIZES:
+        x = seeded_inputs(g, seed=0, sizes=sizes)
+        want, got = interp.run(g, *x), interp.run(out, *x)
+        for a, b in zip(got, want, strict=True):
+            scale = max(float(np.max(np.abs(b))) if b.size else 1.0, 1.0)
+            assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)
+    return out
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@SETTINGS
+@given(g=cnn_graphs())
+def test_cnn_graphs_with_symbolic_batch(spec: str, g: Graph) -> None:
+    _check(g, spec)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@SETTINGS
+@given(g=token_graphs())
+def test_token_graphs_with_symbolic_batch_and_sequence(spec: str, g: Graph) -> None:
+    _check(g, spec)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@SETTINGS
+@given(g=image_graphs())
+def test_image_graphs_with_symbolic_spatial_dims(spec: str, g: Graph) -> None:
+    _check(g, spec)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@SETTINGS
+@given(g=symbolic_graphs())
+def test_general_graphs_with_symbolic_batch(spec: str, g: Graph) -> None:
+    _check(g, spec)
+
+
+# ---- the dim-independent rewrites still fire -------------------------------------------------
+
+def _ops(g: Graph) -> list[str]:
+    return [n.op for n in all_nodes(g)]
+
+
+def _rng_const(bb: Builder, *shape: int, positive: bool = False, seed: int = 0) -> object:
+    rng = np.random.default_rng(seed + len(bb.nodes) + 7 * len(shape))
+    a = rng.uniform(0.5, 1.5, shape) if positive else rng.standard_normal(shape)
+    return bb.const(a.astype(np.float32))
+
+
+def _bn(bb: Builder, x):  # type: ignore[no-untyped-def]
+    c = int(x.shape[1])
+    return bb.emit("batch_norm", x, _rng_const(bb, c), _rng_const(bb, c), _rng_const(bb, c),
+                   _rng_const(bb, c, positive=True), epsilon=1e-5)
+
+
+def _conv(bb: Builder, x, k: int = 3, groups: int = 1):  # type: ignore[no-untyped-def]
+    c = int(x.shape[1])
+    return bb.emit("conv2d", x, _rng_const(bb, c, c // groups, k, k), _rng_const(bb, c),
+                   groups=groups, pads=(k // 2,) * 4)
+
+
+def test_fold_batchnorm_folds_with_symbolic_batch() -> None:
+    bb = Builder("cnn")
+    x = bb.input(("N", 4, 6, 6))
+    y = _bn(bb, _conv(bb, x))
+    f = bb.emit("reshape", bb.emit("reduce_mean", y, axes=(2, 3), keepdims=True), shape=("N", -1))
+    f = _bn(bb, bb.emit("gemm", f, _rng_const(bb, 4, 3), _rng_const(bb, 3)))
+    out = _check(bb.build(y, f), "fold-batchnorm")
+    assert "batch_norm" not in _ops(out) and _ops(out).count("conv2d") == 1
+
+
+def test_reparameterize_merges_branches_with_symbolic_batch() -> None:
+    bb = Builder("rep")
+    x = bb.input(("N", 4, 6, 6))
+    y = bb.emit("add", bb.emit("add", _conv(bb, x, 3), _conv(bb, x, 1)), x)
+    out = _check(bb.build(y), "reparameterize")
+    assert _ops(out) == ["conv2d"]
+
+
+def test_fold_scale_folds_layer_scale_with_symbolic_batch_and_sequence() -> None:
+    bb = Builder("ls")
+    x = bb.input(("N", "S", 8))
+    y = bb.emit("add", bb.emit("matmul", x, _rng_const(bb, 8, 8)), _rng_const(bb, 8))
+    y = bb.emit("mul", y, _rng_const(bb, 8, positive=True))
+    out = _check(bb.build(bb.emit("add", x, y)), "fold-scale")
+    assert _ops(out) == ["matmul", "add", "add"]
+
+
+def _layer_norm(bb: Builder, x):  # type: ignore[no-untyped-def]
+    xc = bb.emit("sub", x, bb.emit("reduce_mean", x, axes=(-1,), keepdims=True))
+    var = bb.emit("reduce_mean", bb.emit("pow", xc, bb.const(np.float32(2.0))), axes=(-1,), keepdims=True)
+    y = bb.emit("div", xc, bb.emit("sqrt", bb.emit("add", var, bb.const(np.float32(1e-5)))))
+    d = int(x.shape[-1])
+    return bb.emit("add", bb.emit("mul", y, _rng_const(bb, d, positive=True)), _rng_const(bb, d))
+
+
+def _attention(bb: Builder, x, h: int = 2):  # type: ignore[no-untyped-def]
+    d = int(x.shape[-1])
+    qkv = bb.emit("add", bb.emit("matmul", x, _rng_const(bb, d, 3 * d)), _rng_const(bb, 3 * d))
+    qkv = bb.emit("transpose", bb.emit("reshape", qkv, shape=("N", "S", 3, h, d // h)), perm=(2, 0, 3, 1, 4))
+    q, k, v = (bb.emit("squeeze", s, axes=(0,))
+               for s in bb.emit_multi("split", qkv, axis=0, sizes=(1, 1, 1)))
+    q = bb.emit("mul", q, bb.const(np.float32((d // h) ** -0.5)))
+    a = bb.emit("softmax", bb.emit("matmul", q, bb.emit("transpose", k, perm=(0, 1, 3, 2))), axis=-1)
+    o = bb.emit("transpose", bb.emit("matmul", a, v), perm=(0, 2, 1, 3))
+    return bb.emit("reshape", o, shape=("N", "S", d))
+
+
+def test_recognize_with_symbolic_batch_and_sequence() -> None:
+    bb = Builder("block")
+    x = bb.input(("N", "S", 8))
+    y = _attention(bb, _layer_norm(bb, x))
+    z = bb.emit("matmul", y, _rng_const(bb, 8, 8))
+    e = bb.emit("erf", bb.emit("div", z, bb.const(np.float32(np.sqrt(2.0)))))
+    z = bb.emit("mul", bb.emit("mul", z, bb.emit("add", e, bb.const(np.float32(1.0)))),
+                bb.const(np.float32(0.5)))
+    out = _check(bb.build(z), "recognize")
+    ops = _ops(out)
+    assert {"layer_norm", "attention", "gelu", "linear"} <= set(ops), ops
+    assert "erf" not in ops and "softmax" not in ops and "reduce_mean" not in ops
+
+
+def test_fuse_fuses_with_symbolic_batch() -> None:
+    bb = Builder("f")
+    x = bb.input(("N", 4, 6, 6))
+    y = bb.emit("relu", bb.emit("add", _conv(bb, x), x))
+    out = _check(bb.build(y), "fuse")
+    assert len(out.nodes) == 1 and out.nodes[0].region is not None
+
+
+def test_o2_on_a_transformer_block_with_symbolic_dims() -> None:
+    bb = Builder("block")
+    x = bb.input(("N", "S", 8))
+    y = bb.emit("add", x, _attention(bb, _layer_norm(bb, x)))
+    out = _check(bb.build(y), "O2")
+    assert "attention" in _ops(out) and "layer_norm" in _ops(out)
