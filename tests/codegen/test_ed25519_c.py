@@ -1,4 +1,4 @@
-"""The bundle runner's Ed25519 verifier (codegen/deploy/templates/ed25519.h, issue 25):
+"""The bundle runner's Ed25519 verifier (codegen/deploy/templates/ed25519.h.j2, issue 25):
 compiled natively with a small driver, it agrees with RFC 8032's test vectors, with
 hashlib's SHA-512, and with `cryptography` (OpenSSL) on 200 random keys and messages and
 on every one-bit change of message, signature or key; s >= L and non-canonical point
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-HEADER = Path(__file__).resolve().parents[2] / "vcompile/codegen/deploy/templates/ed25519.h"
+HEADER = Path(__file__).resolve().parents[2] / "vcompile/codegen/deploy/templates/ed25519.h.j2"
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
 
@@ -69,7 +69,7 @@ RFC8032 = [
 
 # Reads lines "sha512 MSG" or "verify PUB SIG MSG" (hex; "-" for no bytes), answers one line each.
 DRIVER = r"""
-#include "ed25519.h"
+#include "ed25519.h.j2"
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -116,7 +116,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = subprocess.run(["g++", "-std=c++17", "-O2", "-Wall", "-Wextra", "-Wconversion", "-I",
                         str(HEADER.parent), "-o", str(exe), str(d / "driver.cc")],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "ed25519.h" not in r.stderr, r.stderr  # no warning in the header
+    assert r.returncode == 0 and "ed25519.h.j2" not in r.stderr, r.stderr  # no warning in the header
     return exe
 
 
@@ -277,7 +277,7 @@ def test_non_canonical_encodings_are_refused(driver: Path) -> None:
 def test_header_compiles_as_c(tmp_path: Path) -> None:
     if shutil.which("gcc") is None:
         pytest.skip("no gcc")
-    (tmp_path / "c.c").write_text('#include "ed25519.h"\nint main(void) { uint8_t z[64] = {0};\n'
+    (tmp_path / "c.c").write_text('#include "ed25519.h.j2"\nint main(void) { uint8_t z[64] = {0};\n'
                                   "  return ed25519_verify(z, z, 0, z); }\n")
     r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wno-pedantic", "-I",
                         str(HEADER.parent), "-o", str(tmp_path / "c"), str(tmp_path / "c.c")],

@@ -77,10 +77,13 @@ def bundle_platform(target_name: str) -> str:
 
 
 def _render(name: str, **ctx: Any) -> str:
+    """A template rendered; the runner gets ed25519.h.j2's text pasted in verbatim (`{{ ed25519 }}`)."""
     import jinja2
     env = jinja2.Environment(loader=jinja2.PackageLoader("vcompile.codegen.deploy", "templates"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.get_template(name).render(**ctx)
+    assert env.loader is not None
+    ed25519 = env.loader.get_source(env, "ed25519.h.j2")[0]
+    return env.get_template(name).render(ed25519=ed25519, **ctx)
 
 
 def _dtypes() -> list[dict[str, Any]]:
