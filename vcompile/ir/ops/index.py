@@ -323,7 +323,7 @@ def _grid_sample_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, .
         if mode == "nearest":
             c = np.rint(c)
         out = (c < lo) | (c > hi)
-        if pad == "border":
+        if pad == "border" and mode != "cubic":  # cubic clamps each tap (onnxruntime, torch)
             c = np.where(out, np.clip(c, 0, n - 1), c)
         elif pad == "reflection":
             c = np.where(out, _reflect(c, lo, hi), c)
