@@ -3,11 +3,12 @@ shift ops, cumulative sum and product, hardmax.
 
 NaN and Inf follow onnxruntime: trig ops as C's libm (NaN outside the domain, e.g.
 asin(2)), sign(NaN) = NaN, isnan only for NaN. Bitwise and shift ops take integer
-inputs of one dtype (bool too for the bitwise ones); a shift by the bit width or more
-gives 0, as onnxruntime's unsigned shifts. `cumsum`/`cumprod` scan along `axis`
-(`exclusive`: the element itself left out, `reverse`: from the end), in the input's
-dtype. `hardmax` is 1 at the first maximum along `axis` and 0 elsewhere (NaN as
-onnxruntime: a row starting with NaN is all 0, a later NaN is skipped).
+inputs of one dtype (bool too for the bitwise ones); a shift by a negative amount or by
+the bit width or more gives 0, or -1 for a right shift of a negative x (as ONNX 28
+defines it). `cumsum`/`cumprod` scan along `axis` (`exclusive`: the element itself left
+out, `reverse`: from the end), in the input's dtype. `hardmax` is 1 at the first
+maximum along `axis` and 0 elsewhere; a NaN is the maximum (numpy's argmax and the ONNX
+reference; onnxruntime's answer with a NaN depends on its SIMD path).
 """
 from __future__ import annotations
 
@@ -77,10 +78,13 @@ def _shift(left: bool) -> Callable[[Sequence[np.ndarray], Attrs], tuple[np.ndarr
     def ev(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
         x, s = np.broadcast_arrays(*xs)
         bits = x.dtype.itemsize * 8
-        big = (s < 0) | (s >= bits)  # C leaves these undefined; onnxruntime's give 0
+        big = (s < 0) | (s >= bits)  # undefined in C; ONNX 28 fills with 0 or the sign
         s = np.where(big, 0, s).astype(x.dtype)
         y = np.left_shift(x, s) if left else np.right_shift(x, s)
-        return (np.where(big, np.zeros((), x.dtype), y).astype(x.dtype),)
+        fill = np.zeros((), x.dtype)
+        if not left and x.dtype.kind == "i":
+            fill = np.where(x < 0, x.dtype.type(-1), fill)
+        return (np.where(big, fill, y).astype(x.dtype),)
     return ev
 
 
@@ -98,7 +102,7 @@ for _name, _fn2 in _BITWISE.items():
 register_op("bitwise_not", 1, _int_infer("bitwise_not", True, 1),
             lambda xs, a: one(np.invert(xs[0]), like=xs[0]), kind="elementwise")
 register_op("shift_left", 2, _int_infer("shift_left", False, 2), _shift(True),
-            kind="elementwise", doc="x << s; 0 when s >= the bit width")
+            kind="elementwise", doc="x << s; 0 when s < 0 or s >= the bit width")
 register_op("shift_right", 2, _int_infer("shift_right", False, 2), _shift(False),
             kind="elementwise", doc="x >> s (logical for unsigned, arithmetic for signed)")
 
@@ -143,17 +147,9 @@ def _hardmax(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     ax = norm_axis(a.int("axis"), x.ndim)
     if x.shape[ax] == 0:
         return (np.zeros_like(x),)
-    # NOTE: as onnxruntime: the maximum is folded from the first element with `<`, so a
-    # NaN first element makes the whole row 0 and a later NaN is skipped.
-    first = np.take(x, [0], axis=ax)
-    if x.dtype.kind == "f":
-        m = np.where(np.isnan(first), first,
-                     np.max(np.where(np.isnan(x), first, x), axis=ax, keepdims=True))
-    else:
-        m = np.max(x, axis=ax, keepdims=True)
-    hit = x == m
-    first_hit = hit & (np.cumsum(hit, axis=ax) == 1)
-    return (first_hit.astype(x.dtype),)
+    idx = np.expand_dims(np.argmax(x, axis=ax), ax)  # NOTE: NaN counts as the maximum
+    pos = np.arange(x.shape[ax]).reshape([-1 if i == ax else 1 for i in range(x.ndim)])
+    return ((pos == idx).astype(x.dtype),)
 
 
 register_op("hardmax", 1, _axis_infer("hardmax"), _hardmax, attrs={"axis": ("int", -1)},
