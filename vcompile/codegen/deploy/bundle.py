@@ -9,7 +9,9 @@ installed (g++ for the host, aarch64-linux-gnu-g++ for arm64) and can be rebuilt
 device with CMake. manifest.json lists inputs and outputs (names, shapes, numpy
 dtypes), the target, the vcompile/TVM versions, the passes run and the sha256 of every
 other file; the runner refuses to run when any file differs, and loads only a library the
-manifest lists, inside the bundle. Which TVM runtime libraries ship, and whether a target
+manifest lists, inside the bundle. With `--verify-key PUB` (or a key built in with CMake) it
+first checks manifest.json.sig (`sign=`), before the runtime libraries' constructors run.
+Which TVM runtime libraries ship, and whether a target
 can be bundled at all, is its kind's `Backend.bundle_libs`.
 
 `dest` is a new directory, an empty one, or an earlier vcompile bundle (its manifest.json

@@ -12,7 +12,10 @@ with OpenSSL alone:
     openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in m.so -sigfile m.so.sig
 
 A bundle's manifest.json lists the sha256 of every other file, so its signature
-(manifest.json.sig) covers the whole bundle. Keys are PEM files, made with
+(manifest.json.sig) covers the whole bundle; the bundle's C++ runner checks it too
+(`runner --verify-key pub.pem`, or a key built in with `cmake -DVCOMPILE_VERIFY_KEY=`),
+with its own Ed25519 (templates/ed25519.h.j2), before any library of the bundle runs.
+Keys are PEM files, made with
 `openssl genpkey -algorithm ed25519 -out key.pem` and
 `openssl pkey -in key.pem -pubout -out pub.pem`.
 
