@@ -149,6 +149,12 @@ CASES: list[tuple[str, str, list[Any], dict[str, Any]]] = [
      {"axis": 1}),
     ("dequantize", "dequantize_linear", [i(2, 3, lo=-128, hi=127, dt=np.int8), C(np.float32(0.1)),
                                          C(np.int8(3))], {}),
+    # recurrent layers (more cases in tests/codegen/test_recurrent.py)
+    ("lstm", "lstm", [f(4, 2, 3), C(f(2, 20, 3)), C(f(2, 20, 5)), C(f(2, 40)), np.array([4, 2], np.int32)],
+     {"hidden_size": 5, "direction": "bidirectional", "present": "B,sequence_lens"}),
+    ("gru", "gru", [f(3, 2, 3), C(f(1, 15, 3)), C(f(1, 15, 5)), f(1, 2, 5)],
+     {"hidden_size": 5, "linear_before_reset": True, "present": "initial_h"}),
+    ("rnn", "rnn", [f(3, 1, 3), f(1, 4, 3), f(1, 4, 4)], {"hidden_size": 4, "direction": "reverse"}),
 ]
 
 
