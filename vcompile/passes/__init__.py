@@ -15,6 +15,7 @@ from vcompile.passes import (  # noqa: F401  (register the passes)
     fold_batchnorm,
     fold_constants,
     fold_scale,
+    fold_transposes,
     fuse,
     layout,
     recognize,

@@ -13,8 +13,10 @@ from vcompile.passes.infra.spec import PassSpec, make_spec, parse_pipeline
 # Canonical form is what codegen accepts, so even -O0 canonicalizes.
 O0: tuple[str, ...] = ("canonicalize", "dce")
 # BN folding first: it turns conv+BN pairs into plain convs and standalone BNs into
-# scale-shifts, the shapes reparameterize and fold-scale look for.
-O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "dce")
+# scale-shifts, the shapes reparameterize and fold-scale look for. fold-transposes after
+# it: tf2onnx's NHWC <-> NCHW transposes around each conv cancel once sunk through the
+# (folded) elementwise ops between convs, which then see conv -> add -> conv.
+O1: tuple[str, ...] = O0 + ("fold-constants", "fold-batchnorm", "fold-transposes", "dce")
 # Recognition comes before fold-scale, which would otherwise fold GELU's 0.5 into the
 # next linear and leave a product no pattern names. Branch merging exposes BNs after
 # the merged conv (RepViT) and layer scales next to it (FastViT), hence fold-batchnorm

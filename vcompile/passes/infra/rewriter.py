@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 
-from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.graph import Graph, Node, Value, users
 
 
 def use_counts(g: Graph) -> Counter[Value]:
@@ -52,6 +53,12 @@ class GraphEditor:
         self.producer: dict[Value, Node] = {}
         self.uses = use_counts(g)
         self.changed = False
+
+    @cached_property
+    def graph_users(self) -> dict[Value, list[Node]]:
+        """Each value's users in `g`, the graph being rebuilt (as it was before any edit):
+        what lies downstream of the node a rule is tried on."""
+        return users(self.g)
 
     def resolve(self, v: Value) -> Value:
         while v in self.subst:
