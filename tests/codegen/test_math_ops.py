@@ -22,7 +22,7 @@ UNARY = ["Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh
          "IsNaN"]
 TESTED_OPS = {"tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "sign",
               "isnan", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left",
-              "shift_right", "cumsum", "cumprod", "hardmax"}
+              "shift_right", "cumsum", "cumprod", "hardmax", "bitcast"}
 
 rng = np.random.default_rng(0)
 SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 1e-3],
@@ -82,8 +82,8 @@ def test_math_ops_match_onnxruntime() -> None:
 
 
 def test_ops_onnxruntime_lacks_match_interp() -> None:
-    """cumprod (ONNX 26) and shifts of signed ints (ONNX 28) are newer than onnxruntime;
-    hardmax with NaN: onnxruntime's answer depends on its SIMD path (numpy's here)."""
+    """cumprod and bitcast (ONNX 26) and shifts of signed ints (ONNX 28) are newer than
+    onnxruntime; hardmax with NaN: onnxruntime's answer depends on its SIMD path."""
     import vcompile
     bb = Builder("newer")
     xf = bb.input(XF.shape, hint="xf")
@@ -93,7 +93,9 @@ def test_ops_onnxruntime_lacks_match_interp() -> None:
     outs = [bb.emit("cumprod", xf, axis=1), bb.emit("cumprod", xf, axis=0, exclusive=True,
                                                       reverse=True),
             bb.emit("shift_left", s8, k8), bb.emit("shift_right", s8, k8),
-            bb.emit("hardmax", hn, axis=1), bb.emit("hardmax", hn, axis=0)]
+            bb.emit("hardmax", hn, axis=1), bb.emit("hardmax", hn, axis=0),
+            bb.emit("bitcast", xf, to="i32"), bb.emit("bitcast", k8, to="u8"),
+            bb.emit("bitcast", bb.emit("less", k8, s8), to="u8")]
     g = bb.build(*outs)
     a8 = np.array([[-8, 4, -1, 100, -128, 3], [5, -5, 7, -7, 1, -1]], np.int8)
     b8 = np.array([[1, -1, 8, 9, 1, 0], [2, 3, 7, 127, -8, 6]], np.int8)

@@ -158,3 +158,14 @@ def test_type_rules() -> None:
                      np.zeros((2, 3), bool), np.array([1, 2, 3], np.uint8),
                      np.array([1, 40, -1], np.int32))
     assert out[0].tolist() == [254, 253, 252]
+
+
+def test_bitcast_keeps_the_bits() -> None:
+    x = np.array([1.0, -2.5, math.nan, -0.0], np.float32)
+    assert _ev("bitcast", x, to="i32").tolist() == [
+        int.from_bytes(np.float32(v).tobytes(), "little", signed=True) for v in x]
+    assert _ev("bitcast", np.array([True, False]), to="u8").tolist() == [1, 0]
+    assert _ev("bitcast", np.array([0, 1, 7], np.int8), to="bool").tolist() == [False, True, True]
+    bb = Builder("t")
+    with pytest.raises(BuildError, match="bitcast: f32 and i64 differ in width"):
+        bb.emit("bitcast", bb.input((2,), hint="x"), to="i64")

@@ -5,6 +5,7 @@ activations, L-p norms and pools, the Reduce* variants, LRN, Trilu, scans, Hardm
     IsInf {detect_*}                       => equal(x, +-inf) (or-ed)
     Bitwise{And,Or,Xor,Not}, Xor, BitShift => bitwise_*, shift_left/right
     Size                                   => a known i64 scalar (static shapes)
+    BitCast {to}                           => bitcast
     PRelu(x, slope)                        => where(x < 0, x * slope, x)
     Softplus                               => relu(x) + log1p(exp(-|x|)), no overflow
     ReduceL1/L2/SumSquare/LogSum/LogSumExp => reduce_sum of abs/square/exp (max-shifted)
@@ -26,7 +27,7 @@ import math
 import numpy as np
 
 from vcompile.frontends.onnx_ctx import Ctx, V
-from vcompile.frontends.onnx_ops import STATIC_INPUTS, Node, axes_of, converter
+from vcompile.frontends.onnx_ops import STATIC_INPUTS, Node, axes_of, converter, onnx_dtype
 
 _REDUCE_VARIANTS = ("ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
 STATIC_INPUTS.update({op: (1,) for op in (*_REDUCE_VARIANTS, "CumSum", "CumProd", "Trilu")})
@@ -78,6 +79,11 @@ def _size(ctx: Ctx, n: Node) -> list[V]:
     if not all(isinstance(d, int) for d in dims):
         raise ctx.error(f"needs a static shape, got {list(dims)}; fix it with input_shapes")
     return [np.asarray(math.prod(dims), np.int64)]
+
+
+@converter("BitCast")
+def _bit_cast(ctx: Ctx, n: Node) -> list[V]:
+    return [ctx.emit("bitcast", _x(n), to=onnx_dtype(int(n.attrs["to"])))]
 
 
 @converter("PRelu")

@@ -6,6 +6,7 @@
     shift_left/right               => te.compute: 0 (or the sign) past the bit width
     cumsum/cumprod {reverse}       => relax.op.cumsum/cumprod between two flips
     hardmax                        => te: max (a NaN wins), then its first position
+    bitcast {to}                   => topi.reinterpret (bool: a cast or != 0)
 
 All follow the interpreter bit for bit on integers and onnxruntime's NaN rules on floats.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from tvm import relax, te, tirx
+from tvm import relax, te, tirx, topi
 
 from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, rule
 from vcompile.ir.graph import Node
@@ -103,6 +104,16 @@ def _cumulative(ctx: Ctx, n: Node, a: list) -> Any:
     y = ctx.emit(scan(x, axis=ax, dtype=TVM_DTYPE[n.inputs[0].type.dtype],
                       exclusive=bool(n.attrs["exclusive"])))
     return ctx.emit(R.flip(y, ax)) if n.attrs["reverse"] else y
+
+
+@rule("bitcast")
+def _bitcast(ctx: Ctx, n: Node, a: list) -> Any:
+    src, to = n.inputs[0].type.dtype, str(n.attrs["to"])
+    if to == "bool":  # NOTE: as interp: a nonzero byte reads as True
+        return ctx.emit(R.not_equal(a[0], ctx.const(0, src))) if src != "bool" else a[0]
+    if src == "bool":  # bool is one byte holding 0 or 1
+        return ctx.emit(R.astype(a[0], TVM_DTYPE[to]))
+    return ctx.emit_te(topi.reinterpret, a[0], TVM_DTYPE[to], primfunc_name_hint="bitcast")
 
 
 @rule("hardmax")

@@ -1,5 +1,6 @@
 """Math ops beyond `elementwise`: inverse and hyperbolic trig, sign, isnan, bitwise and
-shift ops, cumulative sum and product, hardmax.
+shift ops, cumulative sum and product, hardmax, bitcast (same bits, another dtype of the
+same width).
 
 NaN and Inf follow onnxruntime: trig ops as C's libm (NaN outside the domain, e.g.
 asin(2)), sign(NaN) = NaN, isnan only for NaN. Bitwise and shift ops take integer
@@ -19,7 +20,7 @@ import numpy as np
 from vcompile.ir.graph import Attrs
 from vcompile.ir.ops import flops
 from vcompile.ir.ops.registry import ShapeError, broadcast_shapes, norm_axis, one, register_op
-from vcompile.ir.types import FLOAT_DTYPES, TensorType
+from vcompile.ir.types import DTYPES, FLOAT_DTYPES, TensorType
 
 _INT_DTYPES = ("i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64")
 
@@ -154,3 +155,26 @@ def _hardmax(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
 
 register_op("hardmax", 1, _axis_infer("hardmax"), _hardmax, attrs={"axis": ("int", -1)},
             category="reduce", flops=flops.per_in(1), doc="1 at the first maximum along axis")
+
+
+# ---- bitcast ----------------------------------------------------------------------------
+
+def _bitcast_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    to = a.str("to")
+    if to not in DTYPES:
+        raise ShapeError(f"bitcast: unknown dtype {to!r}; expected one of {', '.join(DTYPES)}")
+    if DTYPES[to].itemsize != DTYPES[ts[0].dtype].itemsize:
+        raise ShapeError(f"bitcast: {ts[0].dtype} and {to} differ in width; bitcast keeps "
+                         "the bits, so the widths must be equal")
+    return (ts[0].with_dtype(to),)
+
+
+def _bitcast(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    to = DTYPES[a.str("to")]
+    if to == np.bool_:  # NOTE: a byte other than 0/1 is no bool; nonzero reads as True
+        return (xs[0].view(np.uint8) != 0 if xs[0].dtype != np.bool_ else xs[0].copy(),)
+    return (xs[0].copy(order="C").view(to),)  # NOTE: ascontiguousarray makes 0-d 1-d
+
+
+register_op("bitcast", 1, _bitcast_infer, _bitcast, attrs={"to": ("str",)}, kind="elementwise",
+            flops=flops.free, doc="the same bits read as dtype `to` of equal width")
