@@ -7,8 +7,9 @@ The input projection has no time dependence, so it is one GEMM over every step (
 packed kernel when the build has CPU tiles and W is a constant). The recurrence is a
 hand-written TIR kernel (`te.extern`): a parallel loop over (direction, batch element),
 each running its serial time loop; a step is a matrix-vector product h @ R^T over R^T
-packed as [cols/nb, H, nb] (nb = 4 vectors, so four FMA chains are in flight and the
-weights stream contiguously), then the gates elementwise. Biases, peepholes, clip,
+packed as [cols/nb, H, nb] (nb = 4 vectors: four FMA chains in flight, the weights
+read contiguously; at H = 256 a step streams R^T at the cache's bandwidth, and 8 vectors
+measured no faster), then the gates in vectors. Biases, peepholes, clip,
 sequence lengths and initial states are read inside the kernel. The kernel comes
 scheduled (`tirx.is_scheduled`), so the CPU schedules leave it alone.
 """
@@ -27,8 +28,6 @@ from vcompile.ir.ops.recurrent import GATES, Activation, activations, num_direct
 
 R = relax.op
 NB_VECTORS = 4  # vectors per packed column block: independent FMA chains per step
-
-
 # Cephes' expf polynomial on [-ln2/2, ln2/2] (as topi.fast_exp): relative error ~1e-7
 _EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
              5.0000001201e-1)
@@ -59,31 +58,18 @@ def _tanh(x: Any, dt: str) -> Any:
 def _act(act: Activation, x: Any, dt: str) -> Any:
     """ONNX activation of a PrimExpr `x` (a load: reading it twice costs nothing)."""
     name, al, be = act
-
-    def c(v: float) -> Any:
-        return tirx.const(v, dt)
+    c = lambda v: tirx.const(v, dt)  # noqa: E731
     zero, one = c(0.0), c(1.0)
-    if name == "Sigmoid":
-        return one / (one + _exp(-x, dt))
-    if name == "Tanh":
-        return _tanh(x, dt)
-    if name == "Relu":
-        return tirx.max(x, zero)
-    if name == "Affine":
-        return c(al) * x + c(be)
-    if name == "LeakyRelu":
-        return tirx.Select(x >= zero, x, c(al) * x)
-    if name == "ThresholdedRelu":
-        return tirx.Select(x > c(al), x, zero)
-    if name == "ScaledTanh":
-        return c(al) * _tanh(c(be) * x, dt)
-    if name == "HardSigmoid":
-        return tirx.max(zero, tirx.min(one, c(al) * x + c(be)))
-    if name == "Elu":
-        return tirx.Select(x >= zero, x, c(al) * (_exp(tirx.min(x, zero), dt) - one))
-    if name == "Softsign":
-        return x / (one + tirx.abs(x))
-    return tirx.max(x, zero) + tirx.log(one + _exp(-tirx.abs(x), dt))  # Softplus
+    fns = {"Sigmoid": lambda: one / (one + _exp(-x, dt)), "Tanh": lambda: _tanh(x, dt),
+           "Relu": lambda: tirx.max(x, zero), "Affine": lambda: c(al) * x + c(be),
+           "LeakyRelu": lambda: tirx.Select(x >= zero, x, c(al) * x),
+           "ThresholdedRelu": lambda: tirx.Select(x > c(al), x, zero),
+           "ScaledTanh": lambda: c(al) * _tanh(c(be) * x, dt),
+           "HardSigmoid": lambda: tirx.max(zero, tirx.min(one, c(al) * x + c(be))),
+           "Elu": lambda: tirx.Select(x >= zero, x, c(al) * (_exp(tirx.min(x, zero), dt) - one)),
+           "Softsign": lambda: x / (one + tirx.abs(x)),
+           "Softplus": lambda: tirx.max(x, zero) + tirx.log(one + _exp(-tirx.abs(x), dt))}
+    return fns[name]()
 
 
 def _pack_np(r: np.ndarray, col0: int, ncols: int, nb: int) -> np.ndarray:
@@ -101,15 +87,14 @@ def _pack_te(r: te.Tensor, col0: int, ncols: int, nb: int) -> te.Tensor:
 
 
 class _Kernel:
-    """Writes the TIR of one recurrent node; `bufs` maps input names to buffer proxies."""
+    """Writes the TIR of one recurrent node (`build`: input name -> buffer, outputs)."""
 
     def __init__(self, n: Node, nb: int) -> None:
         a = n.attrs
         self.op, self.a, self.nb, self.lanes = n.op, a, nb, max(1, nb // NB_VECTORS)
         self.h, self.g = a.int("hidden_size"), GATES[n.op]
         self.nd, self.layout = num_directions(a), a.int("layout")
-        self.acts = activations(n.op, a)
-        self.clip = a.float("clip")
+        self.acts, self.clip = activations(n.op, a), a.float("clip")
         self.dt = TVM_DTYPE[n.inputs[0].dtype]
         x = n.inputs[0].shape
         self.seq, self.batch = (x[1], x[0]) if self.layout else (x[0], x[1])
@@ -148,13 +133,10 @@ class _Kernel:
     def _alloc(self, size: int) -> Any:
         return self.T.buffer_proxy(self.T.alloc_buffer((size,), self.dt))
 
-    def _state(self, d: Any, nn: Any) -> tuple[Any, ...]:
-        return (nn, d) if self.layout else (d, nn)
-
     def _sequence(self, b: dict[str, Any], o: list[Any], d: Any, nn: Any) -> None:
         T, h = self.T, self.h
         hs, cs = self._alloc(h), self._alloc(h)
-        st = self._state(d, nn)
+        st = (nn, d) if self.layout else (d, nn)
         with T.serial(0, h) as j:
             hs[j] = b["initial_h"][(*st, j)] if "initial_h" in b else self.c(0.0)
             cs[j] = b["initial_c"][(*st, j)] if "initial_c" in b else self.c(0.0)
@@ -184,11 +166,10 @@ class _Kernel:
         if self.nd == 1 or self.acts[0] == self.acts[1]:
             step(b, d, row, hs, cs, self.acts[0])
             return
-        T = self.T
-        with T.If(d == 0):
-            with T.Then():
+        with self.T.If(d == 0):
+            with self.T.Then():
                 step(b, d, row, hs, cs, self.acts[0])
-            with T.Else():
+            with self.T.Else():
                 step(b, d, row, hs, cs, self.acts[1])
 
     def _matvec(self, src: Any, packed: Any, d: Any, ncols: int) -> Any:
@@ -218,12 +199,10 @@ class _Kernel:
                 v = v + b["B"][d, self.g * self.h + col]
         return v
 
-    def _clip(self, v: Any) -> Any:
-        return tirx.max(self.c(-self.clip), tirx.min(self.c(self.clip), v)) if self.clip > 0 else v
-
     def _set(self, buf: Any, i: Any, act: Activation, v: Any) -> Any:
         """buf[i] = act(clip(v)), in two stores so the activation reads a load."""
-        buf[i] = self._clip(v)
+        lim = self.c(self.clip)
+        buf[i] = tirx.max(-lim, tirx.min(lim, v)) if self.clip > 0 else v
         buf[i] = _act(act, buf[i], self.dt)
         return buf[i]
 
@@ -276,21 +255,20 @@ class _Kernel:
 
 def _projection(ctx: Ctx, n: Node, x: Any, w: Any) -> Any:
     """X [T*N, I] @ W^T [I, D*G*H] over every step at once."""
-    xt, wt = n.inputs[0].type, n.inputs[1].type
-    i, cols = xt.shape[2], wt.shape[0] * wt.shape[1]  # type: ignore[operator]
-    rows = [ctx.dim(xt.shape[0]) * ctx.dim(xt.shape[1])]
-    x2 = ctx.reshape(x, [*rows, ctx.dim(i)])
+    xt = n.inputs[0].type
+    d, gh, i = (int(v) for v in n.inputs[1].shape)
+    x2 = ctx.reshape(x, [ctx.dim(xt.shape[0]) * ctx.dim(xt.shape[1]), i])
     wv = const_value(w)
     if wv is None:
-        return ctx.emit(R.matmul(x2, ctx.emit(R.permute_dims(ctx.reshape(w, [cols, ctx.dim(i)]), [1, 0]))))
-    w2 = np.ascontiguousarray(wv.reshape(cols, -1).T)
-    if ctx.tiles is not None and xt.is_static and xt.dtype == "f32":
-        m = int(xt.shape[0]) * int(xt.shape[1])  # type: ignore[arg-type]
-        bp = np_const(kernels.pack_gemm_weight(w2, ctx.tiles.block)[None])
-        y = ctx.emit_te(kernels.gemm, ctx.reshape(x2, [1, m, int(i)]), bp, cols,  # type: ignore[arg-type]
-                        kernels.row_tile(m, ctx.tiles.rows), primfunc_name_hint="rnn_input")
-        return ctx.reshape(y, [m, cols])
-    return ctx.emit(R.matmul(x2, np_const(w2)))
+        return ctx.emit(R.matmul(x2, ctx.emit(R.permute_dims(ctx.reshape(w, [d * gh, i]), [1, 0]))))
+    w2 = np.ascontiguousarray(wv.reshape(d * gh, i).T)
+    if ctx.tiles is None or not xt.is_static or xt.dtype != "f32":
+        return ctx.emit(R.matmul(x2, np_const(w2)))
+    m = int(xt.shape[0]) * int(xt.shape[1])
+    bp = np_const(kernels.pack_gemm_weight(w2, ctx.tiles.block)[None])
+    y = ctx.emit_te(kernels.gemm, ctx.reshape(x2, [1, m, i]), bp, d * gh,
+                    kernels.row_tile(m, ctx.tiles.rows), primfunc_name_hint="rnn_input")
+    return ctx.reshape(y, [m, d * gh])
 
 
 @rule("lstm", "gru", "rnn")
@@ -306,7 +284,8 @@ def emit_recurrent(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Exp
         else:
             named[f"r{g}"] = ctx.emit_te(_pack_te, args[2], col0, ncols, k.nb)
     named.update(zip(k.names, args[3:], strict=True))
-    ph = {nm: te.placeholder(_shape(e), _dtype(e), name=nm) for nm, e in named.items()}
+    ph = {nm: te.placeholder(tuple(e.ty.shape.values), str(e.ty.dtype), name=nm)
+          for nm, e in named.items()}
     out_types = [v.type for v in n.outputs]
     ext = te.extern([ctx.shape(t.shape) for t in out_types], list(ph.values()),
                     lambda ins, outs: k.build(dict(zip(ph, ins, strict=True)), list(outs)),
@@ -317,12 +296,4 @@ def emit_recurrent(ctx: Ctx, n: Node, args: list[relax.Expr]) -> tuple[relax.Exp
     gv = ctx.bb.add_func(func, n.op)
     call = ctx.emit(relax.call_tir(gv, list(named.values()), [ctx.sinfo(t) for t in out_types]))
     return tuple(ctx.emit(relax.TupleGetItem(call, i)) for i in range(len(out_types)))
-
-
-def _shape(e: relax.Expr) -> tuple[Any, ...]:
-    return tuple(e.ty.shape.values)
-
-
-def _dtype(e: relax.Expr) -> str:
-    return str(e.ty.dtype)
 
