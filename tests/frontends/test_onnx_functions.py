@@ -209,3 +209,27 @@ def test_a_body_that_cannot_convert_keeps_the_op_in_the_error() -> None:
     node = helper.make_node("Bernoulli", ["x"], ["z"], name="coin")
     with pytest.raises(UnsupportedOp, match=r"Bernoulli \(nodes: 'coin'\)"):
         onnx_frontend.load(_model([node], X, ["z"], 22))
+
+
+def test_the_models_own_functions_expand_with_attr_defaults_and_nesting() -> None:
+    scale = helper.make_function("my.dom", "Scale", ["x"], ["y"], [
+        helper.make_node("Constant", [], ["s"], value_float=3.0),
+        helper.make_node("Mul", ["x", "s"], ["y"])], [helper.make_opsetid("", 18)])
+    const = helper.make_node("Constant", [], ["s"])
+    ref = const.attribute.add()
+    ref.name, ref.ref_attr_name, ref.type = "value_float", "scale", onnx.AttributeProto.FLOAT
+    scaled_tanh = helper.make_function("my.dom", "ScaledTanh", ["x"], ["y"], [
+        const, helper.make_node("Mul", ["x", "s"], ["t"]), helper.make_node("Tanh", ["t"], ["u"]),
+        helper.make_node("Scale", ["u"], ["y"], domain="my.dom")],
+        [helper.make_opsetid("", 18), helper.make_opsetid("my.dom", 1)],
+        attribute_protos=[helper.make_attribute("scale", 0.5)])
+    nodes = [helper.make_node("ScaledTanh", ["x"], ["y"], domain="my.dom"),
+             helper.make_node("ScaledTanh", ["y"], ["z"], domain="my.dom", scale=2.0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, [2, 3])],
+                          [helper.make_tensor_value_info("z", 1, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18),
+                                            helper.make_opsetid("my.dom", 1)],
+                          functions=[scale, scaled_tanh], ir_version=10)
+    x = {"x": _f(2, 3)}  # NOTE: the reference evaluator lacks a function's attr defaults
+    (z,) = _run(m, x)
+    np.testing.assert_allclose(z, 3 * np.tanh(2 * 3 * np.tanh(0.5 * x["x"])), rtol=1e-6)

@@ -1,6 +1,7 @@
 """ONNX ops that the converter table lacks but ONNX defines by a function body.
 
-    node `Op(x...) {attrs}` with no converter, schema of Op has a function body
+    node `Op(x...) {attrs}` with no converter, a function of the model (`functions`, as
+    exporters write for custom modules) or the schema of Op has a function body
       => the body's nodes, renamed apart: formal inputs/outputs bound to the node's
          actuals, `ref_attr_name` attributes bound to the node's attributes (schema
          defaults filled first), body-internal values given fresh unique names
@@ -29,15 +30,18 @@ _MAX_DEPTH = 8  # function bodies nest 2-3 deep in practice (SoftmaxCrossEntropy
 
 Opsets = dict[str, int]
 Types = dict[str, onnx.TypeProto]
+Local = dict[tuple[str, str], onnx.FunctionProto]  # the model's own functions by (domain, name)
 
 
 def expand(model: onnx.ModelProto, has_converter: Callable[[onnx.NodeProto], bool]
            ) -> onnx.ModelProto:
     opsets = _opsets(model.opset_import)
-    if "" not in opsets or all(has_converter(n) or not _has_body(n, opsets)
+    local = {(_domain(f.domain), f.name): f for f in model.functions}
+    if "" not in opsets or all(has_converter(n) or not _has_body(n, opsets, local)
                                for n in model.graph.node):
         return model
-    ctx = _Expansion(has_converter, _types(model), _Namer(_names(model.graph)), opsets[""])
+    ctx = _Expansion(has_converter, _types(model), _Namer(_names(model.graph)), opsets[""],
+                     local)
     nodes: list[onnx.NodeProto] = []
     changed = False
     for n in model.graph.node:
@@ -65,18 +69,19 @@ def node_opset(n: onnx.NodeProto, default: int) -> int:
 
 class _Expansion:
     def __init__(self, has_converter: Callable[[onnx.NodeProto], bool], types: Types,
-                 namer: _Namer, model_opset: int) -> None:
+                 namer: _Namer, model_opset: int, local: Local) -> None:
         self.has_converter = has_converter
         self.types = types
         self.namer = namer
         self.model_opset = model_opset
+        self.local = local
 
     def expand(self, n: onnx.NodeProto, opsets: Opsets, depth: int
                ) -> list[onnx.NodeProto] | None:
         """The fully expanded body of `n`, or None when some part of it cannot convert."""
         if depth > _MAX_DEPTH:
             return None
-        found = _function(n, opsets, self.types)
+        found = _function(n, opsets, self.types, self.local)
         body = None if found is None else _bind(found[1], found[0], self.namer)
         if found is None or body is None:
             return None
@@ -104,7 +109,7 @@ def _opsets(imports: Iterable[onnx.OperatorSetIdProto]) -> Opsets:
 
 
 def _schema(n: onnx.NodeProto, opsets: Opsets) -> defs.OpSchema | None:
-    domain = "" if n.domain == "ai.onnx" else n.domain
+    domain = _domain(n.domain)
     if domain not in opsets:
         return None
     try:
@@ -113,7 +118,13 @@ def _schema(n: onnx.NodeProto, opsets: Opsets) -> defs.OpSchema | None:
         return None
 
 
-def _has_body(n: onnx.NodeProto, opsets: Opsets) -> bool:
+def _domain(d: str) -> str:
+    return "" if d == "ai.onnx" else d
+
+
+def _has_body(n: onnx.NodeProto, opsets: Opsets, local: Local) -> bool:
+    if (_domain(n.domain), n.op_type) in local:
+        return True
     s = _schema(n, opsets)
     return s is not None and bool(s.function_opset_versions
                                   or s.context_dependent_function_opset_versions)
@@ -127,13 +138,17 @@ def _pick(versions: Iterable[int], opset: int) -> int | None:
     return older[-1] if older else vs[0]
 
 
-def _function(n: onnx.NodeProto, opsets: Opsets, types: Types
+def _function(n: onnx.NodeProto, opsets: Opsets, types: Types, local: Local
               ) -> tuple[onnx.FunctionProto, onnx.NodeProto] | None:
-    """The body for `n` and `n` with its schema's attribute defaults filled in."""
+    """The body for `n` (the model's own function of that name first) and `n` with its
+    schema's attribute defaults filled in (a model function's are in `attribute_proto`)."""
+    own = local.get((_domain(n.domain), n.op_type))
+    if own is not None:
+        return own, n
     s = _schema(n, opsets)
     if s is None:
         return None
-    opset = opsets["" if n.domain == "ai.onnx" else n.domain]
+    opset = opsets[_domain(n.domain)]
     filled = _with_defaults(n, s)
     fn = onnx.FunctionProto()
     v = _pick(s.function_opset_versions, opset)
