@@ -37,11 +37,10 @@ def expand(model: onnx.ModelProto, has_converter: Callable[[onnx.NodeProto], boo
            ) -> onnx.ModelProto:
     opsets = _opsets(model.opset_import)
     local = {(_domain(f.domain), f.name): f for f in model.functions}
-    if "" not in opsets or all(has_converter(n) or not _has_body(n, opsets, local)
-                               for n in model.graph.node):
+    if all(has_converter(n) or not _has_body(n, opsets, local) for n in model.graph.node):
         return model
-    ctx = _Expansion(has_converter, _types(model), _Namer(_names(model.graph)), opsets[""],
-                     local)
+    ctx = _Expansion(has_converter, _types(model), _Namer(_names(model.graph)),
+                     opsets.get("", 0), local)
     nodes: list[onnx.NodeProto] = []
     changed = False
     for n in model.graph.node:
