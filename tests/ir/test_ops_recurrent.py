@@ -155,3 +155,17 @@ def test_errors_are_one_line() -> None:
         a = OPS["lstm"].fill_defaults(attrs)
         with pytest.raises(ShapeError, match=msg):
             OPS["lstm"].infer([TensorType.of(x) for x in c.ir_inputs], a)
+
+
+def test_text_form_round_trips_with_a_symbolic_batch() -> None:
+    from vcompile import ir
+    bb = ir.Builder("l")
+    x, lens = bb.input((4, "N", 3), hint="x"), bb.input(("N",), dtype="i32", hint="lens")
+    w = bb.const(np.zeros((2, 20, 3), np.float32), hint="w")
+    r = bb.const(np.zeros((2, 20, 5), np.float32), hint="r")
+    ys = bb.emit_multi("lstm", x, w, r, lens, hidden_size=5, direction="bidirectional",
+                       present="sequence_lens", activations="Sigmoid,Tanh,Tanh,HardSigmoid,Tanh,Elu")
+    g = ir.verify(bb.build(*ys))
+    text = ir.print_graph(g)
+    assert "f32[4,2,N,5], f32[2,N,5], f32[2,N,5]" in text
+    assert ir.print_graph(ir.parse_graph(text, consts={"w": g.consts[w], "r": g.consts[r]})) == text
