@@ -233,3 +233,13 @@ def test_the_models_own_functions_expand_with_attr_defaults_and_nesting() -> Non
     x = {"x": _f(2, 3)}  # NOTE: the reference evaluator lacks a function's attr defaults
     (z,) = _run(m, x)
     np.testing.assert_allclose(z, 3 * np.tanh(2 * 3 * np.tanh(0.5 * x["x"])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(2, 3, 4, 5), (1, 1, 3, 2, 4), (2, 3, 1, 3)])
+@pytest.mark.parametrize("align", [0, 1])
+def test_affine_grid(size: tuple[int, ...], align: int) -> None:
+    nd = len(size) - 2
+    x = {"theta": _f(size[0], nd, nd + 1)}
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["grid"], align_corners=align)
+    m = _model([node], x, ["grid"], 20, {"size": np.array(size, np.int64)})
+    _check(m, x)

@@ -16,6 +16,7 @@ activations, L-p norms and pools, the Reduce* variants, LRN, Trilu, scans, Hardm
     Trilu(x, k) {upper}                    => where(static band mask, x, 0)
     CumSum/CumProd(x, axis)                => cumsum/cumprod
     Hardmax {axis}                         => hardmax (opset < 13: over the flattened tail)
+    AffineGrid(theta, size)                => matmul(const grid of (x, y[, z], 1), theta^T)
 
 Ops ONNX defines by a function body (Elu, Selu, Celu, Mish, Swish, ...) need no
 converter here: `onnx_functions` expands them into ops that have one.
@@ -33,7 +34,7 @@ _REDUCE_VARIANTS = ("ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "
 STATIC_INPUTS.update({op: (1,) for op in (*_REDUCE_VARIANTS, "CumSum", "CumProd", "Trilu")})
 # function-body ops whose inputs set their output shape (a window's size, a crop's shape)
 STATIC_INPUTS.update({"BlackmanWindow": (0,), "HammingWindow": (0,), "HannWindow": (0,),
-                      "CenterCropPad": (1,)})
+                      "CenterCropPad": (1,), "AffineGrid": (1,)})
 
 _SAME = {"Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh",
          "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "Sign": "sign",
@@ -273,3 +274,22 @@ def _hardmax(ctx: Ctx, n: Node) -> list[V]:
         raise ctx.error(f"needs static dims from axis {axis} on, got {list(dims)}")
     flat = ctx.emit("reshape", x, shape=(*dims[:axis], math.prod(dims[axis:])))  # type: ignore[arg-type]
     return [ctx.emit("reshape", ctx.emit("hardmax", flat, axis=-1), shape=tuple(dims))]
+
+
+@converter("AffineGrid")
+def _affine_grid(ctx: Ctx, n: Node) -> list[V]:
+    """Its body needs If; the base grid is a constant once `size` is known."""
+    theta, size = _x(n), ctx.known_ints(_x(n, 1), "the size")
+    assert size is not None
+    spatial = size[2:]
+    if len(spatial) not in (2, 3) or not all(isinstance(d, int) for d in size):
+        raise ctx.error(f"needs a static size of rank 4 or 5, got {size}")
+    align = bool(n.attrs.get("align_corners", 0))
+    lines = [np.full(1, -1.0) if align and d == 1 else
+             (-1 + 2 * np.arange(d) / (d - 1) if align else -1 + (2 * np.arange(d) + 1) / d)
+             for d in spatial]
+    mesh = np.meshgrid(*lines, indexing="ij")  # z, y, x: x varies fastest
+    base = np.stack([*mesh[::-1], np.ones(spatial)], axis=-1).reshape(-1, len(spatial) + 1)
+    dt = ctx.dtype(theta)
+    grid = ctx.emit("matmul", ctx.const(base, dt), ctx.emit("transpose", theta, perm=(0, 2, 1)))
+    return [ctx.emit("reshape", grid, shape=(size[0], *spatial, len(spatial)))]
