@@ -9,6 +9,7 @@ import pytest
 
 from tests.codegen.test_ops import C, check_close, f, i
 from tests.codegen.test_ops import _graph as graph
+from vcompile.errors import VcompileError
 from vcompile.ir import interp
 
 pytest.importorskip("tvm")
@@ -19,6 +20,7 @@ NAN = np.float32(np.nan)
 TIES = np.array([[1, 3, 3, 0], [2, 2, 2, 2], [5, 1, 5, 1]], np.float32)
 NANS = np.array([[1, NAN, 3, NAN], [NAN, 2, 5, 5], [1, 2, 3, 2], [-np.inf, NAN, -np.inf, 0]],
                 np.float32)
+ROIS = np.array([[0, 0, 9, 9], [3, 2, 22, 15], [-4, 5, 6, 30]], np.float32)
 GRID3 = rng.uniform(-1.2, 1.2, (1, 2, 3, 2, 3)).astype(np.float32)
 GRID = rng.uniform(-1.3, 1.3, (2, 3, 4, 2)).astype(np.float32)
 
@@ -53,6 +55,10 @@ CASES: list[tuple[str, str, list[Any], dict[str, Any]]] = [
        {"mode": m, "padding_mode": p, "align_corners": ac})
       for m in ("linear", "nearest", "cubic") for p in ("zeros", "border", "reflection")
       for ac in (False, True)],
+    *[(f"roi_align_{ct}_{sr}", "roi_align", [f(2, 3, 10, 12), ROIS, np.array([0, 1, 1])],
+       {"output_height": 3, "output_width": 2, "sampling_ratio": sr, "spatial_scale": 0.5,
+        "coordinate_transformation_mode": ct})
+      for ct in ("half_pixel", "output_half_pixel") for sr in (0, 2)],
     ("grid_sample_3d", "grid_sample", [f(1, 2, 3, 4, 5), GRID3], {}),
     ("grid_sample_3d_nearest", "grid_sample", [f(1, 2, 3, 4, 5), GRID3],
      {"mode": "nearest", "padding_mode": "border", "align_corners": True}),
@@ -66,3 +72,11 @@ def test_index_op_matches_interp(case: tuple[str, str, list[Any], dict[str, Any]
     g, feeds = graph(op, inputs, attrs)
     m = vcompile.compile(g, opt_level=0)
     check_close(m(*feeds), interp.run(g, *feeds), rtol=1e-5, atol=1e-5)
+
+
+def test_roi_align_max_is_refused_in_one_line() -> None:
+    import vcompile
+    g, _ = graph("roi_align", [f(1, 2, 6, 6), ROIS[:1], np.array([0])], {"mode": "max"})
+    with pytest.raises(VcompileError, match="roi_align mode=max") as e:
+        vcompile.compile(g, opt_level=0)
+    assert "\n" not in str(e.value)

@@ -170,6 +170,16 @@ def test_data_dependent_shapes_are_one_line_errors() -> None:
         load(model([N("Unique", ["x"], ["y"])], {"x": x}, ["y"]))
 
 
+@pytest.mark.parametrize("opset", [10, 16])
+def test_roi_align_default_coordinates_per_opset(opset: int) -> None:
+    # opset 10 had no coordinate_transformation_mode: it sampled as output_half_pixel
+    x, rois = _f(1, 2, 8, 8), np.array([[0.5, 1, 6, 7], [2, 2, 3, 3]], np.float32)
+    m = model([N("RoiAlign", ["x", "r", "b"], ["y"], output_height=2, output_width=3,
+                 sampling_ratio=2)], {"x": x, "r": rois}, ["y"],
+              {"b": np.array([0, 0], np.int64)}, opset)
+    check(m, {"x": x, "r": rois})
+
+
 def _detector_head() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """Conv scores -> DepthToSpace, per-pixel ArgMax, TopK over flattened scores, the picked
     scores gathered back (GatherElements), and a ScatterND of a box update, as exports use."""

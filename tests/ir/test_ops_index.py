@@ -203,3 +203,17 @@ def test_eval_is_pure_and_keeps_dtypes() -> None:
     (y,) = OPS["scatter_elements"].eval([x, idx, upd], Attrs({"axis": 1, "reduction": "none"}))
     np.testing.assert_array_equal(x, before)  # eval must not write into its input
     assert y.dtype == np.float32 and y.tolist() == [[9, 2], [3, 8]]
+
+
+ROIS = np.array([[0, 0, 9, 9], [3, 2, 22, 15], [-4, 5, 6, 30], [1, 1, 1.5, 1.2]], np.float32)
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("ct", ["half_pixel", "output_half_pixel"])
+@pytest.mark.parametrize("ratio", [0, 2])
+def test_roi_align(mode: str, ct: str, ratio: int) -> None:
+    x, batch = _f(2, 3, 10, 12), np.array([0, 1, 1, 0], np.int64)
+    attrs = {"mode": mode, "output_height": 3, "output_width": 2, "sampling_ratio": ratio,
+             "spatial_scale": 0.5, "coordinate_transformation_mode": ct}
+    same(ours("roi_align", [x, ROIS, batch], **attrs),
+         *references("RoiAlign", [x, ROIS, batch], **attrs))

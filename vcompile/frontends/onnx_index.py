@@ -202,3 +202,17 @@ def _nonzero(ctx: Ctx, n: Node) -> list[V]:
     if x is None or x.dtype == object:
         raise ctx.error("needs its input known at import (its output shape depends on it)")
     return [np.array(np.nonzero(x), np.int64).reshape(x.ndim, -1)]
+
+
+@converter("RoiAlign")
+def _roi_align(ctx: Ctx, n: Node) -> list[V]:
+    a = n.attrs
+    # opset 10 had no coordinate_transformation_mode: it behaved as output_half_pixel
+    mode = a.get("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 16 else
+                 "output_half_pixel")
+    return [ctx.emit("roi_align", _x(n), _x(n, 1), ctx.cast(_x(n, 2), "i64"),
+                     mode=a.get("mode", "avg"), output_height=int(a.get("output_height", 1)),
+                     output_width=int(a.get("output_width", 1)),
+                     sampling_ratio=int(a.get("sampling_ratio", 0)),
+                     spatial_scale=float(a.get("spatial_scale", 1.0)),
+                     coordinate_transformation_mode=mode)]

@@ -9,6 +9,8 @@
     reverse_sequence => topi.reverse_sequence
     max_unpool(x, i) => reshape(scatter_elements(zeros(prod(out)), flat(i), flat(x)))
     grid_sample      => R.image.grid_sample, the grid's coordinate axis moved to axis 1
+    roi_align {avg}  => R.vision.roi_align on [batch, x1, y1, x2, y2] rois (half_pixel: the
+                        rois shifted by 0.5 / spatial_scale first); mode=max is refused
 
 Indices are wrapped only where the dim is static (a symbolic dim's indices are assumed
 in range).
@@ -21,7 +23,7 @@ import numpy as np
 from tvm import relax, topi
 
 from vcompile.codegen.emit.common import attr_int, attr_ints
-from vcompile.codegen.emit.relax import TVM_DTYPE, Ctx, np_const, rule
+from vcompile.codegen.emit.relax import TVM_DTYPE, CodegenError, Ctx, np_const, rule
 from vcompile.ir.graph import Node
 from vcompile.ir.types import FLOAT_DTYPES
 
@@ -126,3 +128,20 @@ def _grid_sample(ctx: Ctx, n: Node, a: list) -> Any:
                                         "NCHW" if r == 4 else "NCDHW",
                                         str(n.attrs["padding_mode"]),
                                         bool(n.attrs["align_corners"])))
+
+
+@rule("roi_align")
+def _roi_align(ctx: Ctx, n: Node, a: list) -> Any:
+    if n.attrs["mode"] != "avg":
+        raise CodegenError("roi_align mode=max (onnxruntime's max of weighted corners) has no "
+                           "TVM kernel yet; the interpreter runs it")
+    x, rois, batch = a
+    dt, scale = n.inputs[0].dtype, float(n.attrs["spatial_scale"])  # type: ignore[arg-type]
+    half = n.attrs["coordinate_transformation_mode"] == "half_pixel"
+    if half:  # NOTE: TVM's aligned=True leaves out the half-pixel shift; shift the rois
+        rois = ctx.emit(R.subtract(rois, ctx.const(0.5 / scale, dt)))
+    idx = ctx.emit(R.expand_dims(R.astype(batch, TVM_DTYPE[dt]), [1]))
+    rois5 = ctx.emit(R.concat([idx, rois], 1))
+    return ctx.emit(R.vision.roi_align(
+        x, rois5, (attr_int(n, "output_height"), attr_int(n, "output_width")), scale,
+        attr_int(n, "sampling_ratio"), half, "NCHW", "avg"))

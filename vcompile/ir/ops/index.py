@@ -361,3 +361,65 @@ register_op("grid_sample", 2, _grid_sample_infer, _grid_sample_eval,
             attrs={"mode": ("str", "linear"), "padding_mode": ("str", "zeros"),
                    "align_corners": ("bool", False)},
             doc="ONNX GridSample: sample x at grid's normalized [-1, 1] coordinates")
+
+
+# ---- roi_align -------------------------------------------------------------------------
+
+def _roi_align_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...]:
+    x, rois, batch = ts
+    _check_index("roi_align", batch)
+    if a.str("mode") not in ("avg", "max") or a.str("coordinate_transformation_mode") not in (
+            "half_pixel", "output_half_pixel"):
+        raise ShapeError(f"roi_align: mode {a.str('mode')!r} / coordinate_transformation_mode "
+                         f"{a.str('coordinate_transformation_mode')!r} unknown")
+    if x.rank != 4 or rois.rank != 2 or rois.shape[1] != 4 or batch.shape != rois.shape[:1] \
+            or rois.dtype != x.dtype:
+        raise ShapeError(f"roi_align: rois {rois} and batch_indices {batch} do not fit {x}")
+    return (x.with_shape((rois.shape[0], x.shape[1], a.int("output_height"),
+                          a.int("output_width"))),)
+
+
+def _roi_taps(start: float, size: float, bins: int, grid: int,
+              n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Sample taps along one axis, as onnxruntime: ([low, high] indices, their weights),
+    each [bins * grid]; a sample outside [-1, n] weighs 0."""
+    b = size / bins
+    s = (start + np.arange(bins)[:, None] * b + (np.arange(grid) + 0.5) * b / grid).reshape(-1)
+    ok = (s >= -1.0) & (s <= n)
+    s = np.maximum(s, 0)
+    lo = np.trunc(s).astype(np.int64)
+    edge = lo >= n - 1
+    lo = np.where(edge, n - 1, lo)
+    hi = np.where(edge, n - 1, lo + 1)
+    frac = np.where(edge, 0.0, s - lo)
+    return [lo, hi], [np.where(ok, 1 - frac, 0.0), np.where(ok, frac, 0.0)]
+
+
+def _roi_align_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
+    x, rois, batch = xs
+    ph, pw, ratio = a.int("output_height"), a.int("output_width"), a.int("sampling_ratio")
+    half = a.str("coordinate_transformation_mode") == "half_pixel"
+    h, w = x.shape[2:]
+    out = np.zeros((rois.shape[0], x.shape[1], ph, pw), np.float64)
+    for r, (roi, bi) in enumerate(zip(rois.astype(np.float64), batch, strict=True)):
+        x0, y0, x1, y1 = roi * a.float("spatial_scale") - (0.5 if half else 0.0)
+        rh, rw = (y1 - y0, x1 - x0) if half else (max(y1 - y0, 1.0), max(x1 - x0, 1.0))
+        gh = ratio if ratio > 0 else int(np.ceil(rh / ph))
+        gw = ratio if ratio > 0 else int(np.ceil(rw / pw))
+        (yi, wy), (xi, wx) = _roi_taps(y0, rh, ph, gh, h), _roi_taps(x0, rw, pw, gw, w)
+        img = x[int(bi)].astype(np.float64)
+        terms = [wy[i][:, None] * wx[j][None, :] * img[:, yi[i][:, None], xi[j][None, :]]
+                 for i in (0, 1) for j in (0, 1)]  # [C, ph * gh, pw * gw] each
+        if a.str("mode") == "avg":
+            v = sum(terms).reshape(-1, ph, gh, pw, gw).sum((2, 4)) / max(gh * gw, 1)
+        else:  # onnxruntime's max: of the weighted corners, not of the interpolated value
+            v = np.max(terms, axis=0).reshape(-1, ph, gh, pw, gw).max((2, 4))
+        out[r] = v
+    return (out.astype(x.dtype),)
+
+
+register_op("roi_align", 3, _roi_align_infer, _roi_align_eval,
+            attrs={"mode": ("str", "avg"), "output_height": ("int", 1), "output_width": ("int", 1),
+                   "sampling_ratio": ("int", 0), "spatial_scale": ("float", 1.0),
+                   "coordinate_transformation_mode": ("str", "half_pixel")},
+            doc="ONNX RoiAlign: x [N,C,H,W], rois [R,4] (x1,y1,x2,y2), batch_indices [R]")
