@@ -271,7 +271,10 @@ def _attention(ctx: _Ctx, x: Value, seq: Dim) -> Value:
         q, k, v = (bb.emit("squeeze", bb.emit("slice", qkv, starts=(i,), ends=(i + 1,), axes=(0,),
                                               steps=(1,)), axes=(0,)) for i in range(3))
     q = bb.emit("mul", q, bb.const(np.float32(dh ** -0.5)))
-    a = bb.emit("softmax", bb.emit("matmul", q, bb.emit("transpose", k, perm=(0, 1, 3, 2))), axis=-1)
+    a = bb.emit("matmul", q, bb.emit("transpose", k, perm=(0, 1, 3, 2)))
+    if isinstance(seq, int) and ctx.draw(st.booleans()):  # a relative-position bias
+        a = bb.emit("add", a, ctx.arr(*ctx.pick([(h, seq, seq), (1, h, seq, seq), (seq, seq)])))
+    a = bb.emit("softmax", a, axis=-1)
     o = bb.emit("transpose", bb.emit("matmul", a, v), perm=(0, 2, 1, 3))
     return _linear(ctx, bb.emit("reshape", o, shape=("N", seq, d)), d)
 

@@ -162,3 +162,38 @@ def test_o2_on_a_transformer_block_with_symbolic_dims() -> None:
     y = bb.emit("add", x, _attention(bb, _layer_norm(bb, x)))
     out = _check(bb.build(y), "O2")
     assert "attention" in _ops(out) and "layer_norm" in _ops(out)
+
+
+def test_group_norm_recognized_with_symbolic_batch() -> None:
+    bb = Builder("gn")
+    x = bb.input(("N", 4, 3, 3))
+    t = bb.emit("reshape", x, shape=("N", 2, -1))
+    t = bb.emit("instance_norm", t, bb.const(np.ones(2, np.float32)), bb.const(np.zeros(2, np.float32)),
+                epsilon=1e-5)
+    y = bb.emit("reshape", t, shape=("N", 4, 3, 3))
+    y = bb.emit("add", bb.emit("mul", y, _rng_const(bb, 4, 1, 1, positive=True)), _rng_const(bb, 4, 1, 1))
+    out = _check(bb.build(y), "recognize")
+    assert _ops(out) == ["group_norm"]
+
+
+def _tokens_dwconv(bb: Builder):  # type: ignore[no-untyped-def]
+    """PVT's DWConv on tokens [N, HW, C]: view as an image, depthwise conv, back to tokens."""
+    x = bb.input(("N", 12, 4))
+    img = bb.emit("reshape", bb.emit("transpose", x, perm=(0, 2, 1)), shape=("N", 4, 3, 4))
+    y = bb.emit("gelu", _conv(bb, img, 3, groups=4))
+    return bb.emit("transpose", bb.emit("reshape", y, shape=("N", 4, 12)), perm=(0, 2, 1))
+
+
+def test_depthwise_nhwc_fires_with_symbolic_batch() -> None:
+    bb = Builder("dw")
+    out = _check(bb.build(_tokens_dwconv(bb)), "depthwise-nhwc")
+    assert "depthwise_conv2d_nhwc" in _ops(out) and "transpose" not in _ops(out), _ops(out)
+
+
+def test_simplify_layout_moves_whole_dims_with_symbolic_batch() -> None:
+    bb = Builder("pvt")
+    x = bb.input(("N", 4, 3, 5))
+    y = bb.emit("transpose", bb.emit("reshape", x, shape=("N", 4, 15)), perm=(0, 2, 1))
+    out = _check(bb.build(y), "simplify-layout")
+    got = [(n.op, n.attrs.get("perm")) for n in out.nodes]
+    assert got == [("transpose", (0, 2, 3, 1)), ("reshape", None)]

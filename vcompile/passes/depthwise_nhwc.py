@@ -44,26 +44,42 @@ def _channels_last_source(ed: GraphEditor, x: Value) -> bool:
             break
         chain.append(n)
         v = n.inputs[0]
-    if not chain or not v.type.is_static:
+    static = all(n.inputs[0].type.is_static and n.output.type.is_static for n in chain)
+    if not chain or not (static or all(_per_sample(n, x.shape[0]) for n in chain)):
         return False
-    idx = np.arange(v.type.size, dtype=np.int64).reshape(_static(v.type.shape))
+    idx = np.arange(_sample(v.type.shape), dtype=np.int64).reshape(_sample_shape(v.type.shape))
     for n in reversed(chain):
         if n.op == "transpose":
             idx = idx.transpose(n.attrs.ints("perm"))
         else:
-            idx = idx.reshape(_static(n.output.shape))
+            idx = idx.reshape(_sample_shape(n.output.shape))
     flat = idx.transpose(0, 2, 3, 1).reshape(-1)
     return bool(np.array_equal(flat, np.arange(flat.size)))
 
 
-def _static(shape: tuple[Dim, ...]) -> tuple[int, ...]:
-    return tuple(int(d) for d in shape)
+def _per_sample(n: Node, batch: Dim) -> bool:
+    """Whether layout op `n` is static but for a symbolic batch that stays dim 0: it then
+    moves data within each sample, and tracing one sample (batch 1) traces them all."""
+    ts = (n.inputs[0].type, n.output.type)
+    if not isinstance(batch, str) or (n.op == "transpose" and n.attrs.ints("perm")[0] != 0):
+        return False
+    return all(t.shape and t.shape[0] == batch and all(isinstance(d, int) for d in t.shape[1:])
+               for t in ts)
+
+
+def _sample_shape(shape: tuple[Dim, ...]) -> tuple[int, ...]:
+    """`shape` with a symbolic batch dim traced at 1."""
+    return (shape[0] if isinstance(shape[0], int) else 1,) + tuple(int(d) for d in shape[1:])
+
+
+def _sample(shape: tuple[Dim, ...]) -> int:
+    return int(np.prod(_sample_shape(shape), dtype=np.int64))
 
 
 @rule(P.op("conv2d", P.any("x"), P.const("w"), P.const("b")))
 def channels_last_depthwise(m: Match, bb: RewriteBuilder) -> Value | None:
     x, w = m["x"], m["w"]
-    if x.type.rank != 4 or not x.type.is_static:
+    if x.type.rank != 4 or not all(isinstance(d, int) for d in x.shape[1:]):
         return None
     c = int(x.shape[1])
     groups = m.root.attrs.int("groups")

@@ -26,23 +26,25 @@ transposes the exporters write, and this pass would respell them.
 """
 from __future__ import annotations
 
-from math import prod
-
 from vcompile.ir.graph import Graph, Node, Value, users
 from vcompile.ir.ops import OPS
+from vcompile.ir.types import Dim
 from vcompile.passes.canonicalize import canonicalize
 from vcompile.passes.dce import dce
+from vcompile.passes.infra.dims import dim_product
 from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, rewrite, rule
 from vcompile.passes.infra.registry import register
 
 X = P.any("x")
 
 
-def dim_groups(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[range, range]] | None:
+def dim_groups(src: tuple[Dim, ...], dst: tuple[Dim, ...]) -> list[tuple[range, range]] | None:
     """Split a reshape src -> dst into the fewest runs (src dims, dst dims) of equal
     product, in order: [2,3,4] -> [6,4] is ([0,1] -> [0]), ([2] -> [1]). Trailing
-    size-1 dims join the last run. None if a dim is 0 or the products disagree."""
-    if prod(src) != prod(dst) or 0 in src or 0 in dst:
+    size-1 dims join the last run. A symbolic dim must be a run of its own on both
+    sides ([N,3,4] -> [N,12]: ([0] -> [0]), ([1,2] -> [1])), since its size is unknown.
+    None if a dim is 0 or the products disagree."""
+    if dim_product(src) != dim_product(dst) or 0 in src or 0 in dst:
         return None
     groups: list[tuple[range, range]] = []
     i = j = 0
@@ -50,11 +52,18 @@ def dim_groups(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[range, 
         i0, j0 = i, j
         a, b = src[i], dst[j]
         i, j = i + 1, j + 1
-        while a != b:
-            if a < b:
-                a, i = a * src[i], i + 1
-            else:
-                b, j = b * dst[j], j + 1
+        if not (isinstance(a, int) and isinstance(b, int)):
+            if a != b:
+                return None
+        else:
+            while a != b:
+                nxt = src[i] if a < b and i < len(src) else dst[j] if a > b and j < len(dst) else None
+                if not isinstance(nxt, int):
+                    return None
+                if a < b:
+                    a, i = a * nxt, i + 1
+                else:
+                    b, j = b * nxt, j + 1
         groups.append((range(i0, i), range(j0, j)))
     if groups and (i < len(src) or j < len(dst)):
         (si, sj) = groups[-1]
@@ -62,17 +71,10 @@ def dim_groups(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[range, 
     return groups or None
 
 
-def _static(shape: tuple) -> tuple[int, ...] | None:
-    return tuple(shape) if all(isinstance(d, int) for d in shape) else None
-
-
 @rule(P.op("transpose", P.op("reshape", X, name="reshape").one_use()))
 def transpose_before_reshape(m: Match, bb: RewriteBuilder) -> Value | None:
-    src = _static(m["x"].type.shape)
-    mid = _static(m.node("reshape").output.type.shape)
-    if src is None or mid is None:
-        return None
-    groups = dim_groups(src, mid)
+    src = m["x"].type.shape
+    groups = dim_groups(src, m.node("reshape").output.type.shape)
     if groups is None:
         return None
     perm = m.root.attrs.ints("perm")
@@ -117,10 +119,8 @@ def unary_before_layout(m: Match, bb: RewriteBuilder) -> Value | None:
 def _rows_only(lay: Node, ax: int, rank: int) -> int | None:
     """The axis the normalized trailing dims [ax, rank) start at after the layout op
     `lay`, when it moves whole rows only (they stay last and whole); else None."""
-    src = _static(lay.inputs[0].type.shape)
-    dst = _static(lay.output.type.shape)
-    if src is None or dst is None:
-        return None
+    # NOTE: symbolic dims are fine: rows move whole when the trailing dims stay the same
+    src, dst = lay.inputs[0].type.shape, lay.output.type.shape
     tail = src[ax:]
     if lay.op == "transpose":
         perm = lay.attrs.ints("perm")

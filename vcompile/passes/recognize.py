@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.passes.infra.dims import static_dims
 from vcompile.passes.infra.pattern import Match, P, RewriteBuilder, Rule, rewrite, rule
 from vcompile.passes.infra.registry import register
 from vcompile.passes.infra.rewriter import GraphEditor
@@ -259,7 +260,10 @@ def layer_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     eps = _inv_std(ed, m["s"], d, axis, inverted=m.root.op == "mul")
     if eps is None:
         return None
-    ones = bb.const(np.ones(x.shape[axis:], x.type.np_dtype), hint="scale")
+    norm = static_dims(x.shape[axis:])
+    if norm is None:
+        return None  # NOTE: layer_norm's scale has the normalized shape: it needs sizes
+    ones = bb.const(np.ones(norm, x.type.np_dtype), hint="scale")
     return bb.emit("layer_norm", x, ones, axis=axis - x.type.rank, epsilon=eps)
 
 
@@ -282,7 +286,9 @@ def layer_norm_affine(m: Match, bb: RewriteBuilder) -> Value | None:
     ln = m.node("ln")
     x, rank, axis = ln.inputs[0], ln.inputs[0].type.rank, ln.attrs.int("axis")
     axis %= rank
-    norm = tuple(int(d) for d in x.shape[axis:])
+    norm = static_dims(x.shape[axis:])
+    if norm is None:
+        return None
     c = _affine_const(m.array("c"), norm)
     if c is None or m.root.outputs[0].type != ln.outputs[0].type:
         return None
@@ -316,8 +322,10 @@ def _per_group(a: np.ndarray | None, g: int, op: str) -> np.ndarray | None:
 def group_norm(m: Match, bb: RewriteBuilder) -> Value | None:
     x, norm = m["x"], m.node("norm")
     xt, inner = m.root.outputs[0].type, norm.inputs[0].type
-    if (xt.rank < 3 or inner.rank != 3 or not xt.is_static or not x.type.is_static
-            or inner.shape[0] != xt.shape[0]):
+    # NOTE: the batch dim may be a symbol (the reshapes keep it whole); groups need sizes
+    if (xt.rank < 3 or inner.rank != 3 or static_dims(xt.shape[1:]) is None
+            or static_dims(inner.shape[1:]) is None or static_dims(x.shape[1:]) is None
+            or inner.shape[0] != xt.shape[0] or x.shape[0] != xt.shape[0]):
         return None
     if norm.op == "layer_norm" and norm.attrs.int("axis") % 3 != 2:
         return None
