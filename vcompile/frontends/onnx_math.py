@@ -8,6 +8,7 @@ activations, L-p norms and pools, the Reduce* variants, LRN, Trilu, scans, Hardm
     BitCast {to}                           => bitcast
     PRelu(x, slope)                        => where(x < 0, x * slope, x)
     Softplus                               => relu(x) + log1p(exp(-|x|)), no overflow
+    Celu {alpha}                           => its body's ops, in f32 for f16/bf16 inputs
     ReduceL1/L2/SumSquare/LogSum/LogSumExp => reduce_sum of abs/square/exp (max-shifted)
     LpNormalization {p, axis}              => x / norm (0 where the norm is 0, as ORT)
     LpPool {p}                             => avg_pool of |x|^p (pads count) * k, ^ 1/p
@@ -101,6 +102,21 @@ def _log1p(ctx: Ctx, e: V) -> V:
     um1 = ctx.emit("sub", u, ctx.const(1, dt))
     exact = ctx.emit("div", ctx.emit("mul", ctx.emit("log", u), e), um1)
     return ctx.emit("where", ctx.emit("equal", um1, ctx.const(0, dt)), e, exact)
+
+
+@converter("Celu")
+def _celu(ctx: Ctx, n: Node) -> list[V]:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); half floats compute in f32 (the
+    body's steps each rounded to bf16 drift a unit from onnxruntime's f32 result)."""
+    x = _x(n)
+    dt = ctx.dtype(x)
+    xf = ctx.cast(x, "f32") if dt in ("f16", "bf16") else x
+    ft = ctx.dtype(xf)
+    alpha = ctx.const(float(n.attrs.get("alpha", 1.0)), ft)
+    em1 = ctx.emit("sub", ctx.emit("exp", ctx.emit("div", xf, alpha)), ctx.const(1, ft))
+    neg = ctx.emit("less", xf, ctx.const(0, ft))
+    y = ctx.emit("where", neg, ctx.emit("mul", alpha, em1), xf)
+    return [ctx.cast(y, dt)]
 
 
 @converter("Softplus")
