@@ -6,7 +6,7 @@
     ScatterElements, Scatter (9-10)  => scatter_elements {axis, reduction}
     ScatterND                        => scatter_nd {reduction}
     OneHot                           => one_hot {depth}   (depth known at import)
-    ReverseSequence, GridSample, MaxUnpool => the IR op of that name
+    ReverseSequence, GridSample, MaxUnpool, RoiAlign => the IR op of that name
     DepthToSpace/SpaceToDepth        => reshape, transpose, reshape
     Col2Im                           => conv_transpose with a one-hot weight, one group per
                                         channel (image and block shapes known at import)
@@ -17,6 +17,8 @@
 NonZero, Unique and NonMaxSuppression have output shapes that depend on run-time data;
 the IR is statically shaped, so NonZero converts only when its input is known at import
 (shape computations of exported models) and the others stay unsupported.
+MaxUnpool with output_shape puts values at MaxPool's flat indices into that shape, as
+onnxruntime and torch do (onnx.reference re-lays them from the default shape instead).
 """
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
 """Index and selection ops: argmax/argmin, topk, gather_elements, scatter_elements,
-scatter_nd, one_hot, reverse_sequence, max_unpool, grid_sample.
+scatter_nd, one_hot, reverse_sequence, max_unpool, grid_sample, roi_align.
 
 Each follows its ONNX operator. Negative indices count from the end of their axis.
 NaN: argmax/argmin scan in order and move only on a strict improvement (`>=`/`<=` with
 select_last_index), as onnxruntime does, so a NaN first element wins and a later NaN
 never does. topk orders equal values by lower index first; its NaN order is unspecified.
+grid_sample in cubic mode with border padding clamps each tap, and roi_align's max mode
+takes the max of the weighted corners, both as onnxruntime (onnx.reference differs on the
+first).
 Output shapes depend only on input shapes and attrs (k, depth and output_shape are
 attrs): ops with data-dependent shapes (NonZero, Unique, Compress on a run-time mask)
 are not in the IR; the ONNX frontend folds them when their inputs are known at import.
