@@ -197,3 +197,11 @@ def test_simplify_layout_moves_whole_dims_with_symbolic_batch() -> None:
     out = _check(bb.build(y), "simplify-layout")
     got = [(n.op, n.attrs.get("perm")) for n in out.nodes]
     assert got == [("transpose", (0, 2, 3, 1)), ("reshape", None)]
+
+
+def test_canonicalize_merges_constant_chains_with_symbolic_batch() -> None:
+    bb = Builder("chain")
+    x = bb.input(("N", "S", 4))
+    y = bb.emit("mul", bb.emit("mul", x, _rng_const(bb, 4)), bb.const(np.float32(0.5)))
+    out = _check(bb.build(y), "canonicalize")
+    assert _ops(out) == ["mul"]

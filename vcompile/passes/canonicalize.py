@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vcompile.ir.graph import Graph, Node, Value
+from vcompile.ir.ops import ShapeError, broadcast_shapes
 from vcompile.ir.types import FLOAT_DTYPES
 from vcompile.passes.cse import cse
 from vcompile.passes.dce import dce
@@ -102,7 +103,10 @@ def merge_constant_chain(m: Match, bb: RewriteBuilder) -> Value | None:
         return None
     c1, c2 = m.arrays("c1", "c2")
     c = (c1 + c2) if op == "add" else (c1 * c2)
-    merged = np.broadcast_shapes(m["x"].shape, c.shape) if m["x"].type.is_static else None
+    try:  # NOTE: symbol-aware broadcasting: x may have a symbolic batch
+        merged = broadcast_shapes(m["x"].shape, c.shape)
+    except ShapeError:
+        return None
     if merged != m.root.outputs[0].shape or c.dtype != c1.dtype:
         return None
     return bb.emit(op, m["x"], bb.const(c, hint=m["c1"].hint or "c"))
