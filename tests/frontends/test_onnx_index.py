@@ -127,6 +127,10 @@ def test_depth_to_space_and_back(mode: str) -> None:
              N("SpaceToDepth", ["y"], ["z"], blocksize=2)]
     g = check(model(nodes, {"x": x}, ["y", "z"]), {"x": x})
     assert set(op_counts(g)) == {"reshape", "transpose"}
+    # opset 28 gave SpaceToDepth a mode too: each mode undoes DepthToSpace's own
+    nodes[1] = N("SpaceToDepth", ["y"], ["z"], blocksize=2, mode=mode)
+    m = model(nodes, {"x": x}, ["y", "z"], opset=28)
+    np.testing.assert_array_equal(interp.run(verify(load(m)), x)[1], x)
 
 
 @pytest.mark.parametrize(("image", "block", "attrs"), [

@@ -148,7 +148,8 @@ def _space_to_depth(ctx: Ctx, n: Node) -> list[V]:
     nb, *rest = ctx.shape(x)
     c, h, w = _static(ctx, x, rest)
     y = ctx.emit("reshape", x, shape=(nb, c, h // b, b, w // b, b))
-    y = ctx.emit("transpose", y, perm=(0, 3, 5, 1, 2, 4))
+    crd = n.attrs.get("mode", "DCR") == "CRD"  # the mode attr is new in opset 28
+    y = ctx.emit("transpose", y, perm=(0, 1, 3, 5, 2, 4) if crd else (0, 3, 5, 1, 2, 4))
     return [ctx.emit("reshape", y, shape=(nb, c * b * b, h // b, w // b))]
 
 
