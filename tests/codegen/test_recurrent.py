@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from tests.frontends.test_onnx_rnn import onnx_node_tests
 from tests.ir.test_ops_recurrent import Case, case, close, run_ir, run_ort
 
 pytest.importorskip("tvm")
@@ -68,6 +69,21 @@ def test_symbolic_batch() -> None:
         feeds = {k: rng.standard_normal((v.shape[0], n, *v.shape[2:])).astype(np.float32)
                  for k, v in c.feeds.items()}
         close(m(*feeds.values()), sess.run(None, feeds), tol=2e-5)
+
+
+NODE_TESTS = ("test_lstm_with_peepholes", "test_lstm_batchwise", "test_gru_bidirectional",
+              "test_gru_seq_length", "test_rnn_seq_length")
+
+
+def test_onnx_node_tests_compiled() -> None:
+    """A few of ONNX's node tests (all 18 are interpreted in tests/frontends), at -O2."""
+    import vcompile
+    cases = {c.name: c for c in onnx_node_tests()}
+    for name in NODE_TESTS:
+        c = cases[name]
+        ((inputs, want),) = c.data_sets
+        for a, b in zip(vcompile.compile(c.model, opt_level=2)(*inputs), want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=c.rtol, atol=max(c.atol, 1e-6), err_msg=name)
 
 
 def crnn_model(path: str) -> tuple[onnx.ModelProto, np.ndarray]:

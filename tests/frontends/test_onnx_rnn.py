@@ -2,6 +2,7 @@
 onnxruntime (and onnx's evaluator for layout 1), at opset 14 and at older opsets."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,26 @@ def test_unknown_activation_is_a_one_line_error() -> None:
     with pytest.raises(onnx_frontend.FrontendError, match=r"RNN\): .*unknown activation 'Gelu'") as e:
         _import(c)
     assert "\n" not in str(e.value)
+
+
+@functools.cache
+def onnx_node_tests() -> list[Any]:
+    """ONNX's own LSTM/GRU/RNN node tests (opset 22). Importing an op's module generates
+    its cases; `collect_testcases` would run every op's generators (10 s)."""
+    import onnx.backend.test.case.node as node_cases
+    from onnx.backend.test.case.node import gru, lstm, rnn  # noqa: F401  (generate the cases)
+    registry = node_cases._NodeTestCases  # noqa: SLF001  (where `expect` appends)
+    ops = {"LSTM", "GRU", "RNN"}
+    found = {c.name: c for c in registry if {n.op_type for n in c.model.graph.node} <= ops}
+    return [found[k] for k in sorted(found)]
+
+
+def test_onnx_node_tests() -> None:
+    """All 18, imported and interpreted, at ONNX's tolerances (compiled: tests/codegen)."""
+    cases = onnx_node_tests()
+    assert len(cases) == 18
+    for c in cases:
+        ((inputs, want),) = c.data_sets
+        got = interp.run(onnx_frontend.load(c.model), *inputs)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=c.rtol, atol=max(c.atol, 1e-6), err_msg=c.name)
