@@ -16,7 +16,9 @@ from vcompile.ir import Builder, Graph, interp, verify
 from vcompile.ir.stats import all_nodes
 from vcompile.passes.infra.registry import PASSES
 
-SPECS = sorted(PASSES) + ["O1", "O2", "O3"]
+# attention-to-conv moves what recognize makes, so it also runs after it, in both layouts
+SPECS = sorted(PASSES) + ["O1", "O2", "O3", "recognize,attention-to-conv",
+                          "recognize,attention-to-conv{layout=ane}"]
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
