@@ -106,3 +106,29 @@ def test_ops_onnxruntime_lacks_match_interp() -> None:
     for got, want in zip(m(*feeds), interp.run(g, *feeds), strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_math_kernels_run_on_pocl() -> None:
+    """The GPU path: trig (OpenCL C names), sign, hardmax (plain reducers, which the GPU
+    schedules need) and the integer ops as OpenCL kernels on PoCL, against interp."""
+    pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+    from tests.codegen.pocl import pocl_device, run_on_pocl
+    try:
+        pocl_device()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no PoCL OpenCL device: {e}")
+    bb = Builder("gpu")
+    x = bb.input((3, 4), hint="x")
+    a, s = bb.input((3, 4), dtype="u8", hint="a"), bb.input((3, 4), dtype="u8", hint="s")
+    outs = [bb.emit(op, x) for op in ("tan", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+                                      "sign", "isnan")]
+    outs += [bb.emit("hardmax", x, axis=1), bb.emit("hardmax", x, axis=0),
+             bb.emit("shift_right", a, s), bb.emit("bitwise_xor", a, s)]
+    g = bb.build(*outs)
+    xs = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    xs[1, 2], xs[2, 0] = np.nan, 1.5
+    feeds = [xs, (np.arange(12, dtype=np.uint8) * 21).reshape(3, 4),
+             np.arange(12, dtype=np.uint8).reshape(3, 4)]
+    got, _ = run_on_pocl(g, "opencl-mali", feeds)
+    for y, want in zip(got, interp.run(g, *feeds), strict=True):
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,8 @@
     bitcast {to}                   => topi.reinterpret (bool: a cast or != 0)
 
 All follow the interpreter bit for bit on integers and onnxruntime's NaN rules on floats.
+OpenCL: TVM calls the float functions tanf, asinf, ...; OpenCL C's are the overloaded
+tan, asin, ..., so those lower to the plain names for opencl targets.
 """
 from __future__ import annotations
 
@@ -28,6 +30,16 @@ _SAME = {"tan": R.tan, "asin": R.asin, "acos": R.acos, "atan": R.atan, "sinh": R
 _BITWISE = {"bitwise_and": (R.bitwise_and, R.logical_and),
             "bitwise_or": (R.bitwise_or, R.logical_or),
             "bitwise_xor": (R.bitwise_xor, R.not_equal)}
+
+
+def _opencl_names() -> None:
+    from tvm.tirx.op import register_intrin_lowering
+    for name in ("tan", "asin", "acos", "atan", "asinh", "acosh", "atanh"):
+        register_intrin_lowering(f"tirx.{name}", "opencl", level=99, f=lambda op, name=name:
+                                 tirx.call_pure_extern(str(op.ty.dtype), name, op.args[0]))
+
+
+_opencl_names()
 
 
 def _is_float(dt: Any) -> bool:
@@ -123,24 +135,28 @@ def _hardmax(ctx: Ctx, n: Node, a: list) -> Any:
 
 
 def _hardmax_te(x: te.Tensor, ax: int) -> te.Tensor:
+    """Plain max/min reductions only (the GPU schedules need a known reducer): whether a
+    NaN is in the row, the max of the rest, then the first index that hits."""
     size, dt = x.shape[ax], x.dtype
     flt = _is_float(dt)
     lowest = tirx.const(-np.inf, dt) if flt else tirx.min_value(dt)
-
-    def bigger(p: Any, q: Any) -> Any:  # max that a NaN wins (as numpy's argmax)
-        m = tirx.Select(p < q, q, p)
-        return tirx.Select(tirx.isnan(p), p, tirx.Select(tirx.isnan(q), q, m)) if flt else m
-    nan_max = te.comm_reducer(bigger, lambda t: lowest, name="nan_max")
 
     def at(i: tuple, k: Any) -> Any:
         return x(*i[:ax], k, *i[ax:])
     out_shape = [d for j, d in enumerate(x.shape) if j != ax]
     r = te.reduce_axis((0, size), "k")
-    m = te.compute(out_shape, lambda *i: nan_max(at(i, r), axis=r), name="hardmax_max")
+    m = te.compute(out_shape, lambda *i: te.max(
+        tirx.Select(tirx.isnan(at(i, r)), lowest, at(i, r)) if flt else at(i, r), axis=r),
+        name="hardmax_max")
+    if flt:
+        rn = te.reduce_axis((0, size), "kn")
+        nan = te.compute(out_shape, lambda *i: te.max(tirx.Select(
+            tirx.isnan(at(i, rn)), tirx.const(1, "int32"), tirx.const(0, "int32")), axis=rn),
+            name="hardmax_has_nan")
 
-    def hit(i: tuple, k: Any) -> Any:
+    def hit(i: tuple, k: Any) -> Any:  # NOTE: a NaN is the maximum (numpy's argmax)
         v = at(i, k)
-        return tirx.Or(v == m(*i), tirx.And(tirx.isnan(v), tirx.isnan(m(*i)))) if flt else v == m(*i)
+        return tirx.Select(nan(*i) > 0, tirx.isnan(v), v == m(*i)) if flt else v == m(*i)
     r2 = te.reduce_axis((0, size), "k2")
     idx = te.compute(out_shape, lambda *i: te.min(tirx.Select(
         hit(i, r2), tirx.Cast("int64", r2), tirx.Cast("int64", size)), axis=r2),
