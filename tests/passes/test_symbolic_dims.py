@@ -225,3 +225,26 @@ def test_lower_integer_copes_with_symbolic_dims(make, data) -> None:  # type: ig
         x = seeded_inputs(g, seed=0, sizes=sizes)
         for a, b in zip(interp.run(low, *x), interp.run(qg, *x), strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype
+
+
+def test_onnx_model_with_a_named_dynamic_batch() -> None:
+    """The reported crash: an ONNX input ['batch', 4, 8] and a scalar scale before a MatMul
+    (deit's GELU 0.5) made fold-scale compare 'batch' with an int (TypeError) at -O2."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vcompile.frontends.onnx import load
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in (("s", ()), ("w", (8, 6)), ("b", (6,)))]
+    nodes = [helper.make_node("Mul", ["x", "s"], ["xs"]), helper.make_node("MatMul", ["xs", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 4, c])
+          for n, c in (("x", 8), ("y", 6))]
+    graph = helper.make_graph(nodes, "g", io[:1], io[1:], inits)
+    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert g.inputs[0].shape[0] == "batch"
+    for sizes in ({"batch": 1}, {"batch": 3}):
+        x = seeded_inputs(g, seed=0, sizes=sizes)
+        out = passes.run(g, passes.O2, verify_each=True)
+        assert_close(interp.run(out, *x), interp.run(g, *x), rtol=1e-4, atol=1e-4)
+    assert "mul" not in _ops(passes.run(g, "fold-scale"))  # the scale folds into the weight
