@@ -381,10 +381,12 @@ def nhwc_chains(draw: Callable[..., Any], symbolic: bool | None = None) -> Graph
     for _ in range(draw(st.integers(1, 3))):
         t = bb.emit("transpose", y, perm=(0, 3, 1, 2))
         t = ctx.conv(t, ctx.pick([1, 3]), out=ctx.pick([2, 3]))
-        z = bb.emit("transpose", t, perm=(0, 2, 3, 1))
+        z = z0 = bb.emit("transpose", t, perm=(0, 2, 3, 1))
         for _ in range(draw(st.integers(0, 3))):
             z = _nhwc_elementwise(ctx, z)
         if z.type == y.type and y is not x and draw(st.booleans()):  # a residual add
             z = bb.emit("add", z, y)
+        elif z is not z0 and draw(st.booleans()):  # a shortcut from the conv's own output
+            z = bb.emit("add", z, z0)
         y = z
     return bb.build(y)

@@ -84,3 +84,27 @@ def test_fold_transposes_leaves_a_lone_transpose_alone() -> None:
                 bb.const(np.ones((4, 2), np.float32)))
     g = bb.build(y)
     assert passes.run(g, "fold-transposes") is g
+
+
+SHORTCUT = """\
+graph @tf(%x: f32[N,6,6,4]) {
+  const %w1: f32[4,4,1,1]
+  const %b1: f32[4]
+  const %w2: f32[4,4,1,1]
+  const %b2: f32[4]
+  %0 = transpose(%x) {perm=[0,3,1,2]} : f32[N,4,6,6]
+  %1 = conv2d(%0, %w1, %b1) {dilations=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[N,4,6,6]
+  %2 = transpose(%1) {perm=[0,2,3,1]} : f32[N,6,6,4]
+  %3 = relu(%2) : f32[N,6,6,4]
+  %4 = add(%3, %2) : f32[N,6,6,4]
+  %5 = transpose(%4) {perm=[0,3,1,2]} : f32[N,4,6,6]
+  %6 = conv2d(%5, %w2, %b2) {dilations=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[N,4,6,6]
+  %7 = transpose(%6) {perm=[0,2,3,1]} : f32[N,6,6,4]
+  return %7
+}
+"""
+
+
+def test_a_transpose_shared_by_a_shortcut_sinks_along_every_path() -> None:
+    out = _check(parse_graph(SHORTCUT), "fold-transposes")
+    assert [n.op for n in out.nodes] == ["transpose", "conv2d", "relu", "add", "conv2d", "transpose"]

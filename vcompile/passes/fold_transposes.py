@@ -3,8 +3,9 @@ transpose, which they compose with (and cancel when the two are inverse).
 
     op(transpose(a, p), transpose(b, p), c)  => transpose(op(a, b, c'), p)
         op elementwise (unary, binary, where, clip, ...); every non-constant input a
-        one-use transpose by the same p; c a constant, c' = c (broadcast to the output
-        rank) transposed by p's inverse, so it broadcasts against the untransposed inputs
+        transpose by the same p, used once or by ops that all sink it; c a constant,
+        c' = c (broadcast to the output rank) transposed by p's inverse, so it
+        broadcasts against the untransposed inputs
     transpose(transpose(x, p1), p2)          => transpose(x, p1[p2])
     transpose(x, identity)                   => x
 
@@ -59,8 +60,41 @@ def _downstream_transpose(ed: GraphEditor, v: Value) -> bool:
     return False
 
 
+def _sinks_to(ed: GraphEditor, w: Value, v: Value, perm: tuple[int, ...], depth: int = 8) -> bool:
+    """Whether `w` will be a transpose by `perm` once transposes sink: it is one, or `v`,
+    or elementwise ops compute it from such values (and constants)."""
+    if w is v or w in ed.consts:
+        return True
+    n = ed.graph_producers.get(w) or ed.producer.get(w)
+    if n is None or depth == 0:
+        return False
+    if n.op == "transpose":
+        return n.attrs.ints("perm") == perm
+    return n.op in ELEMENTWISE and all(_sinks_to(ed, x, v, perm, depth - 1) for x in n.inputs)
+
+
+def _every_user_sinks(ed: GraphEditor, v: Value, perm: tuple[int, ...]) -> bool:
+    """Whether every user of transpose output `v` is a transpose (they compose) or an
+    elementwise op that sinks it too, so that the transpose dies: a shared transpose
+    (a conv output that also feeds a residual add) sinks along all its paths or none."""
+    if v in ed.g.outputs or v not in ed.graph_users:
+        return False
+    for u in ed.graph_users[v]:
+        if u.op == "transpose":
+            continue
+        if u.op not in ELEMENTWISE or len(u.outputs) != 1:
+            return False
+        others = [w for w in u.inputs if w is not v and w not in ed.consts]
+        if not all(_sinks_to(ed, w, v, perm) for w in others):
+            return False
+        if not others and not _downstream_transpose(ed, u.outputs[0]):
+            return False
+    return True
+
+
 def _transposed(ed: GraphEditor, n: Node) -> tuple[int, ...] | None:
-    """The perm every non-constant input of `n` is a one-use transpose by, if one."""
+    """The perm every non-constant input of `n` is a transpose by, if one; each transpose
+    is used once or by ops that all sink it."""
     perm: tuple[int, ...] | None = None
     rank = n.outputs[0].type.rank
     for v in n.inputs:
@@ -69,9 +103,11 @@ def _transposed(ed: GraphEditor, n: Node) -> tuple[int, ...] | None:
                 return None
             continue
         t = ed.producer.get(v)
-        if t is None or t.op != "transpose" or ed.uses[v] != 1:
+        if t is None or t.op != "transpose":
             return None
         p = t.attrs.ints("perm")
+        if ed.uses[v] != 1 and not _every_user_sinks(ed, v, p):
+            return None
         if perm is not None and p != perm:
             return None
         perm = p

@@ -60,6 +60,11 @@ class GraphEditor:
         what lies downstream of the node a rule is tried on."""
         return users(self.g)
 
+    @cached_property
+    def graph_producers(self) -> dict[Value, Node]:
+        """Each value's producer in `g` (downstream nodes are not in `producer` yet)."""
+        return self.g.producers()
+
     def resolve(self, v: Value) -> Value:
         while v in self.subst:
             v = self.subst[v]
