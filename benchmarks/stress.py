@@ -4,11 +4,14 @@
                                                   [--rounds 1]
     .venv/bin/python benchmarks/stress.py tune [--procs 4] [--rounds 10] [--measure real|instant]
     .venv/bin/python benchmarks/stress.py scaling [--sizes 125,250,500,1000,2000] [--kinds wide,chain]
+    .venv/bin/python benchmarks/stress.py kill [--rounds 40] [--seed 0] [--bundle]
 
 `tune` (stress_tune.py): K concurrent `vcompile tune` processes into one database, R rounds;
 after each the database loads and an -O3 compile of every model matches the interpreter.
 `scaling` (stress_scaling.py): compile + export time of wide (N branches into one Concat)
 and chain graphs against N, with the fitted log-log exponent; writes stress_scaling.md.
+`kill` (stress_kill.py): compiles killed (SIGTERM/SIGKILL) at random moments: the output is
+absent or whole, and nothing is left once the next compile has run.
 
 `threads`: N Python threads x M calls against ONE `CompiledModel` (a library compiled
 with -O2 and loaded with `vcompile.load`, as a server would), with every output compared
@@ -239,11 +242,13 @@ def write_section(part: str, text: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("tune", "scaling"):  # the parts that live in their own scripts
+    if argv and argv[0] in ("tune", "scaling", "kill"):  # the parts in their own scripts
         sys.path.insert(0, str(HERE))
+        import stress_kill
         import stress_scaling
         import stress_tune
-        return int((stress_tune if argv[0] == "tune" else stress_scaling).main(argv[1:]) or 0)
+        part = {"tune": stress_tune, "scaling": stress_scaling, "kill": stress_kill}[argv[0]]
+        return int(part.main(argv[1:]) or 0)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="part", required=True)
     t = sub.add_parser("threads", help="N threads x M calls against one model")

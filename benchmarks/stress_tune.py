@@ -31,7 +31,7 @@ from benchmarks.suite_loop import cpu_model  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _write_model(k: int, where: Path) -> Path:
+def write_model(k: int, where: Path) -> Path:
     """x[4,k] @ W[k,8] -> relu as an ONNX file (the tune and the check read the same weights)."""
     import numpy as np
     import onnx
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     good = 0
     for rnd in range(args.rounds):
         ks = [8 + 4 * (rnd * args.procs + i) for i in range(args.procs)]
-        models = [str(_write_model(k, work)) for k in ks]
+        models = [str(write_model(k, work)) for k in ks]
         start = time.monotonic()
         tune_argv = ["--trials", str(args.trials), "--tuning-db", str(db)]
         cmds = [[py, __file__, "--child-tune", m, *tune_argv] if args.measure == "instant" else
