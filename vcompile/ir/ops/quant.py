@@ -66,7 +66,7 @@ def _quantize_infer(ts: Sequence[TensorType], a: Attrs) -> tuple[TensorType, ...
 def _quantize_eval(xs: Sequence[np.ndarray], a: Attrs) -> tuple[np.ndarray, ...]:
     x, scale, zp = xs
     # NOTE: divide (not multiply by 1/scale) so ties round exactly as ONNX's x / y_scale.
-    q = np.rint(x / _along_axis(scale, x, a)).astype(np.float64)
+    q = np.asarray(np.rint(x / _along_axis(scale, x, a)), np.float64)  # 0-d stays an array
     q += _along_axis(zp, x, a)
     info = np.iinfo(zp.dtype)
     q[np.isnan(q)] = info.min  # NaN saturates low, as onnxruntime (and our kernels) do
