@@ -198,8 +198,10 @@ def test_every_op_has_a_rule_and_a_case() -> None:
     from vcompile.codegen.emit.relax import EMIT, to_relax  # noqa: F401  (registers the rules)
     from vcompile.ir.ops.integer import INTEGER_OPS
     assert sorted(set(OPS) - set(EMIT)) == []
+    from tests.codegen.test_index_ops import CASES as INDEX_CASES  # against the interpreter
     from tests.codegen.test_math_ops import TESTED_OPS as MATH_OPS  # against onnxruntime there
-    tested = {c[1] for c in CASES} | INTEGER_OPS | MATH_OPS  # bit-exact cases in test_int_ops.py
+    tested = ({c[1] for c in CASES} | {c[1] for c in INDEX_CASES} | INTEGER_OPS  # bit-exact
+              | MATH_OPS)                                               # in test_int_ops.py
     assert sorted(set(OPS) - tested) == []
 
 
