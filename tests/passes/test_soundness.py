@@ -12,7 +12,7 @@ from vcompile import passes
 from vcompile.ir import interp
 
 PASSES = ["canonicalize", "dce", "cse", "fold-constants", "fold-batchnorm", "reparameterize",
-          "fold-scale", "recognize", "simplify-layout", "fuse"]
+          "fold-scale", "fold-transposes", "recognize", "simplify-layout", "fuse"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
