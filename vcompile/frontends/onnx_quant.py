@@ -188,11 +188,54 @@ def _weight(ctx: Ctx, n: Node, i: int, zp_i: int, axis: int) -> np.ndarray:
     return _weight_i8(ctx, w, zp, axis)
 
 
+def _fits_int8(ctx: Ctx, n: Node, xzp_i: int, w_i: int, wzp_i: int, axis: int) -> bool:
+    """Whether the integer kernels take this node: a constant input zero point, and a
+    constant weight whose difference from its zero point fits int8."""
+    if n.input(xzp_i) is not None and ctx.known(n.input(xzp_i)) is None:
+        return False  # dynamic quantization: the zero point is computed at run time
+    w = ctx.known(n.input(w_i))
+    zp = ctx.known(n.input(wzp_i)) if n.input(wzp_i) is not None else np.zeros(1, np.int64)
+    if w is None or zp is None:
+        return w is None  # a run-time weight: qmatmul takes it (its zero point is checked there)
+    d = np.asarray(w).astype(np.int64) - _broadcast_zp(np.asarray(zp), np.ndim(w), axis)
+    return d.size == 0 or (int(d.min()) >= -128 and int(d.max()) <= 127)
+
+
+def _minus_zp_f32(ctx: Ctx, v: V, zp: V | None) -> V:
+    f = ctx.cast(v, "f32")
+    return f if zp is None else ctx.emit("sub", f, ctx.cast(zp, "f32"))
+
+
+def _to_i32(ctx: Ctx, y: V) -> V:
+    return ctx.cast(ctx.emit("round", y), "i32")
+
+
 @converter("ConvInteger")
 def _conv_integer(ctx: Ctx, n: Node) -> list[V]:
     x = n.inputs[0]
     assert x is not None
-    return [_qconv(ctx, n, x, _weight(ctx, n, 1, 3, 0), None, zero_point(ctx, n, 2, "the input zero point"))]
+    if _fits_int8(ctx, n, 2, 1, 3, 0):
+        return [_qconv(ctx, n, x, _weight(ctx, n, 1, 3, 0), None,
+                       zero_point(ctx, n, 2, "the input zero point"))]
+    # A zero point computed at run time (dynamic quantization) or asymmetric 8-bit weights
+    # that do not fit int8 after their zero point: the same integer sum, in float32. It is
+    # exact while every partial sum stays under 2^24 in magnitude (a 3x3x64 window of u8
+    # values would need inputs and weights near 255 everywhere to leave it).
+    w = n.inputs[1]
+    assert w is not None
+    wf = _minus_zp_f32(ctx, w, None if n.input(3) is None else _per_channel(ctx, n.input(3), w))
+    kernel = [int(k) for k in n.attrs.get("kernel_shape", ctx.shape(w)[2:])]
+    y = ctx.emit(f"conv{len(kernel)}d", _minus_zp_f32(ctx, x, n.input(2)), wf,
+                 zeros("f32", (int(ctx.shape(w)[0]),)), groups=int(n.attrs.get("group", 1)),
+                 **window_attrs(ctx, n, x, kernel))
+    return [_to_i32(ctx, y)]
+
+
+def _per_channel(ctx: Ctx, zp: V, w: V) -> V:
+    """A weight zero point shaped to broadcast against the weight (per output channel)."""
+    if int(np.prod(ctx.shape(zp))) <= 1:
+        return zp
+    return ctx.emit("reshape", zp, shape=(-1,) + (1,) * (len(ctx.shape(w)) - 1))
 
 
 @converter("QLinearConv")
@@ -222,7 +265,15 @@ def _contract(ctx: Ctx, n: Node, a: V, a_zp: int, bi: int, bzi: int) -> V:
 def _matmul_integer(ctx: Ctx, n: Node) -> list[V]:
     a = n.inputs[0]
     assert a is not None
-    return [_contract(ctx, n, a, zero_point(ctx, n, 2, "the A zero point"), 1, 3)]
+    if _fits_int8(ctx, n, 2, 1, 3, 1):
+        return [_contract(ctx, n, a, zero_point(ctx, n, 2, "the A zero point"), 1, 3)]
+    b = n.inputs[1]  # as in ConvInteger: in float32, exact while partial sums stay under 2^24
+    assert b is not None
+    bzp = n.input(3)
+    if bzp is not None and int(np.prod(ctx.shape(bzp))) > 1:  # per column of B
+        bzp = ctx.emit("reshape", bzp, shape=(1, -1))
+    return [_to_i32(ctx, ctx.emit("matmul", _minus_zp_f32(ctx, a, n.input(2)),
+                                  _minus_zp_f32(ctx, b, bzp)))]
 
 
 @converter("QLinearMatMul")
