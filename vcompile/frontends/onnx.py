@@ -61,7 +61,7 @@ class UnsupportedType(FrontendError):
 
 
 def supported_ops() -> list[str]:
-    return sorted(CONVERTERS)
+    return sorted([*CONVERTERS, "If"])
 
 
 def load(path_or_model: str | os.PathLike[str] | onnx.ModelProto,
@@ -276,9 +276,17 @@ def _cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _check_supported(g: onnx.GraphProto) -> None:
     bad: dict[str, list[str]] = {}
-    for i, n in enumerate(g.node):
-        if _key(n) not in CONVERTERS:
-            bad.setdefault(_key(n), []).append(n.name or (n.output[0] if n.output else f"#{i}"))
+
+    def walk(g: onnx.GraphProto) -> None:
+        for i, n in enumerate(g.node):
+            if _key(n) == "If":  # converted by `_if`, branches included
+                for a in n.attribute:
+                    if a.HasField("g"):
+                        walk(a.g)
+            elif _key(n) not in CONVERTERS:
+                bad.setdefault(_key(n), []).append(n.name or (n.output[0] if n.output
+                                                              else f"#{i}"))
+    walk(g)
     if bad:
         raise UnsupportedOp(bad, supported_ops())
 
@@ -351,20 +359,63 @@ def _convert(g: onnx.GraphProto, opset: int) -> Graph:
     for vi in _graph_inputs(g):
         env[vi.name] = ctx.bb.input(_input_type(vi), hint=sanitize(vi.name, "x"))
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    for i, n in enumerate(g.node):
+    _convert_nodes(ctx, g.node, env, used)
+    return _outputs(ctx, g, env)
+
+
+def _convert_nodes(ctx: Ctx, nodes: Any, env: dict[str, V], used: set[str]) -> None:
+    """Convert `nodes` in order, binding their outputs in `env`."""
+    for i, n in enumerate(nodes):
         ctx.loc = n.name or (n.output[0] if n.output else f"{n.op_type}_{i}")
         ctx.op_type = n.op_type
         ctx.hint = short_hint(n.output[0], n.op_type) if n.output else ""
-        node = Node(n, [env[x] if x else None for x in n.input], _attrs(n),
-                    tuple(bool(o) and o in used for o in n.output))
         try:
-            outs = CONVERTERS[_key(n)](ctx, node)
+            if _key(n) == "If":
+                outs: Sequence[V | None] = _if(ctx, n, env, used)
+            else:
+                node = Node(n, [env[x] if x else None for x in n.input], _attrs(n),
+                            tuple(bool(o) and o in used for o in n.output))
+                outs = CONVERTERS[_key(n)](ctx, node)
         except (KeyError, IndexError, TypeError, ValueError) as e:  # malformed attrs/inputs
             raise ctx.error(f"cannot convert: {type(e).__name__}: {_one_line(e)}") from e
         for name, v in zip(n.output, outs, strict=False):  # converters may add None tails
             if name and v is not None:
                 env[name] = v
-    return _outputs(ctx, g, env)
+
+
+def _if(ctx: Ctx, n: onnx.NodeProto, env: dict[str, V], used: set[str]) -> list[V]:
+    """If: a condition known at import inlines the branch it takes (exporters test shapes:
+    `if x.shape[0] == 1`); a condition computed at run time converts both branches and
+    selects their outputs with `where` (if-conversion: both run, so their outputs must
+    have equal types)."""
+    branches = {a.name: a.g for a in n.attribute if a.name in ("then_branch", "else_branch")}
+    where = (ctx.loc, ctx.op_type, ctx.hint)
+
+    def convert(g: onnx.GraphProto) -> list[V]:
+        inner = dict(env)  # a branch sees the enclosing scope
+        for t in g.initializer:
+            inner[t.name] = _to_array(t)
+        _convert_nodes(ctx, g.node, inner, used | {i for m in g.node for i in m.input}
+                       | {o.name for o in g.output})
+        ctx.loc, ctx.op_type, ctx.hint = where
+        return [inner[o.name] for o in g.output]
+
+    cond = env[n.input[0]]
+    known = ctx.known(cond)
+    if known is not None:
+        taken = bool(np.asarray(known).reshape(-1)[0])
+        return convert(branches["then_branch" if taken else "else_branch"])
+    then, other = convert(branches["then_branch"]), convert(branches["else_branch"])
+    c = ctx.emit("reshape", cond, shape=())
+    outs = []
+    for k, (a, b) in enumerate(zip(then, other, strict=True)):
+        if ctx.type_of(a) != ctx.type_of(b):
+            raise ctx.error(f"the condition is computed at run time and output {k} differs "
+                            f"between the branches ({ctx.type_of(a)} and {ctx.type_of(b)}); "
+                            "vcompile compiles such an If only when both branches give the "
+                            "same types")
+        outs.append(ctx.emit("where", c, a, b))
+    return outs
 
 
 def _outputs(ctx: Ctx, g: onnx.GraphProto, env: dict[str, V]) -> Graph:
