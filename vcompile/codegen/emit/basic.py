@@ -9,6 +9,7 @@ computes in int64: both as `interp` does.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -302,11 +303,30 @@ def _reduce(ctx: Ctx, n: Node, a: list) -> Any:
     if t.is_static and t.size == 0:  # reducing nothing gives the reduction's identity
         return _filled(ctx, n, _IDENTITY[n.op])
     if n.op in ("reduce_max", "reduce_min") and t.dtype in _FLOATS:
-        return ctx.emit_te(nan_reduce, a[0], axes, bool(n.attrs["keepdims"]), n.op == "reduce_max",
-                           primfunc_name_hint=n.op)
-    x = ctx.emit(R.astype(a[0], "int8")) if t.dtype == "bool" else a[0]
-    y = ctx.emit(_REDUCE[n.op](x, axes, bool(n.attrs["keepdims"])))
-    return ctx.emit(R.astype(y, "bool")) if t.dtype == "bool" else y
+        y = ctx.emit_te(nan_reduce, a[0], axes, bool(n.attrs["keepdims"]), n.op == "reduce_max",
+                        primfunc_name_hint=n.op)
+    else:
+        x = ctx.emit(R.astype(a[0], "int8")) if t.dtype == "bool" else a[0]
+        y = ctx.emit(_REDUCE[n.op](x, axes, bool(n.attrs["keepdims"])))
+        y = ctx.emit(R.astype(y, "bool")) if t.dtype == "bool" else y
+    reduced = range(t.rank) if axes is None else [ax % t.rank for ax in axes]
+    if all(isinstance(t.shape[ax], int) for ax in reduced) or t.dtype == "bool":
+        return y
+    # A symbolic reduced dim may be 0 at run time; TIR runs a reduction's init in its first
+    # iteration, so reducing nothing would return whatever the buffer held.
+    return ctx.emit_te(_identity_if_empty, y, a[0], tuple(reduced), _IDENTITY[n.op],
+                       primfunc_name_hint=n.op + "_or_identity")
+
+
+def _identity_if_empty(y: te.Tensor, x: te.Tensor, reduced: tuple[int, ...], value: float
+                       ) -> te.Tensor:
+    dt = str(y.dtype)
+    if dt.startswith(("int", "uint")):
+        info = np.iinfo(dt)
+        value = info.min if value == -np.inf else info.max if value == np.inf else value
+    extent = functools.reduce(lambda p, ax: p * x.shape[ax], reduced, tirx.const(1, "int64"))
+    return te.compute(y.shape, lambda *i: tirx.if_then_else(extent == 0, tirx.const(value, dt),
+                                                            y(*i)), name="reduce_or_identity")
 
 
 def nan_reducer(is_max: bool) -> Any:
